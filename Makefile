@@ -1,0 +1,39 @@
+# The two commands of the README:
+#   make demo   set everything up, ingest the bundled sample documents, search them
+#   make test   set everything up, run the test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+# torch==2.13.0+cpu: on this project's machines the wheel lies in /opt/wheels; elsewhere the
+# PyTorch CPU index has it.
+PIP_EXTRA := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
+INDEX  ?= workbench-index
+
+.PHONY: setup demo test bench-ingest bench-pdf clean
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet $(PIP_EXTRA) -r requirements.lock
+	$(PIP) install --quiet --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/workbench ingest data/sample --index $(INDEX)
+	$(VENV)/bin/workbench status --index $(INDEX)
+	$(VENV)/bin/workbench search "How many days of annual leave can be carried over?" -k 3 --index $(INDEX)
+
+test: setup
+	$(PY) -m pytest
+
+bench-ingest: setup
+	$(PY) benchmarks/ingest_speed.py
+
+bench-pdf: setup
+	$(PY) benchmarks/pdf_extract.py
+
+clean:
+	rm -rf $(VENV) $(INDEX) test-artifacts

@@ -1,0 +1,59 @@
+"""workbench: private-document RAG over a local FAISS index and SQLite catalog.
+
+``import workbench`` loads no model and touches no network: it only sets the offline and
+no-telemetry switches (see `workbench.privacy`) and exposes the public API below, whose heavy
+parts are imported on first use.
+"""
+
+from __future__ import annotations
+
+from workbench.privacy import apply_offline_switches
+
+apply_offline_switches()
+
+from workbench.config import Config, load_config  # noqa: E402
+from workbench.errors import (  # noqa: E402
+    ConfigError,
+    EmptyIndexError,
+    IndexBusyError,
+    IndexMismatchError,
+    ModelNotFoundError,
+    WorkbenchError,
+)
+from workbench.records import (  # noqa: E402
+    Chunk,
+    Document,
+    FileFailure,
+    Hit,
+    IndexStatus,
+    IngestReport,
+)
+
+__all__ = [
+    "Chunk",
+    "Config",
+    "ConfigError",
+    "Document",
+    "EmptyIndexError",
+    "FileFailure",
+    "Hit",
+    "IndexBusyError",
+    "IndexMismatchError",
+    "IndexStatus",
+    "IngestReport",
+    "ModelNotFoundError",
+    "Workbench",
+    "WorkbenchError",
+    "load_config",
+]
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Workbench pulls in numpy/faiss/sqlite wiring; keep `import workbench` light.
+    if name == "Workbench":
+        from workbench.pipeline import Workbench
+
+        return Workbench
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")

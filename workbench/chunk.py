@@ -1,0 +1,134 @@
+"""Structure-aware chunking with stable ids and exact character spans.
+
+A chunk never crosses a page, slide, sheet or heading section. Within a section, blocks
+(paragraphs, table rows, slide texts) are packed greedily up to ``max_tokens`` of the embedding
+model's tokenizer; a block over budget is split at sentence ends, and a sentence over budget at
+word windows. Consecutive chunks of a section share up to ``overlap_tokens`` of trailing pieces.
+A heading with no body of its own is carried into the next section. ``start``/``end`` index the
+document's extracted text (`ParsedDocument.text`). Leaves out: semantic (embedding-based) splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from workbench.records import Block, Chunk, ParsedDocument
+
+CountTokens = Callable[[Sequence[str]], list[int]]
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n\s*\n")
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    start: int
+    end: int
+    tokens: int
+    block: Block
+
+
+def chunk_id(doc_id: str, content_hash: str, ordinal: int) -> int:
+    """A stable positive int64 (the FAISS id) for a document version's n-th chunk."""
+    digest = hashlib.blake2b(f"{doc_id}:{content_hash}:{ordinal}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def text_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _spans(text: str, pattern: re.Pattern) -> list[tuple[int, int]]:
+    spans, pos = [], 0
+    for m in pattern.finditer(text):
+        if m.start() > pos:
+            spans.append((pos, m.start()))
+        pos = m.end()
+    if pos < len(text):
+        spans.append((pos, len(text)))
+    return spans
+
+
+def _word_windows(text: str, tokens: int, budget: int) -> list[tuple[int, int]]:
+    words = [m.span() for m in re.finditer(r"\S+", text)]
+    per_window = max(1, int(len(words) * budget / max(tokens, 1) * 0.9))
+    return [(words[i][0], words[min(i + per_window, len(words)) - 1][1]) for i in range(0, len(words), per_window)]
+
+
+def _pieces(blocks: Sequence[Block], offsets: list[int], count: CountTokens, budget: int) -> list[_Piece]:
+    """Blocks as pieces, splitting over-budget blocks into sentences, then word windows."""
+    sizes = count([b.text for b in blocks])
+    pieces: list[_Piece] = []
+    for block, off, size in zip(blocks, offsets, sizes):
+        if size <= budget:
+            pieces.append(_Piece(off, off + len(block.text), size, block))
+            continue
+        sentences = _spans(block.text, _SENTENCE_END)
+        for (s, e), n in zip(sentences, count([block.text[s:e] for s, e in sentences])):
+            windows = [(s, e)] if n <= budget else [(s + a, s + b) for a, b in _word_windows(block.text[s:e], n, budget)]
+            wsizes = [n] if n <= budget else count([block.text[a:b] for a, b in windows])
+            pieces += [_Piece(off + a, off + b, k, block) for (a, b), k in zip(windows, wsizes)]
+    return pieces
+
+
+def _sections(pieces: list[_Piece]) -> list[list[_Piece]]:
+    sections: list[list[_Piece]] = []
+    for p in pieces:
+        key = (p.block.page, p.block.sheet, p.block.headings)
+        prev = sections[-1][-1].block if sections else None
+        same = prev is not None and (prev.page, prev.sheet, prev.headings) == key and p.block.kind != "heading"
+        heading_only = sections and all(q.block.kind == "heading" for q in sections[-1])
+        same_page = prev is not None and (prev.page, prev.sheet) == (p.block.page, p.block.sheet)
+        if same or (heading_only and same_page):
+            sections[-1].append(p)
+        else:
+            sections.append([p])
+    return sections
+
+
+def _pack(section: list[_Piece], budget: int, overlap: int) -> list[list[_Piece]]:
+    groups: list[list[_Piece]] = []
+    current: list[_Piece] = []
+    total = 0
+    for p in section:
+        if current and total + p.tokens > budget:
+            groups.append(current)
+            carry: list[_Piece] = []
+            kept = 0
+            for q in reversed(current[1:]):
+                if kept + q.tokens > overlap or kept + q.tokens + p.tokens > budget:
+                    break
+                carry.insert(0, q)
+                kept += q.tokens
+            current, total = carry, kept
+        current.append(p)
+        total += p.tokens
+    if current:
+        groups.append(current)
+    return groups
+
+
+def chunk_document(parsed: ParsedDocument, doc_id: str, content_hash: str, count_tokens: CountTokens,
+                   max_tokens: int = 200, overlap_tokens: int = 32) -> list[Chunk]:
+    """Split one parsed document into chunks; ids are stable for (doc_id, content_hash)."""
+    blocks = [b for b in parsed.blocks if b.text]
+    offsets, pos = [], 0
+    for b in parsed.blocks:
+        offsets.append(pos)
+        pos += len(b.text) + 2
+    offsets = [o for o, b in zip(offsets, parsed.blocks) if b.text]
+    text = parsed.text
+    chunks: list[Chunk] = []
+    for section in _sections(_pieces(blocks, offsets, count_tokens, max_tokens)):
+        for group in _pack(section, max_tokens, overlap_tokens):
+            start, end = group[0].start, group[-1].end
+            last = group[-1].block
+            body = text[start:end]
+            ordinal = len(chunks)
+            chunks.append(Chunk(
+                chunk_id=chunk_id(doc_id, content_hash, ordinal), doc_id=doc_id, ordinal=ordinal,
+                text=body, start=start, end=end, page=last.page, sheet=last.sheet, headings=last.headings,
+                text_hash=text_hash(body), format=parsed.format, title=parsed.title,
+            ))
+    return chunks

@@ -1,0 +1,116 @@
+"""`workbench` command line: a thin client of `Workbench` (no pipeline logic here).
+
+Exit codes: 0 success; 1 some files failed (the rest was indexed); 2 usage or setup error;
+75 the index is locked by another writer (cron may retry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+EPILOG = """examples:
+  workbench ingest ./policies ./handbooks --collection hr
+  workbench search "travel per diem" -k 5
+  workbench status --json
+  workbench reindex --wait 600        # from cron
+
+Every command takes --index DIR (default: [index] dir of workbench.toml, else ./workbench-index),
+--config FILE (default: ./workbench.toml if present) and --json."""
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("common options")
+    g.add_argument("--index", metavar="DIR", help="index folder (overrides [index] dir)")
+    g.add_argument("--config", metavar="FILE", help="settings file (default ./workbench.toml if present)")
+    g.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="workbench", description="Private-document RAG workbench: ingest folders, keep them in sync, search.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", parents=[common], help="parse, chunk, embed and publish files or folders",
+                       description="Index every supported file under PATH (PDF, DOCX, PPTX, XLSX, CSV, HTML, "
+                       "Markdown, text, e-mail). Each PATH is remembered as a source for `reindex`. "
+                       "Exits 1 when some files failed (they are listed with reasons; the rest is indexed).")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="folder or file to ingest")
+    p.add_argument("--collection", default="default", help="collection to put the documents in (default: default)")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for another writer to finish (default: fail at once)")
+
+    p = sub.add_parser("reindex", parents=[common], help="re-sync every source ingested before (for cron)",
+                       description="Re-sync all sources: add new files, replace changed ones, follow renames, "
+                       "drop deleted ones. Takes the index lock; prints a one-line summary; exits 1 when a file "
+                       "failed and 75 when another writer holds the lock.")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for another writer to finish (default: fail at once)")
+
+    sub.add_parser("status", parents=[common], help="documents, chunks, collections, failures, model, generation",
+                   description="Show what the published index holds.")
+
+    p = sub.add_parser("search", parents=[common], help="show the chunks that best match a query",
+                       description="Print the best-matching chunks with file, page, heading and score.")
+    p.add_argument("query", help="what to look for")
+    p.add_argument("-k", type=int, default=5, help="how many chunks (default 5)")
+    p.add_argument("--collection", action="append", help="only this collection (repeatable)")
+    return parser
+
+
+def _print_json(data) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from workbench.pipeline import Workbench
+
+    wb = Workbench.open(args.config, index_dir=args.index)
+    progress = sys.stderr.isatty() and not args.json
+    if args.command in ("ingest", "reindex"):
+        if args.command == "ingest":
+            report = wb.ingest(args.paths, collection=args.collection, wait_s=args.wait, progress=progress)
+        else:
+            report = wb.reindex(wait_s=args.wait, progress=progress)
+        if args.json:
+            _print_json({**report.to_dict(), "ok": report.ok, "summary": report.summary()})
+        else:
+            print(report)
+        return 0 if report.ok else 1
+    if args.command == "status":
+        status = wb.status()
+        _print_json(status.to_dict()) if args.json else print(status)
+        return 0
+    hits = wb.search(args.query, k=args.k, collection=args.collection)
+    if args.json:
+        _print_json([{**h.chunk.to_dict(), "score": h.score, "rank": h.rank, "location": h.chunk.location}
+                     for h in hits])
+    else:
+        print("\n".join(str(h) for h in hits) if hits else "no matching chunks")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import workbench  # noqa: F401  (applies the offline switches before any model library loads)
+    from workbench.errors import WorkbenchError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except WorkbenchError as exc:
+        print(f"workbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("workbench: interrupted; the published index is unchanged", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

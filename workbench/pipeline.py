@@ -1,0 +1,130 @@
+"""`Workbench`: the one public object that notebooks, the CLI and the web app drive.
+
+It holds the config, loads the embedder on first use, and always reads the latest published
+generation (a `reindex` by another process is picked up by the next call, no restart). Stage
+order for ingestion lives in `workbench.ingest`; this class only routes calls. Leaves out (later
+issues): hybrid retrieval, grounded answers, access control.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from workbench.config import Config, load_config
+from workbench.errors import EmptyIndexError, WorkbenchError
+from workbench.records import Chunk, Document, Hit, IndexStatus, IngestReport
+from workbench.store import IndexReader, current_generation
+
+
+class Workbench:
+    """Open with `Workbench.open("workbench.toml")`; then `ingest`, `reindex`, `search`, `status`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._embedder = None
+        self._reader: IndexReader | None = None
+
+    @classmethod
+    def open(cls, config: str | os.PathLike | Config | None = None, index_dir: str | os.PathLike | None = None
+             ) -> "Workbench":
+        """From a config file (or a `Config`, or the defaults), optionally with another index folder."""
+        cfg = config if isinstance(config, Config) else load_config(config)
+        if index_dir is not None:
+            cfg = cfg.with_index_dir(index_dir)
+        return cls(cfg)
+
+    def __repr__(self) -> str:
+        return f"Workbench(index={str(self.index_dir)!r}, generation={current_generation(self.index_dir)})"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.config.index.dir
+
+    @property
+    def embedder(self):
+        """The embedding model, loaded on first use (seconds), then kept."""
+        if self._embedder is None:
+            from workbench.embed import load_embedder
+
+            self._embedder = load_embedder(self.config.embedding)
+        return self._embedder
+
+    def reader(self) -> IndexReader | None:
+        """The latest published generation (reopened when a newer one was published)."""
+        generation = current_generation(self.index_dir)
+        if self._reader is not None and self._reader.generation != generation:
+            self._reader.close()
+            self._reader = None
+        if self._reader is None and generation is not None:
+            self._reader = IndexReader.open(self.index_dir)
+        return self._reader
+
+    # ---- ingestion --------------------------------------------------------------------------
+    def ingest(self, paths: str | os.PathLike | Iterable[str | os.PathLike], collection: str = "default",
+               wait_s: float = 0.0, progress: bool = True) -> IngestReport:
+        """Parse, chunk, embed and publish every supported file under ``paths`` into ``collection``.
+
+        Each path becomes a source that `reindex` re-syncs later. Files that fail are listed in the
+        report with their reason; the rest are indexed. Raises IndexBusyError when another writer
+        holds the index longer than ``wait_s`` seconds.
+        """
+        from workbench.ingest import run_ingest
+
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        roots = [Path(p).expanduser().resolve() for p in paths]
+        missing = [str(r) for r in roots if not r.exists()]
+        if missing:
+            raise WorkbenchError(f"no such file or folder: {', '.join(missing)}")
+        if not collection or not collection.replace("-", "").replace("_", "").isalnum():
+            raise WorkbenchError(f"collection name {collection!r}: use letters, digits, '-' and '_'")
+        return run_ingest(self.config, self.embedder, [(r, collection) for r in roots], wait_s, progress)
+
+    def reindex(self, wait_s: float = 0.0, progress: bool = True) -> IngestReport:
+        """Re-sync every source ingested before (safe from cron: one writer at a time)."""
+        from workbench.ingest import run_ingest
+
+        reader = self.reader()
+        sources = reader.catalog.sources() if reader else []
+        if not sources:
+            raise WorkbenchError(f"nothing to re-index in {self.index_dir}: run `workbench ingest FOLDER` first")
+        return run_ingest(self.config, self.embedder, [(Path(s["root"]), s["collection"]) for s in sources],
+                          wait_s, progress)
+
+    # ---- reading ----------------------------------------------------------------------------
+    def status(self) -> IndexStatus:
+        reader = self.reader()
+        if reader is None:
+            return IndexStatus(str(self.index_dir), 0, 0, 0, {}, (), (), self.config.embedding.model, 0, "")
+        docs, chunks = reader.catalog.counts()
+        meta = reader.catalog.meta()
+        return IndexStatus(
+            index_dir=str(self.index_dir), generation=reader.generation, documents=docs, chunks=chunks,
+            collections=reader.catalog.collections(), sources=tuple(reader.catalog.sources()),
+            failures=tuple(reader.catalog.failures()), embedding_model=meta.get("embedding_model", ""),
+            embedding_dim=int(meta.get("embedding_dim", 0)), published_at=meta.get("published_at", ""))
+
+    def documents(self, collection: str | None = None) -> list[Document]:
+        reader = self.reader()
+        return reader.catalog.documents(collection) if reader else []
+
+    def chunks(self, ids: list[int]) -> list[Chunk]:
+        reader = self.reader()
+        return reader.catalog.chunks(ids) if reader else []
+
+    def search(self, query: str, k: int = 5, collection: str | Iterable[str] | None = None) -> list[Hit]:
+        """The k chunks closest to ``query`` (optionally only in some collections), best first."""
+        from workbench.retrieve import Filters, search
+
+        reader = self.reader()
+        if reader is None or reader.catalog.counts()[1] == 0:
+            raise EmptyIndexError(f"the index at {self.index_dir} is empty: run `workbench ingest FOLDER` first")
+        cols = (collection,) if isinstance(collection, str) else tuple(collection or ())
+        return search(reader, self.embedder.embed_query(query), k, Filters(collections=cols))
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None

@@ -1,0 +1,248 @@
+"""The index folder: published generations (FAISS + SQLite catalog), the write lock, the cache.
+
+Layout::
+
+    INDEX/CURRENT                   the published generation number (replaced atomically)
+    INDEX/gen/000007/catalog.sqlite the catalog of generation 7 (never modified once published)
+    INDEX/gen/000007/vectors.faiss  its vectors (faiss.write_index; IndexIDMap2 keyed by chunk id)
+    INDEX/gen/000008.partial/       a generation being built (removed if its writer died)
+    INDEX/embeddings.sqlite         embedding cache keyed by (model, text hash), shared by all
+    INDEX/lock                      flock held by the one writer
+
+A writer copies the current generation, changes the copy, then publishes it with a rename and an
+atomic replace of CURRENT. A reader opens whatever CURRENT names, so it always sees a complete
+index, and a process killed at any moment leaves the last published generation intact.
+Leaves out: deciding what changes (`workbench.sync`) and search ranking (`workbench.retrieve`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from workbench.catalog import Catalog
+from workbench.errors import IndexBusyError, IndexMismatchError
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def current_generation(root: Path) -> int | None:
+    """The published generation number, or None when nothing was published yet."""
+    try:
+        return int((root / "CURRENT").read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _gen_dir(root: Path, generation: int) -> Path:
+    return root / "gen" / f"{generation:06d}"
+
+
+class IndexReader:
+    """One published generation, opened read-only. Cheap to open; vectors load on first use."""
+
+    def __init__(self, root: Path, generation: int) -> None:
+        self.root = root
+        self.generation = generation
+        self.dir = _gen_dir(root, generation)
+        uri = f"file:{self.dir / 'catalog.sqlite'}?mode=ro&immutable=1"
+        self.catalog = Catalog(sqlite3.connect(uri, uri=True, check_same_thread=False))
+        self.manifest = json.loads((self.dir / "manifest.json").read_text())
+        self._vectors = None
+
+    @classmethod
+    def open(cls, root: Path) -> "IndexReader | None":
+        """The current generation, or None for an index with nothing published."""
+        for _ in range(3):  # CURRENT may move (and old generations be pruned) between read and open
+            generation = current_generation(root)
+            if generation is None:
+                return None
+            try:
+                return cls(root, generation)
+            except (FileNotFoundError, sqlite3.OperationalError):
+                time.sleep(0.05)
+        raise FileNotFoundError(f"{root}: CURRENT names a generation that is missing")
+
+    @property
+    def vectors(self):
+        if self._vectors is None:
+            import faiss
+
+            self._vectors = faiss.read_index(str(self.dir / "vectors.faiss"))
+        return self._vectors
+
+
+    def close(self) -> None:
+        self.catalog.conn.close()
+
+
+class EmbeddingCache:
+    """Vectors by (model, text hash), committed per batch so a killed run keeps its work."""
+
+    def __init__(self, path: Path, model: str) -> None:
+        self.conn = sqlite3.connect(path)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("""CREATE TABLE IF NOT EXISTS embeddings (model TEXT NOT NULL, text_hash TEXT NOT NULL,
+            vector BLOB NOT NULL, PRIMARY KEY (model, text_hash)) WITHOUT ROWID""")
+        self.model = model
+
+    def get(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for i in range(0, len(hashes), 500):
+            batch = list(hashes[i : i + 500])
+            rows = self.conn.execute(
+                f"SELECT text_hash, vector FROM embeddings WHERE model=? AND text_hash IN ({','.join('?' * len(batch))})",
+                [self.model, *batch])
+            found.update({h: np.frombuffer(v, dtype=np.float32) for h, v in rows})
+        return found
+
+    def put(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
+        self.conn.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
+                              [(self.model, h, v.astype(np.float32).tobytes()) for h, v in zip(hashes, vectors)])
+        self.conn.commit()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class IndexWriter:
+    """Builds the next generation under the write lock. Use as a context manager, then `publish`."""
+
+    def __init__(self, root: Path, model: str, dim: int, wait_s: float = 0.0, keep_generations: int = 2) -> None:
+        self.root, self.model, self.dim = root, model, dim
+        self.wait_s, self.keep = wait_s, keep_generations
+        self.published = False
+
+    def _lock(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(self._lock_fd, 200, 0).decode(errors="replace").strip() or "another process"
+                    os.close(self._lock_fd)
+                    raise IndexBusyError(
+                        f"{self.root} is being updated by {holder}; try again later or pass --wait SECONDS"
+                    ) from None
+                time.sleep(0.2)
+        os.ftruncate(self._lock_fd, 0)
+        os.pwrite(self._lock_fd, f"pid {os.getpid()} since {datetime.now().isoformat(timespec='seconds')}".encode(), 0)
+
+    def __enter__(self) -> "IndexWriter":
+        import faiss
+
+        self._lock()
+        try:
+            gens = self.root / "gen"
+            gens.mkdir(exist_ok=True)
+            for stale in gens.glob("*.partial"):  # left by a killed writer; we hold the lock
+                shutil.rmtree(stale, ignore_errors=True)
+            self.base = current_generation(self.root)
+            self.generation = (self.base or 0) + 1
+            self.dir = gens / f"{self.generation:06d}.partial"
+            self.dir.mkdir()
+            conn = sqlite3.connect(self.dir / "catalog.sqlite")
+            if self.base is not None:
+                src = sqlite3.connect(f"file:{_gen_dir(self.root, self.base) / 'catalog.sqlite'}?mode=ro", uri=True)
+                src.backup(conn)
+                src.close()
+                self.vectors = faiss.read_index(str(_gen_dir(self.root, self.base) / "vectors.faiss"))
+            else:
+                self.vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+            self.catalog = Catalog.create(conn)
+            self._check_model()
+            self.cache = EmbeddingCache(self.root / "embeddings.sqlite", self.model)
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def _check_model(self) -> None:
+        meta = self.catalog.meta()
+        built = meta.get("embedding_model")
+        if built is not None and (built != self.model or int(meta["embedding_dim"]) != self.dim):
+            raise IndexMismatchError(
+                f"{self.root} was built with embedding model {built!r}; the config says {self.model!r}. "
+                "Set [embedding] model back, or ingest into a new --index folder"
+            )
+        self.catalog.set_meta(embedding_model=self.model, embedding_dim=str(self.dim))
+
+    def add_vectors(self, ids: Sequence[int], vectors: np.ndarray) -> None:
+        if len(ids):
+            self.vectors.add_with_ids(vectors.astype(np.float32), np.asarray(ids, dtype=np.int64))
+
+    def remove_vectors(self, ids: Sequence[int]) -> None:
+        if len(ids):
+            self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))
+
+    def publish(self) -> int:
+        """Write the vectors, then switch CURRENT to this generation in one atomic step."""
+        import faiss
+
+        docs, chunks = self.catalog.counts()
+        if chunks != self.vectors.ntotal:
+            raise RuntimeError(f"catalog has {chunks} chunks but FAISS {self.vectors.ntotal} vectors; not publishing")
+        published_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.catalog.set_meta(generation=str(self.generation), published_at=published_at)
+        self.catalog.conn.commit()
+        self.catalog.conn.close()
+        faiss.write_index(self.vectors, str(self.dir / "vectors.faiss"))
+        manifest = {"generation": self.generation, "published_at": published_at, "documents": docs,
+                    "chunks": chunks, "embedding_model": self.model, "embedding_dim": self.dim}
+        (self.dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        for name in ("catalog.sqlite", "vectors.faiss", "manifest.json"):
+            with open(self.dir / name, "rb") as fh:
+                os.fsync(fh.fileno())
+        final = _gen_dir(self.root, self.generation)
+        os.rename(self.dir, final)
+        _fsync_dir(final.parent)
+        tmp = self.root / "CURRENT.tmp"
+        with open(tmp, "w") as fh:
+            fh.write(f"{self.generation}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.root / "CURRENT")
+        _fsync_dir(self.root)
+        self.published = True
+        self._prune()
+        return self.generation
+
+    def _prune(self) -> None:
+        keep = {self.generation - i for i in range(self.keep)}
+        for d in (self.root / "gen").iterdir():
+            if d.name.isdigit() and int(d.name) not in keep:
+                shutil.rmtree(d, ignore_errors=True)
+
+    def _release(self) -> None:
+        if not self.published and getattr(self, "dir", None) is not None:
+            try:
+                self.catalog.conn.close()
+            except Exception:
+                pass
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if getattr(self, "cache", None) is not None:
+            self.cache.close()
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        os.close(self._lock_fd)
+
+    def __exit__(self, *exc) -> None:
+        self._release()

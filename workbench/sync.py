@@ -1,0 +1,134 @@
+"""Folder ⇄ catalog diff: which files are new, changed, renamed, deleted or unchanged.
+
+`scan` walks a source (a folder or a single file) and lists candidate files by stat alone;
+`plan_sync` compares them with the catalogued documents of that source and hashes only files
+whose size or modification time moved. A renamed or moved file is recognised by its content hash
+(same bytes, new path) so its embeddings are kept. A file unchanged since it last failed is not
+parsed again. Leaves out: parsing, embedding and writing (see `workbench.pipeline`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workbench.load import format_for, supported_suffixes
+from workbench.records import Document, FileFailure
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    path: str
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True, slots=True)
+class ToParse:
+    file: FileInfo
+    content_hash: str
+    replaces: tuple[str, ...] = ()  # doc ids of the previous version (changed files)
+
+
+@dataclass(slots=True)
+class SyncPlan:
+    """What to do for one source. Doc-id tuples name every part of a file (mail + attachments)."""
+
+    to_parse: list[ToParse] = field(default_factory=list)
+    renamed: list[tuple[str, FileInfo, tuple[str, ...]]] = field(default_factory=list)
+    touched: list[tuple[FileInfo, tuple[str, ...]]] = field(default_factory=list)
+    deleted: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    failed: list[FileFailure] = field(default_factory=list)
+    still_failing: list[FileFailure] = field(default_factory=list)
+    unchanged: int = 0
+    seen: set[str] = field(default_factory=set)
+
+
+def file_hash(path: str) -> str:
+    """BLAKE2b-128 of the file's bytes (streamed)."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name.startswith("~$")
+
+
+def scan(root: Path, include_hidden: bool = False) -> tuple[list[FileInfo], list[FileFailure]]:
+    """Supported files under ``root`` (or ``root`` itself), and the files skipped with a reason."""
+    files: list[FileInfo] = []
+    skipped: list[FileFailure] = []
+    if root.is_file():
+        candidates = [root]
+    else:
+        candidates = []
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if include_hidden or not _hidden(d))
+            candidates += [Path(dirpath) / f for f in sorted(filenames) if include_hidden or not _hidden(f)]
+    for path in candidates:
+        if path.is_symlink():
+            skipped.append(FileFailure(str(path), "symbolic link (not followed)"))
+            continue
+        if format_for(path.name) is None:
+            skipped.append(FileFailure(str(path), f"unsupported file type (supported: {supported_suffixes()})"))
+            continue
+        try:
+            st = path.stat()
+        except OSError as exc:
+            skipped.append(FileFailure(str(path), f"cannot read file ({exc.strerror})"))
+            continue
+        files.append(FileInfo(str(path), st.st_size, st.st_mtime))
+    return files, skipped
+
+
+def plan_sync(files: list[FileInfo], docs: list[Document], failures: dict[str, tuple[int, float, str]],
+              max_bytes: int, hasher: Callable[[str], str] = file_hash) -> SyncPlan:
+    """Compare scanned files with catalogued documents (and past failures) of one source."""
+    plan = SyncPlan(seen={f.path for f in files})
+    by_path: dict[str, list[Document]] = {}
+    for d in docs:
+        by_path.setdefault(d.path, []).append(d)
+    new: list[ToParse] = []
+    for f in files:
+        old = by_path.get(f.path)
+        ids = tuple(d.doc_id for d in old or ())
+        if f.size > max_bytes:
+            plan.failed.append(FileFailure(f.path, f"file is {f.size / 2**20:.1f} MB, over the "
+                                           f"{max_bytes / 2**20:g} MB limit (ingest.max_file_mb)"))
+            if ids:
+                plan.deleted.append((f.path, ids))
+            continue
+        if old and old[0].size == f.size and old[0].mtime == f.mtime:
+            plan.unchanged += 1
+            continue
+        past = failures.get(f.path)
+        if past and past[0] == f.size and past[1] == f.mtime:
+            plan.still_failing.append(FileFailure(f.path, past[2]))
+            continue
+        try:
+            digest = hasher(f.path)
+        except OSError as exc:
+            plan.failed.append(FileFailure(f.path, f"cannot read file ({exc.strerror})"))
+            continue
+        if old and old[0].content_hash == digest:
+            plan.touched.append((f, ids))
+        elif old:
+            plan.to_parse.append(ToParse(f, digest, replaces=ids))
+        else:
+            new.append(ToParse(f, digest))
+    vanished = {p: ds for p, ds in by_path.items() if p not in plan.seen}
+    by_hash = {ds[0].content_hash: p for p, ds in vanished.items()}
+    for item in new:
+        old_path = by_hash.pop(item.content_hash, None)
+        if old_path is not None:
+            plan.renamed.append((old_path, item.file, tuple(d.doc_id for d in vanished.pop(old_path))))
+        else:
+            plan.to_parse.append(item)
+    plan.deleted += [(p, tuple(d.doc_id for d in ds)) for p, ds in vanished.items()]
+    return plan
