@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS failures (
   size INTEGER, mtime REAL, at REAL NOT NULL, PRIMARY KEY (collection, path));
 """
 
+_UNDER = "(path = ? OR substr(path, 1, length(?)) = ?)"  # params: root, root + "/", root + "/"
 _DOC_COLS = "doc_id, collection, path, part, title, format, size, mtime, content_hash, groups"
 _CHUNK_SELECT = """SELECT c.id, c.doc_id, c.ordinal, c.text, c.start, c."end", c.page, c.sheet, c.headings,
   c.text_hash, d.collection, d.path, d.part, d.title, d.format FROM chunks c JOIN documents d USING (doc_id)"""
@@ -95,9 +96,10 @@ class Catalog:
         return [FileFailure(path=p, reason=r, collection=c) for p, r, c in rows]
 
     def failure_signatures(self, collection: str, root: str) -> dict[str, tuple[int, float, str]]:
+        """Past failures of files at or under ``root`` in ``collection``."""
         rows = self.conn.execute(
-            "SELECT path, size, mtime, reason FROM failures WHERE collection=? AND source_root=?",
-            (collection, root))
+            f"SELECT path, size, mtime, reason FROM failures WHERE collection=? AND {_UNDER}",
+            (collection, root, root + "/", root + "/"))
         return {p: (s, m, r) for p, s, m, r in rows}
 
     def documents(self, collection: str | None = None) -> list[Document]:
@@ -107,8 +109,9 @@ class Catalog:
         return [_document(r[:-1], r[-1]) for r in rows]
 
     def source_documents(self, collection: str, root: str) -> list[Document]:
-        rows = self.conn.execute(f"SELECT {_DOC_COLS} FROM documents WHERE collection=? AND source_root=?",
-                                 (collection, root))
+        """Documents of files at or under ``root`` (whichever source first added them)."""
+        rows = self.conn.execute(f"SELECT {_DOC_COLS} FROM documents WHERE collection=? AND {_UNDER}",
+                                 (collection, root, root + "/", root + "/"))
         return [_document(r) for r in rows]
 
     def chunk_ids_of(self, doc_ids: Iterable[str]) -> list[int]:

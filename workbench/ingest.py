@@ -90,13 +90,13 @@ def _apply_plan(w: IndexWriter, plan: SyncPlan, collection: str, root: str, t: _
     for f, ids in plan.touched:
         for doc_id in ids:
             cat.move_document(doc_id, f.path, f.size, f.mtime)
-    for failure in plan.failed:
-        cat.set_failure(collection, root, failure.path, failure.reason, None, None)
+    for f, reason in plan.failed:
+        cat.set_failure(collection, root, f.path, reason, f.size, f.mtime)
     for path, *_ in cat.failure_signatures(collection, root).items():
         if path not in plan.seen:
             cat.clear_failure(collection, path)
     t.unchanged += plan.unchanged + len(plan.touched)
-    t.failed += [FileFailure(f.path, f.reason, collection) for f in plan.failed]
+    t.failed += [FileFailure(f.path, reason, collection) for f, reason in plan.failed]
     t.failed += [FileFailure(f.path, f"{f.reason} (unchanged since it failed)", collection) for f in plan.still_failing]
     t.dirty |= bool(plan.deleted or plan.to_parse or plan.renamed or plan.touched or plan.failed)
 

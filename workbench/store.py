@@ -154,9 +154,10 @@ class IndexWriter:
         try:
             gens = self.root / "gen"
             gens.mkdir(exist_ok=True)
-            for stale in gens.glob("*.partial"):  # left by a killed writer; we hold the lock
-                shutil.rmtree(stale, ignore_errors=True)
             self.base = current_generation(self.root)
+            for stale in gens.iterdir():  # left by a writer killed before or during publish; we hold the lock
+                if stale.name.endswith(".partial") or (stale.name.isdigit() and int(stale.name) > (self.base or 0)):
+                    shutil.rmtree(stale, ignore_errors=True)
             self.generation = (self.base or 0) + 1
             self.dir = gens / f"{self.generation:06d}.partial"
             self.dir.mkdir()

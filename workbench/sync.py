@@ -41,7 +41,7 @@ class SyncPlan:
     renamed: list[tuple[str, FileInfo, tuple[str, ...]]] = field(default_factory=list)
     touched: list[tuple[FileInfo, tuple[str, ...]]] = field(default_factory=list)
     deleted: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
-    failed: list[FileFailure] = field(default_factory=list)
+    failed: list[tuple[FileInfo, str]] = field(default_factory=list)  # (file, reason)
     still_failing: list[FileFailure] = field(default_factory=list)
     unchanged: int = 0
     seen: set[str] = field(default_factory=set)
@@ -98,23 +98,27 @@ def plan_sync(files: list[FileInfo], docs: list[Document], failures: dict[str, t
     for f in files:
         old = by_path.get(f.path)
         ids = tuple(d.doc_id for d in old or ())
+        past = failures.get(f.path)
+        unchanged_failure = past is not None and past[0] == f.size and past[1] == f.mtime
         if f.size > max_bytes:
-            plan.failed.append(FileFailure(f.path, f"file is {f.size / 2**20:.1f} MB, over the "
-                                           f"{max_bytes / 2**20:g} MB limit (ingest.max_file_mb)"))
+            reason = f"file is {f.size / 2**20:.1f} MB, over the {max_bytes / 2**20:g} MB limit (ingest.max_file_mb)"
+            if unchanged_failure and past[2] == reason:
+                plan.still_failing.append(FileFailure(f.path, reason))
+            else:
+                plan.failed.append((f, reason))
             if ids:
                 plan.deleted.append((f.path, ids))
+            continue
+        if unchanged_failure and not past[2].startswith("file is "):
+            plan.still_failing.append(FileFailure(f.path, past[2]))
             continue
         if old and old[0].size == f.size and old[0].mtime == f.mtime:
             plan.unchanged += 1
             continue
-        past = failures.get(f.path)
-        if past and past[0] == f.size and past[1] == f.mtime:
-            plan.still_failing.append(FileFailure(f.path, past[2]))
-            continue
         try:
             digest = hasher(f.path)
         except OSError as exc:
-            plan.failed.append(FileFailure(f.path, f"cannot read file ({exc.strerror})"))
+            plan.failed.append((f, f"cannot read file ({exc.strerror})"))
             continue
         if old and old[0].content_hash == digest:
             plan.touched.append((f, ids))

@@ -1,0 +1,116 @@
+"""Sync by content, through the real pipeline: new, changed, renamed, deleted, unchanged."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+from conftest import SAMPLE, make_docx, make_pdf
+
+from workbench.records import Document
+from workbench.sync import FileInfo, plan_sync
+
+
+def _doc(doc_id, path, size=10, mtime=1.0, h="h"):
+    return Document(doc_id=doc_id, collection="c", path=path, part="", title="", format="text", size=size,
+                    mtime=mtime, content_hash=h)
+
+
+def test_plan_hashes_only_files_whose_stat_moved():
+    hashed = []
+
+    def hasher(p):
+        hashed.append(p)
+        return {"/a": "ha", "/b2": "hb", "/c": "hc-new", "/new": "hn"}[p]
+
+    files = [FileInfo("/a", 10, 1.0), FileInfo("/b2", 10, 1.0), FileInfo("/c", 11, 2.0), FileInfo("/new", 5, 1.0)]
+    docs = [_doc("A", "/a", h="ha"), _doc("B", "/b", h="hb"), _doc("C", "/c", h="hc"), _doc("D", "/gone", h="hd")]
+    plan = plan_sync(files, docs, {}, max_bytes=1000, hasher=hasher)
+    assert plan.unchanged == 1 and "/a" not in hashed
+    assert [(old, f.path, ids) for old, f, ids in plan.renamed] == [("/b", "/b2", ("B",))]
+    assert {t.file.path: t.replaces for t in plan.to_parse} == {"/c": ("C",), "/new": ()}
+    assert plan.deleted == [("/gone", ("D",))]
+
+
+def test_plan_skips_files_unchanged_since_they_failed_and_oversized_files():
+    files = [FileInfo("/bad", 10, 1.0), FileInfo("/huge", 5000, 1.0)]
+    plan = plan_sync(files, [], {"/bad": (10, 1.0, "corrupt")}, max_bytes=1000, hasher=lambda p: 1 / 0)
+    assert [f.reason for f in plan.still_failing] == ["corrupt"]
+    assert "over the" in plan.failed[0][1] and plan.failed[0][0].path == "/huge"
+
+
+def test_sync_cases_end_to_end(tmp_path, make_wb):
+    src = tmp_path / "docs"
+    shutil.copytree(SAMPLE, src)
+    wb = make_wb()
+    first = wb.ingest(src, progress=False)
+    assert first.ok and len(first.added) == 9 and first.published
+    gen1 = first.generation
+    n_docs = wb.status().documents
+
+    # unchanged: nothing parsed, nothing published
+    again = wb.ingest(src, progress=False)
+    assert (again.added, again.changed, again.published, again.unchanged) == ((), (), False, 9)
+    assert again.generation == gen1
+
+    # renamed + moved: embeddings and chunk ids kept
+    before = {h.chunk.chunk_id for h in wb.search("shuttle bus timetable", k=3)}
+    (src / "archive").mkdir()
+    os.rename(src / "hangar4-announcement.eml", src / "archive" / "mail.eml")
+    moved = wb.ingest(src, progress=False)
+    assert moved.renamed == ((str(src / "hangar4-announcement.eml"), str(src / "archive" / "mail.eml")),)
+    assert moved.chunks_embedded == 0 and moved.chunks_added == 0
+    hits = wb.search("shuttle bus timetable", k=3)
+    assert {h.chunk.chunk_id for h in hits} == before
+    assert hits[0].chunk.path == str(src / "archive" / "mail.eml")
+
+    # changed: old text gone from search, new text found
+    time.sleep(0.01)
+    (src / "release-notes.txt").write_text("Release 6.0 adds offline mode for tablets in the hangar.\n")
+    changed = wb.ingest(src, progress=False)
+    assert changed.changed == (str(src / "release-notes.txt"),)
+    top = wb.search("offline mode for tablets", k=1)[0].chunk
+    assert top.path.endswith("release-notes.txt") and "Release 6.0" in top.text
+    assert all("superseded part numbers" not in h.chunk.text for h in wb.search("superseded part numbers", k=50))
+
+    # deleted: disappears from search and from the catalog
+    (src / "travel-policy.docx").unlink()
+    deleted = wb.ingest(src, progress=False)
+    assert deleted.deleted == (str(src / "travel-policy.docx"),)
+    assert all(not h.chunk.path.endswith("travel-policy.docx") for h in wb.search("per diem rates Hamburg", k=30))
+    assert wb.status().documents == n_docs - 1
+
+    # a copy (same bytes, new path, old still there) is a new document whose chunks come from the cache
+    shutil.copy(src / "onboarding.md", src / "onboarding-copy.md")
+    copied = wb.ingest(src, progress=False)
+    assert copied.added == (str(src / "onboarding-copy.md"),)
+    assert copied.chunks_embedded == 0 and copied.chunks_from_cache == copied.chunks_added > 0
+
+
+def test_reindex_resyncs_all_sources_with_their_collections(tmp_path, make_wb):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    make_docx(a / "fleet.docx")
+    make_pdf(b / "memo.pdf", ["The hangar doors are serviced every spring."])
+    wb = make_wb()
+    wb.ingest(a, collection="engineering", progress=False)
+    wb.ingest(b, collection="facilities", progress=False)
+    make_pdf(b / "memo2.pdf", ["Snow clearing starts at 04:00 on the apron."])
+    report = wb.reindex(progress=False)
+    assert report.added == (str(b / "memo2.pdf"),) and report.unchanged == 2
+    assert wb.status().collections == {"engineering": 1, "facilities": 2}
+    hits = wb.search("snow clearing apron", k=3, collection="engineering")
+    assert hits and all(h.chunk.collection == "engineering" for h in hits)
+    assert wb.search("snow clearing apron", k=1, collection="facilities")[0].chunk.path.endswith("memo2.pdf")
+
+
+def test_a_missing_source_folder_deletes_nothing(tmp_path, make_wb):
+    src = tmp_path / "share"
+    shutil.copytree(SAMPLE, src)
+    wb = make_wb()
+    wb.ingest(src, progress=False)
+    shutil.rmtree(src)
+    report = wb.reindex(progress=False)
+    assert not report.ok and "source is missing" in report.failed[0].reason
+    assert wb.status().documents == 10
