@@ -8,9 +8,9 @@ PIP    := $(VENV)/bin/pip
 # torch==2.13.0+cpu: on this project's machines the wheel lies in /opt/wheels; elsewhere the
 # PyTorch CPU index has it.
 PIP_EXTRA := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
-INDEX  ?= workbench-index
 
-.PHONY: setup demo test bench-ingest bench-pdf clean
+
+.PHONY: setup demo test bench-ingest bench-embed bench-pdf clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,9 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(VENV)/bin/workbench ingest data/sample --index $(INDEX)
-	$(VENV)/bin/workbench status --index $(INDEX)
-	$(VENV)/bin/workbench search "How many days of annual leave can be carried over?" -k 3 --index $(INDEX)
+	$(VENV)/bin/workbench ingest data/sample
+	$(VENV)/bin/workbench status
+	$(VENV)/bin/workbench search "How many days of annual leave can be carried over?" -k 3
 
 test: setup
 	$(PY) -m pytest
@@ -32,8 +32,11 @@ test: setup
 bench-ingest: setup
 	$(PY) benchmarks/ingest_speed.py
 
+bench-embed: setup
+	$(PY) benchmarks/embed_dtype.py
+
 bench-pdf: setup
 	$(PY) benchmarks/pdf_extract.py
 
 clean:
-	rm -rf $(VENV) $(INDEX) test-artifacts
+	rm -rf $(VENV) workbench-index

@@ -21,8 +21,18 @@ MANUALS = [
     "/usr/share/doc/r-doc-pdf/manual/R-lang.pdf",
     "/usr/share/doc/c++-annotations/cplusplus.pdf",
 ]
-LARGE_EXTRA = ["/usr/share/doc/r-doc-pdf/manual/refman.pdf", "/usr/share/doc/c++-annotations/cplusplusus.pdf",
-               *sorted(glob.glob("/usr/share/doc/lilypond/html/**/*.pdf", recursive=True))]
+LARGE_TARGET_PAGES = 10_000
+
+
+def _all_doc_pdfs() -> list[str]:
+    """Every distinct PDF under /usr/share/doc (the --large corpus)."""
+    seen, out = set(), []
+    for path in sorted(glob.glob("/usr/share/doc/**/*.pdf", recursive=True)):
+        real = str(Path(path).resolve())
+        if real not in seen:
+            seen.add(real)
+            out.append(path)
+    return out
 
 
 def page_count(path: str) -> int:
@@ -33,17 +43,31 @@ def page_count(path: str) -> int:
 
 
 def build(dest: Path, large: bool = False) -> tuple[list[Path], int]:
-    """Copy the corpus PDFs into ``dest``; return the copies and their total page count."""
-    wanted = MANUALS + (LARGE_EXTRA if large else [])
-    missing = [p for p in wanted if not Path(p).exists()]
-    if missing and not large:
+    """Copy the corpus PDFs into ``dest``; return the copies and their total page count.
+
+    The large corpus is every PDF under /usr/share/doc; when those hold fewer than 10,000 pages,
+    the biggest manuals are added again under other names until they do (the copies' chunks are
+    stored like any others; their embeddings come from the cache). The output says so.
+    """
+    missing = [p for p in MANUALS if not Path(p).exists()]
+    if missing:
         sys.exit("missing corpus files; run: apt-get install r-doc-pdf c++-annotations-pdf\n  " + "\n  ".join(missing))
+    wanted = _all_doc_pdfs() if large else MANUALS
     dest.mkdir(parents=True, exist_ok=True)
-    copies = []
-    for src in (p for p in wanted if Path(p).exists()):
-        target = dest / Path(src).name
-        if target.exists():
-            target = dest / f"{Path(src).parent.name}-{Path(src).name}"
+    copies, pages = [], 0
+    for i, src in enumerate(wanted):
+        target = dest / f"{i:03d}-{Path(src).name}"
         shutil.copy(src, target)
         copies.append(target)
-    return copies, sum(page_count(str(p)) for p in copies)
+        pages += page_count(src)
+    if large:
+        distinct = pages
+        for src in sorted(wanted, key=page_count, reverse=True):
+            if pages >= LARGE_TARGET_PAGES:
+                break
+            target = dest / f"copy-{Path(src).name}"
+            shutil.copy(src, target)
+            copies.append(target)
+            pages += page_count(src)
+        print(f"large corpus: {distinct} distinct pages, {pages - distinct} more in copies of the largest manuals")
+    return copies, pages

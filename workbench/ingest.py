@@ -24,7 +24,7 @@ from workbench.records import Chunk, Document, FileFailure, IngestReport
 from workbench.store import IndexWriter
 from workbench.sync import SyncPlan, ToParse, plan_sync, scan
 
-EMBED_BATCH = 256
+EMBED_BATCH = 512  # chunks per encode call (sentence-transformers sorts each call by length)
 
 
 @dataclass

@@ -19,6 +19,9 @@ from workbench.load import format_for, supported_suffixes
 from workbench.records import Document, FileFailure
 
 
+SIZE_LIMIT_TAG = "(ingest.max_file_mb)"
+
+
 @dataclass(frozen=True, slots=True)
 class FileInfo:
     path: str
@@ -101,7 +104,7 @@ def plan_sync(files: list[FileInfo], docs: list[Document], failures: dict[str, t
         past = failures.get(f.path)
         unchanged_failure = past is not None and past[0] == f.size and past[1] == f.mtime
         if f.size > max_bytes:
-            reason = f"file is {f.size / 2**20:.1f} MB, over the {max_bytes / 2**20:g} MB limit (ingest.max_file_mb)"
+            reason = f"file is {f.size / 2**20:.1f} MB, over the {max_bytes / 2**20:g} MB limit {SIZE_LIMIT_TAG}"
             if unchanged_failure and past[2] == reason:
                 plan.still_failing.append(FileFailure(f.path, reason))
             else:
@@ -109,7 +112,7 @@ def plan_sync(files: list[FileInfo], docs: list[Document], failures: dict[str, t
             if ids:
                 plan.deleted.append((f.path, ids))
             continue
-        if unchanged_failure and not past[2].startswith("file is "):
+        if unchanged_failure and not past[2].endswith(SIZE_LIMIT_TAG):  # a size failure is re-checked above
             plan.still_failing.append(FileFailure(f.path, past[2]))
             continue
         if old and old[0].size == f.size and old[0].mtime == f.mtime:

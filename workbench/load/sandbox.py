@@ -1,7 +1,8 @@
 """Parse files in worker processes bounded in time and memory.
 
-Each worker is a fresh interpreter (spawn: no inherited torch threads or model weights) with an
-address-space limit (RLIMIT_AS). The parent hands it one path at a time over a pipe and waits
+Each worker is a fresh interpreter (`python -m workbench.load.sandbox`: no inherited torch threads
+or model weights, and the caller's script is never re-imported) with an address-space limit
+(RLIMIT_AS). The parent hands it one path at a time over a pipe and waits
 with a deadline: a worker that overruns is killed and replaced, one that dies (a parser crash, an
 allocation abort) is replaced, and either way the file gets a failure reason and the batch goes
 on. Messages are JSON, never pickle. Leaves out: deciding what to parse (see `workbench.sync`).
@@ -10,12 +11,13 @@ on. Messages are JSON, never pickle. Leaves out: deciding what to parse (see `wo
 from __future__ import annotations
 
 import json
-import multiprocessing
+import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from pathlib import Path
 
 from workbench.errors import ParseError
@@ -57,35 +59,68 @@ def parse_path(path: str, limits: LoadLimits, memory_mb: int) -> dict:
         return {"ok": False, "reason": f"parser error ({type(exc).__name__}: {exc})"}
 
 
-def _worker_main(conn: Connection, memory_mb: int, max_unzipped_mb: float) -> None:
+def _read_frame(stream) -> bytes | None:
+    """One length-prefixed frame, or None at end of stream."""
+    head = stream.read(4)
+    if len(head) < 4:
+        return None
+    size = int.from_bytes(head, "big")
+    body = stream.read(size)
+    return body if len(body) == size else None
+
+
+def _write_frame(stream, payload: bytes) -> None:
+    stream.write(len(payload).to_bytes(4, "big") + payload)
+    stream.flush()
+
+
+def worker_main(memory_mb: int, max_unzipped_mb: float) -> None:
+    """Body of `python -m workbench.load.sandbox`: paths in on stdin, JSON results out on stdout."""
+    import os
     import resource
+    import sys
 
     limit = memory_mb * 2**20
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     soft = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
     resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    sys.stdout = sys.stderr  # a parser that prints must not corrupt the protocol
     limits = LoadLimits(max_unzipped_mb=max_unzipped_mb)
-    while True:
-        try:
-            path = conn.recv_bytes().decode("utf-8", "surrogateescape")
-        except (EOFError, OSError):
-            return
-        conn.send_bytes(json.dumps(parse_path(path, limits, memory_mb)).encode())
+    while (frame := _read_frame(sys.stdin.buffer)) is not None:
+        path = frame.decode("utf-8", "surrogateescape")
+        _write_frame(protocol_out, json.dumps(parse_path(path, limits, memory_mb)).encode())
 
 
 class _Worker:
-    def __init__(self, ctx, memory_mb: int, max_unzipped_mb: float) -> None:
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, memory_mb, max_unzipped_mb), daemon=True)
-        self.proc.start()
-        child.close()
+    """A separate interpreter (not a fork or multiprocessing child: it never re-imports the
+    caller's __main__ script, and inherits no torch threads or model weights)."""
+
+    def __init__(self, memory_mb: int, max_unzipped_mb: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workbench.load.sandbox", str(memory_mb), str(max_unzipped_mb)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
         self.path: str | None = None
         self.deadline = 0.0
 
+    def fileno(self) -> int:
+        return self.proc.stdout.fileno()
+
+    def send(self, path: str) -> None:
+        _write_frame(self.proc.stdin, path.encode("utf-8", "surrogateescape"))
+
+    def receive(self) -> dict | None:
+        frame = _read_frame(self.proc.stdout)
+        return None if frame is None else json.loads(frame)
+
     def kill(self) -> None:
         self.proc.kill()
-        self.proc.join(5)
-        self.conn.close()
+        self.proc.wait(5)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
 
 
 class ParserPool:
@@ -96,7 +131,6 @@ class ParserPool:
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.limits = limits
-        self.ctx = multiprocessing.get_context("spawn")
         self.workers: list[_Worker] = []
 
     def __enter__(self) -> "ParserPool":
@@ -108,7 +142,7 @@ class ParserPool:
         self.workers.clear()
 
     def _spawn(self) -> _Worker:
-        w = _Worker(self.ctx, self.memory_mb, self.limits.max_unzipped_mb)
+        w = _Worker(self.memory_mb, self.limits.max_unzipped_mb)
         self.workers.append(w)
         return w
 
@@ -127,20 +161,21 @@ class ParserPool:
                 if w.path is None and pending:
                     w.path = pending.popleft()
                     w.deadline = time.monotonic() + self.timeout_s
-                    w.conn.send_bytes(w.path.encode("utf-8", "surrogateescape"))
+                    try:
+                        w.send(w.path)
+                    except OSError:  # the worker died while idle; the wait below reports it
+                        pass
             busy = [w for w in self.workers if w.path is not None]
             if not busy:
                 return
             timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
-            ready = wait([w.conn for w in busy], timeout=timeout)
+            ready = wait(busy, timeout=timeout)
             for w in busy:
                 path = w.path
-                if w.conn in ready:
-                    try:
-                        msg = json.loads(w.conn.recv_bytes())
-                    except (EOFError, OSError):
-                        w.proc.join(1)
-                        code = w.proc.exitcode
+                if w in ready:
+                    msg = w.receive()
+                    if msg is None:
+                        code = w.proc.wait(5)
                         why = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
                         self._replace(w)
                         yield ParseOutcome(path, error=f"parser process crashed ({why}); the file may be "
@@ -157,3 +192,7 @@ class ParserPool:
                     self._replace(w)
                     yield ParseOutcome(path, error=f"parsing timed out after {self.timeout_s:g}s "
                                        "(ingest.parse_timeout_s)")
+
+
+if __name__ == "__main__":
+    worker_main(int(sys.argv[1]), float(sys.argv[2]))
