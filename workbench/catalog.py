@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from workbench.records import Chunk, Document, FileFailure
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS documents (
   part TEXT NOT NULL DEFAULT '', title TEXT NOT NULL, format TEXT NOT NULL, size INTEGER NOT NULL,
   mtime REAL NOT NULL, content_hash TEXT NOT NULL, groups TEXT NOT NULL DEFAULT '[]',
   metadata TEXT NOT NULL DEFAULT '{}', text TEXT NOT NULL, ingested_at REAL NOT NULL,
+  language TEXT NOT NULL DEFAULT 'und',
   UNIQUE (collection, path, part));
 CREATE INDEX IF NOT EXISTS documents_source ON documents (collection, source_root);
 CREATE INDEX IF NOT EXISTS documents_hash ON documents (content_hash);
@@ -34,19 +35,16 @@ CREATE TABLE IF NOT EXISTS chunks (
   page INTEGER, sheet TEXT, headings TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
   text TEXT NOT NULL, text_hash TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-  text, headings, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2');
-CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
-  INSERT INTO chunks_fts(rowid, text, headings) VALUES (new.id, new.text, new.headings); END;
-CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
-  INSERT INTO chunks_fts(chunks_fts, rowid, text, headings) VALUES ('delete', old.id, old.text, old.headings); END;
+-- Full text: each chunk's analysed terms (language-aware stems, stop words removed, accents
+-- folded; see workbench.analyze) and its heading path's terms. rowid = chunk id.
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, heading_terms, tokenize='unicode61 remove_diacritics 0');
 CREATE TABLE IF NOT EXISTS failures (
   collection TEXT NOT NULL, path TEXT NOT NULL, source_root TEXT NOT NULL, reason TEXT NOT NULL,
   size INTEGER, mtime REAL, at REAL NOT NULL, PRIMARY KEY (collection, path));
 """
 
 _UNDER = "(path = ? OR substr(path, 1, length(?)) = ?)"  # params: root, root + "/", root + "/"
-_DOC_COLS = "doc_id, collection, path, part, title, format, size, mtime, content_hash, groups"
+_DOC_COLS = "doc_id, collection, path, part, title, format, size, mtime, content_hash, groups, language"
 _CHUNK_SELECT = """SELECT c.id, c.doc_id, c.ordinal, c.text, c.start, c."end", c.page, c.sheet, c.headings,
   c.text_hash, d.collection, d.path, d.part, d.title, d.format FROM chunks c JOIN documents d USING (doc_id)"""
 
@@ -60,7 +58,7 @@ def _chunk(row: Sequence) -> Chunk:
 def _document(row: Sequence, n_chunks: int = 0) -> Document:
     return Document(doc_id=row[0], collection=row[1], path=row[2], part=row[3], title=row[4], format=row[5],
                     size=row[6], mtime=row[7], content_hash=row[8], groups=tuple(json.loads(row[9])),
-                    n_chunks=n_chunks)
+                    language=row[10], n_chunks=n_chunks)
 
 
 class Catalog:
@@ -145,6 +143,7 @@ class Catalog:
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         for doc_id in doc_ids:
+            self.conn.execute("DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE doc_id=?)", (doc_id,))
             self.conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
             self.conn.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
 
@@ -153,15 +152,21 @@ class Catalog:
 
     def insert_document(self, doc: Document, root: str, text: str, metadata: dict[str, str]) -> None:
         self.conn.execute(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (doc.doc_id, doc.collection, root, doc.path, doc.part, doc.title, doc.format, doc.size, doc.mtime,
-             doc.content_hash, json.dumps(list(doc.groups)), json.dumps(metadata), text, time.time()))
+             doc.content_hash, json.dumps(list(doc.groups)), json.dumps(metadata), text, time.time(), doc.language))
 
-    def insert_chunks(self, chunks: Sequence[Chunk]) -> None:
+    def insert_chunks(self, chunks: Sequence[Chunk], terms: Sequence[tuple[str, str]]) -> None:
+        """Chunks and their full-text terms (``terms[i]`` = (text terms, heading terms) of chunk i)."""
         self.conn.executemany(
             "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)",
             [(c.chunk_id, c.doc_id, c.ordinal, c.page, c.sheet, json.dumps(list(c.headings)), c.start, c.end,
               c.text, c.text_hash) for c in chunks])
+        self.conn.executemany("INSERT INTO chunks_fts (rowid, terms, heading_terms) VALUES (?, ?, ?)",
+                              [(c.chunk_id, t, h) for c, (t, h) in zip(chunks, terms)])
+
+    def languages(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT language, count(*) FROM documents GROUP BY language"))
 
     def set_failure(self, collection: str, root: str, path: str, reason: str, size: int | None,
                     mtime: float | None) -> None:

@@ -2,7 +2,7 @@
 
 A chunk never crosses a page, slide, sheet or heading section. Within a section, blocks
 (paragraphs, table rows, slide texts) are packed greedily up to ``max_tokens`` of the embedding
-model's tokenizer; a block over budget is split at sentence ends, and a sentence over budget at
+model's tokenizer, less the tokens of the heading path that is embedded with them; a block over budget is split at sentence ends, and a sentence over budget at
 word windows. Consecutive chunks of a section share up to ``overlap_tokens`` of trailing pieces.
 A heading with no body of its own is carried into the next section. ``start``/``end`` index the
 document's extracted text (`ParsedDocument.text`). Leaves out: semantic (embedding-based) splits.
@@ -56,11 +56,12 @@ def _word_windows(text: str, tokens: int, budget: int) -> list[tuple[int, int]]:
     return [(words[i][0], words[min(i + per_window, len(words)) - 1][1]) for i in range(0, len(words), per_window)]
 
 
-def _pieces(blocks: Sequence[Block], offsets: list[int], count: CountTokens, budget: int) -> list[_Piece]:
+def _pieces(blocks: Sequence[Block], offsets: list[int], count: CountTokens, budgets: dict) -> list[_Piece]:
     """Blocks as pieces, splitting over-budget blocks into sentences, then word windows."""
     sizes = count([b.text for b in blocks])
     pieces: list[_Piece] = []
     for block, off, size in zip(blocks, offsets, sizes):
+        budget = budgets[block.headings]
         if size <= budget:
             pieces.append(_Piece(off, off + len(block.text), size, block))
             continue
@@ -119,9 +120,13 @@ def chunk_document(parsed: ParsedDocument, doc_id: str, content_hash: str, count
         pos += len(b.text) + 2
     offsets = [o for o, b in zip(offsets, parsed.blocks) if b.text]
     text = parsed.text
+    # the embedded input is "heading path + text": leave room for the heading path in the budget
+    paths = list({b.headings for b in blocks})
+    prefix = count_tokens([" > ".join(h) for h in paths])
+    budgets = {h: max(16, max_tokens - (n + 1 if h else 0)) for h, n in zip(paths, prefix)}
     chunks: list[Chunk] = []
-    for section in _sections(_pieces(blocks, offsets, count_tokens, max_tokens)):
-        for group in _pack(section, max_tokens, overlap_tokens):
+    for section in _sections(_pieces(blocks, offsets, count_tokens, budgets)):
+        for group in _pack(section, budgets[section[-1].block.headings], overlap_tokens):
             start, end = group[0].start, group[-1].end
             last = group[-1].block
             body = text[start:end]

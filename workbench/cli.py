@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", help="what to look for")
     p.add_argument("-k", type=int, default=5, help="how many chunks (default 5)")
     p.add_argument("--collection", action="append", help="only this collection (repeatable)")
+    p.add_argument("--mode", choices=("hybrid", "dense", "lexical"), help="retrieval mode (default: config, hybrid)")
     return parser
 
 
@@ -88,10 +89,10 @@ def _run(args: argparse.Namespace) -> int:
         status = wb.status()
         _print_json(status.to_dict()) if args.json else print(status)
         return 0
-    hits = wb.search(args.query, k=args.k, collection=args.collection)
+    hits = wb.search(args.query, k=args.k, collection=args.collection, mode=args.mode)
     if args.json:
-        _print_json([{**h.chunk.to_dict(), "score": h.score, "rank": h.rank, "location": h.chunk.location}
-                     for h in hits])
+        _print_json([{**h.chunk.to_dict(), "score": h.score, "rank": h.rank, "location": h.chunk.location,
+                      "dense_score": h.dense_score, "lexical_score": h.lexical_score} for h in hits])
     else:
         print("\n".join(str(h) for h in hits) if hits else "no matching chunks")
     return 0

@@ -55,7 +55,8 @@ class EmbeddingSettings(_Section):
 
 class ChunkingSettings(_Section):
     max_tokens: int = Field(
-        200, ge=16, description="Chunk budget in the embedding model's tokens (MiniLM reads 256)."
+        254, ge=16, description="Budget of each chunk's embedded input (heading path + text) in the "
+        "embedding model's tokens. MiniLM reads 256 including 2 special tokens, hence 254."
     )
     overlap_tokens: int = Field(
         32, ge=0, description="Tokens repeated from the end of one chunk at the start of the next."
@@ -81,6 +82,31 @@ class IngestSettings(_Section):
     include_hidden: bool = Field(False, description="Also ingest dot-files and dot-folders.")
 
 
+class RetrievalSettings(_Section):
+    mode: Literal["hybrid", "dense", "lexical"] = Field(
+        "hybrid", description="'hybrid' fuses dense (FAISS) and lexical (BM25 over FTS5) rankings.")
+    candidates: int = Field(50, ge=1, description="Candidates taken from each side before fusion.")
+    fusion: Literal["rrf", "relative"] = Field(
+        "rrf", description="'rrf': weighted reciprocal rank fusion; 'relative': weighted sum of min-max "
+        "normalised scores.")
+    rrf_k: int = Field(20, ge=1, description="Reciprocal-rank-fusion constant: score = sum(w / (rrf_k + rank)).")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")
+    lexical_weight: float = Field(1.0, ge=0, description="Weight of the lexical ranking in the fusion.")
+    heading_weight: float = Field(
+        0.5, ge=0, description="BM25 weight of a chunk's heading path relative to its text (1.0).")
+    languages: tuple[str, ...] = Field(
+        ("en", "es", "fr", "de", "pt", "it", "nl"),
+        description="Languages detected for documents and queries (stemming and stop words follow them).")
+    dense_languages: tuple[str, ...] = Field(
+        ("en",),
+        description="Languages the embedding model understands. A query detected in another language is "
+        "answered by lexical search alone, so fusion never makes it worse. Add 'es' etc. when you "
+        "configure a multilingual model (see README).")
+    dedupe_threshold: float = Field(
+        0.97, gt=0, le=1, description="Hits whose vectors are at least this similar to a better hit are dropped.")
+    neighbors: int = Field(0, ge=0, description="Chunks before and after each hit added as context.")
+
+
 class Config(_Section):
     """All settings. Build with `load_config`; override fields with `model_copy(update=...)`."""
 
@@ -88,6 +114,7 @@ class Config(_Section):
     embedding: EmbeddingSettings = EmbeddingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     ingest: IngestSettings = IngestSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
     source: Path | None = Field(None, description="The file this config was read from, if any.")
 
     def with_index_dir(self, index_dir: str | os.PathLike) -> "Config":

@@ -60,8 +60,9 @@ def load_cranfield(folder: str | Path) -> tuple[dict[str, str], dict[str, str], 
     docs = {}
     for line in (folder / "docs.jsonl").read_text().splitlines():
         d = json.loads(line)
-        text = d["text"] if d["text"].startswith(d["title"]) else f"{d['title']}\n{d['text']}"
-        docs[str(d["doc_id"])] = text.strip()  # the abstracts already open with their title
+        title, body = d["title"].strip(), d["text"].strip()
+        body = body[len(title):].strip() if body.startswith(title) else body  # abstracts repeat their title
+        docs[str(d["doc_id"])] = f"{title}\n\n{body}".strip()
     queries = {str(q["query_id"]): q["text"] for q in map(json.loads, (folder / "queries.jsonl").read_text().splitlines())}
     qrels: dict[str, dict[str, float]] = {}
     for line in (folder / "qrels.trec").read_text().split("\n"):
@@ -70,3 +71,30 @@ def load_cranfield(folder: str | Path) -> tuple[dict[str, str], dict[str, str], 
             code = int(rel)
             qrels.setdefault(qid, {})[did] = float(5 - code) if 1 <= code <= 4 else 0.0
     return docs, queries, qrels
+
+
+def rank_documents(hits, doc_key) -> list[str]:
+    """Document ids in the order of their best chunk."""
+    ranking: list[str] = []
+    for hit in hits:
+        key = doc_key(hit)
+        if key not in ranking:
+            ranking.append(key)
+    return ranking
+
+
+def evaluate_search(search, queries: Mapping[str, str], qrels: Qrels, doc_key, depth: int = 100,
+                    k: int = 10) -> dict[str, float]:
+    """Metrics of ``search(query, depth) -> hits`` over ``queries``; ``doc_key(hit)`` names the judged unit."""
+    rankings = {qid: rank_documents(search(text, depth), doc_key) for qid, text in queries.items()}
+    return evaluate(rankings, qrels, k)
+
+
+def write_corpus(docs: Mapping[str, str], folder: str | Path) -> Path:
+    """One text file per document (``<id>.txt``), for ingesting a labelled collection."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for doc_id, text in docs.items():
+        if text.strip():
+            (folder / f"{doc_id}.txt").write_text(text, encoding="utf-8")
+    return folder

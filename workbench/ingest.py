@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.analyze import UNDETERMINED, detect_language, terms
 from workbench.chunk import chunk_document, text_hash
 from workbench.config import Config
 from workbench.embed import Embedder, document_input
@@ -48,6 +49,12 @@ class _Embedding:
     def __init__(self, writer: IndexWriter, embedder: Embedder, tally: _Tally) -> None:
         self.writer, self.embedder, self.tally = writer, embedder, tally
         self.pending: list[Chunk] = []
+        self.language: dict[str, str] = {}  # doc id -> language of its text
+
+    def _terms(self, c: Chunk) -> tuple[str, str]:
+        lang = self.language.get(c.doc_id, UNDETERMINED)
+        context = " ".join(dict.fromkeys((c.title, *c.headings)))  # title and heading path, once each
+        return " ".join(terms(c.text, lang)), " ".join(terms(context, lang))
 
     def add(self, chunks: list[Chunk]) -> None:
         self.pending += chunks
@@ -68,7 +75,7 @@ class _Embedding:
         self.tally.embedded += len(todo)
         self.tally.cached += len(chunks) - len(todo)
         self.writer.add_vectors([c.chunk_id for c in chunks], np.stack([cached[k] for k in keys]))
-        self.writer.catalog.insert_chunks(chunks)
+        self.writer.catalog.insert_chunks(chunks, [self._terms(c) for c in chunks])
         self.tally.chunks_added += len(chunks)
 
 
@@ -141,7 +148,9 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
                     for parsed in outcome.docs:
                         doc = Document(doc_id=secrets.token_hex(8), collection=collection, path=f.path,
                                        part=parsed.part, title=parsed.title, format=parsed.format,
-                                       size=f.size, mtime=f.mtime, content_hash=item.content_hash)
+                                       size=f.size, mtime=f.mtime, content_hash=item.content_hash,
+                                       language=detect_language(parsed.text, config.retrieval.languages))
+                        emb.language[doc.doc_id] = doc.language
                         w.catalog.insert_document(doc, root_s, parsed.text, parsed.metadata)
                         emb.add(chunk_document(parsed, doc.doc_id, item.content_hash, embedder.count_tokens,
                                                config.chunking.max_tokens, config.chunking.overlap_tokens))

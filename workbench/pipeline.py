@@ -8,6 +8,7 @@ issues): hybrid retrieval, grounded answers, access control.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -114,15 +115,30 @@ class Workbench:
         reader = self.reader()
         return reader.catalog.chunks(ids) if reader else []
 
-    def search(self, query: str, k: int = 5, collection: str | Iterable[str] | None = None) -> list[Hit]:
-        """The k chunks closest to ``query`` (optionally only in some collections), best first."""
+    def search(self, query: str, k: int = 5, collection: str | Iterable[str] | None = None,
+               mode: str | None = None, filters=None) -> list[Hit]:
+        """The k best chunks for ``query``, best first.
+
+        ``mode``: 'hybrid' (default from config), 'dense' or 'lexical'. ``collection`` is a
+        shortcut for ``filters=Filters(collections=...)``; filters apply inside the search.
+        """
+        return self.search_with_trace(query, k, collection, mode, filters)[0]
+
+    def search_with_trace(self, query: str, k: int = 5, collection: str | Iterable[str] | None = None,
+                          mode: str | None = None, filters=None):
+        """Like `search`, plus a `SearchTrace` (query language, sides used, timings)."""
         from workbench.retrieve import Filters, search
 
         reader = self.reader()
         if reader is None or reader.catalog.counts()[1] == 0:
             raise EmptyIndexError(f"the index at {self.index_dir} is empty: run `workbench ingest FOLDER` first")
-        cols = (collection,) if isinstance(collection, str) else tuple(collection or ())
-        return search(reader, self.embedder.embed_query(query), k, Filters(collections=cols))
+        filters = filters or Filters()
+        if collection:
+            cols = (collection,) if isinstance(collection, str) else tuple(collection)
+            filters = dataclasses.replace(filters, collections=cols)
+        if mode not in (None, "hybrid", "dense", "lexical"):
+            raise WorkbenchError(f"search mode {mode!r}: use 'hybrid', 'dense' or 'lexical'")
+        return search(reader, self.embedder.embed_query, query, k, self.config.retrieval, filters, mode)
 
     def close(self) -> None:
         if self._reader is not None:

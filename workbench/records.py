@@ -77,6 +77,7 @@ class Document(_Record):
     mtime: float
     content_hash: str
     groups: tuple[str, ...] = ()
+    language: str = "und"
     n_chunks: int = 0
 
     @property
@@ -121,11 +122,14 @@ class Chunk(_Record):
 
 @dataclass(frozen=True, slots=True)
 class Hit(_Record):
-    """A search result: a chunk, its score (higher is better) and its rank (1-based)."""
+    """A search result: a chunk, its fused score (higher is better) and its rank (1-based)."""
 
     chunk: Chunk
     score: float
     rank: int
+    dense_score: float | None = None  # cosine, when the dense side found it
+    lexical_score: float | None = None  # BM25, when the lexical side found it
+    context: tuple[Chunk, ...] = ()  # neighbouring chunks, when retrieval.neighbors > 0
 
     def __str__(self) -> str:
         c = self.chunk

@@ -1,65 +1,223 @@
-"""Retrieval over a published generation: dense search with filters applied inside the search.
+"""Hybrid retrieval over a published generation, with filters applied inside each search.
 
-Filters (collection, for now) become a FAISS ID selector, so a narrow filter still returns its
-best k chunks rather than what survives of a shared top-k. Leaves out (for the grounded-answers
-issue): lexical BM25 and fusion, reranking, access groups.
+Dense: inner product in FAISS, restricted by an ID selector built from the filters. Lexical:
+BM25 (SQLite FTS5) over language-aware terms (`workbench.analyze`), restricted by the same
+filters in SQL. Both give their best ``candidates`` among the allowed chunks only, so a narrow
+filter still yields its best k. The rankings are fused by weighted reciprocal rank. A query in a
+language the embedding model does not know (``dense_languages``) is answered by lexical search
+alone. Near-duplicate hits are dropped; neighbouring chunks can be attached as context.
+Leaves out: reranking (`workbench.rerank`), answering (`workbench.answer`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from workbench.records import Hit
+from workbench.analyze import UNDETERMINED, detect_language, terms
+from workbench.config import RetrievalSettings
+from workbench.records import Chunk, Hit
 from workbench.store import IndexReader
 
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """Restrictions applied inside the search. Empty means no restriction."""
+    """Restrictions applied inside both searches. Empty fields restrict nothing.
+
+    ``groups``: None means no access restriction; a tuple keeps documents shared with any of
+    those groups (enforced by the access-control release; the plumbing is here).
+    """
 
     collections: tuple[str, ...] = ()
+    formats: tuple[str, ...] = ()
+    path_glob: str | None = None
+    modified_after: float | None = None
+    modified_before: float | None = None
+    groups: tuple[str, ...] | None = None
 
-    def allowed_ids(self, reader: IndexReader) -> np.ndarray | None:
-        if not self.collections:
-            return None
-        marks = ",".join("?" * len(self.collections))
-        rows = reader.catalog.conn.execute(
-            f"SELECT c.id FROM chunks c JOIN documents d USING (doc_id) WHERE d.collection IN ({marks})",
-            self.collections)
-        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+    def where(self) -> tuple[str, list]:
+        """A SQL condition over ``documents d`` and its parameters ('1' when unrestricted)."""
+        parts, params = [], []
+        for column, values in (("d.collection", self.collections), ("d.format", self.formats)):
+            if values:
+                parts.append(f"{column} IN ({','.join('?' * len(values))})")
+                params += list(values)
+        if self.path_glob:
+            parts.append("d.path GLOB ?")
+            params.append(self.path_glob)
+        if self.modified_after is not None:
+            parts.append("d.mtime >= ?")
+            params.append(self.modified_after)
+        if self.modified_before is not None:
+            parts.append("d.mtime < ?")
+            params.append(self.modified_before)
+        if self.groups is not None:
+            parts.append("EXISTS (SELECT 1 FROM json_each(d.groups) g WHERE g.value IN "
+                         f"({','.join('?' * len(self.groups)) or 'NULL'}))")
+            params += list(self.groups)
+        return (" AND ".join(parts) or "1"), params
+
+    @property
+    def restricts(self) -> bool:
+        return self.where()[0] != "1"
 
 
-def dense_search(reader: IndexReader, query: np.ndarray, k: int, allowed: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, chunk ids) by inner product, restricted to ``allowed`` ids when given."""
+@dataclass(frozen=True, slots=True)
+class SearchTrace:
+    """How a search ran: which sides, which languages, how long (for notebooks and answers)."""
+
+    mode: str
+    query_language: str
+    used_dense: bool
+    dense_ms: float = 0.0
+    lexical_ms: float = 0.0
+    allowed: int | None = None
+    lexical_terms: tuple[str, ...] = field(default_factory=tuple)
+
+
+def allowed_ids(reader: IndexReader, filters: Filters) -> np.ndarray | None:
+    if not filters.restricts:
+        return None
+    cond, params = filters.where()
+    rows = reader.catalog.conn.execute(f"SELECT c.id FROM chunks c JOIN documents d USING (doc_id) WHERE {cond}", params)
+    return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+
+def dense_ranking(reader: IndexReader, query: np.ndarray, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+    """(chunk id, cosine) best first, among ``allowed`` ids when given."""
     import faiss
 
     index = reader.vectors
     if index.ntotal == 0 or (allowed is not None and len(allowed) == 0):
-        return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-    params = None
-    if allowed is not None:
-        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-    kk = min(k, index.ntotal if allowed is None else len(allowed))
+        return []
+    params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed)) if allowed is not None else None
+    kk = min(n, index.ntotal if allowed is None else len(allowed))
     scores, ids = index.search(query.reshape(1, -1).astype(np.float32), kk, params=params)
-    keep = ids[0] >= 0
-    return scores[0][keep], ids[0][keep]
+    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
 
-def search(reader: IndexReader, query_vector: np.ndarray, k: int, filters: Filters = Filters()) -> list[Hit]:
-    """Top-k hits for an embedded query."""
-    scores, ids = dense_search(reader, query_vector, k, filters.allowed_ids(reader))
-    chunks = reader.catalog.chunks([int(i) for i in ids])
-    by_id = {c.chunk_id: c for c in chunks}
-    hits: list[Hit] = []
-    for score, cid in zip(scores, ids):
-        if int(cid) in by_id:
-            hits.append(Hit(chunk=by_id[int(cid)], score=float(score), rank=len(hits) + 1))
-    return hits
+def query_terms(reader: IndexReader, query: str, settings: RetrievalSettings) -> tuple[str, tuple[str, ...]]:
+    """(detected language, terms). An undetermined query is analysed in every indexed language."""
+    lang = detect_language(query, settings.languages)
+    langs = [lang] if lang != UNDETERMINED else [*reader.catalog.languages(), UNDETERMINED]
+    out: list[str] = []
+    for lg in langs:
+        out += [t for t in terms(query, lg) if t not in out]
+    return lang, tuple(out)
 
 
-def hits_text(hits: Sequence[Hit]) -> str:
-    return "\n".join(str(h) for h in hits)
+def lexical_ranking(reader: IndexReader, words: Sequence[str], n: int, filters: Filters,
+                    heading_weight: float = 0.5) -> list[tuple[int, float]]:
+    """(chunk id, BM25) best first, among chunks passing ``filters``."""
+    if not words:
+        return []
+    match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+    cond, params = filters.where()
+    join = "" if cond == "1" else "JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.doc_id = c.doc_id"
+    sql = (f"SELECT f.rowid, bm25(chunks_fts, 1.0, ?) AS s FROM chunks_fts f {join} "
+           f"WHERE chunks_fts MATCH ? AND {cond} ORDER BY s LIMIT ?")
+    rows = reader.catalog.conn.execute(sql, [heading_weight, match, *params, n])
+    return [(int(i), -float(s)) for i, s in rows]
+
+
+def fuse(rankings: Sequence[tuple[float, Sequence[int]]], rrf_k: int = 60) -> list[tuple[int, float]]:
+    """Weighted reciprocal rank fusion: score(id) = sum over rankings of w / (rrf_k + rank)."""
+    scores: dict[int, float] = {}
+    for weight, ids in rankings:
+        if weight <= 0:
+            continue
+        for rank, cid in enumerate(ids, start=1):
+            scores[cid] = scores.get(cid, 0.0) + weight / (rrf_k + rank)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+def fuse_relative(rankings: Sequence[tuple[float, Sequence[tuple[int, float]]]]) -> list[tuple[int, float]]:
+    """Relative score fusion: each side's scores min-max normalised over its candidates, then
+    summed with weights (a chunk missing from one side gets 0 there)."""
+    scores: dict[int, float] = {}
+    for weight, ranked in rankings:
+        if weight <= 0 or not ranked:
+            continue
+        values = [s for _, s in ranked]
+        lo, hi = min(values), max(values)
+        for cid, s in ranked:
+            norm = (s - lo) / (hi - lo) if hi > lo else 1.0
+            scores[cid] = scores.get(cid, 0.0) + weight * norm
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+def _dedupe(reader: IndexReader, ordered: list[int], k: int, threshold: float, texts: dict[int, str]) -> list[int]:
+    kept: list[int] = []
+    kept_vecs: list[np.ndarray] = []
+    seen_text: set[str] = set()
+    for cid in ordered:
+        text = " ".join(texts.get(cid, "").split())
+        if text in seen_text:
+            continue
+        vec = reader.vectors.reconstruct(int(cid)) if threshold < 1 else None
+        if vec is not None and any(float(vec @ v) >= threshold for v in kept_vecs):
+            continue
+        kept.append(cid)
+        seen_text.add(text)
+        if vec is not None:
+            kept_vecs.append(vec)
+        if len(kept) == k:
+            break
+    return kept
+
+
+def _neighbors(reader: IndexReader, chunk: Chunk, n: int) -> tuple[Chunk, ...]:
+    rows = reader.catalog.conn.execute(
+        "SELECT id FROM chunks WHERE doc_id=? AND ordinal BETWEEN ? AND ? AND ordinal != ? ORDER BY ordinal",
+        (chunk.doc_id, chunk.ordinal - n, chunk.ordinal + n, chunk.ordinal))
+    return tuple(reader.catalog.chunks([r[0] for r in rows]))
+
+
+def search(reader: IndexReader, embed_query, query: str, k: int, settings: RetrievalSettings,
+           filters: Filters = Filters(), mode: str | None = None) -> tuple[list[Hit], SearchTrace]:
+    """The k best chunks for ``query`` and a trace of how they were found.
+
+    ``embed_query`` is a callable text -> vector, called only when the dense side runs.
+    """
+    mode = mode or settings.mode
+    lang, words = query_terms(reader, query, settings)
+    use_dense = mode != "lexical" and (lang == UNDETERMINED or lang in settings.dense_languages or mode == "dense")
+    allowed = allowed_ids(reader, filters) if use_dense else None
+    n = max(settings.candidates, k * 2)
+    t0 = time.perf_counter()
+    dense = dense_ranking(reader, embed_query(query), n, allowed) if use_dense else []
+    t1 = time.perf_counter()
+    lexical = lexical_ranking(reader, words, n, filters, settings.heading_weight) if mode != "dense" else []
+    t2 = time.perf_counter()
+    dense_score, lexical_score = dict(dense), dict(lexical)
+    if mode == "dense":
+        ordered = [cid for cid, _ in dense]
+        fused = dense_score
+    elif mode == "lexical" or not use_dense:
+        ordered = [cid for cid, _ in lexical]
+        fused = lexical_score
+    else:
+        if settings.fusion == "relative":
+            pairs = fuse_relative([(settings.dense_weight, dense), (settings.lexical_weight, lexical)])
+        else:
+            pairs = fuse([(settings.dense_weight, [c for c, _ in dense]),
+                          (settings.lexical_weight, [c for c, _ in lexical])], settings.rrf_k)
+        ordered, fused = [c for c, _ in pairs], dict(pairs)
+    pool = ordered[: max(k * 3, k + 10)]
+    chunks = {c.chunk_id: c for c in reader.catalog.chunks(pool)}
+    kept = _dedupe(reader, [c for c in pool if c in chunks], k, settings.dedupe_threshold,
+                   {cid: c.text for cid, c in chunks.items()})
+    hits = [Hit(chunk=chunks[cid], score=fused[cid], rank=i, dense_score=dense_score.get(cid),
+                lexical_score=lexical_score.get(cid),
+                context=_neighbors(reader, chunks[cid], settings.neighbors) if settings.neighbors else ())
+            for i, cid in enumerate(kept, start=1)]
+    trace = SearchTrace(mode=mode if use_dense or mode == "lexical" else "lexical (query language not in "
+                        "dense_languages)", query_language=lang, used_dense=use_dense,
+                        dense_ms=(t1 - t0) * 1000, lexical_ms=(t2 - t1) * 1000,
+                        allowed=None if allowed is None else len(allowed), lexical_terms=words)
+    return hits, trace
+
+

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.catalog import Catalog
+from workbench.catalog import SCHEMA_VERSION, Catalog
 from workbench.errors import IndexBusyError, IndexMismatchError
 
 
@@ -53,6 +53,15 @@ def _gen_dir(root: Path, generation: int) -> Path:
     return root / "gen" / f"{generation:06d}"
 
 
+def check_schema(root: Path, meta: dict[str, str]) -> None:
+    """Raise IndexMismatchError for an index written in another catalog format."""
+    if meta.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise IndexMismatchError(
+            f"{root} uses catalog format {meta['schema_version']}; this workbench reads format {SCHEMA_VERSION}. "
+            "Ingest your sources into a new --index folder"
+        )
+
+
 class IndexReader:
     """One published generation, opened read-only. Cheap to open; vectors load on first use."""
 
@@ -63,6 +72,7 @@ class IndexReader:
         uri = f"file:{self.dir / 'catalog.sqlite'}?mode=ro&immutable=1"
         self.catalog = Catalog(sqlite3.connect(uri, uri=True, check_same_thread=False))
         self.manifest = json.loads((self.dir / "manifest.json").read_text())
+        check_schema(root, self.catalog.meta())
         self._vectors = None
 
     @classmethod
@@ -179,6 +189,7 @@ class IndexWriter:
 
     def _check_model(self) -> None:
         meta = self.catalog.meta()
+        check_schema(self.root, meta)
         built = meta.get("embedding_model")
         if built is not None and (built != self.model or int(meta["embedding_dim"]) != self.dim):
             raise IndexMismatchError(
