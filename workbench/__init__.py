@@ -21,7 +21,9 @@ from workbench.errors import (  # noqa: E402
     WorkbenchError,
 )
 from workbench.records import (  # noqa: E402
+    Answer,
     Chunk,
+    Citation,
     Document,
     FileFailure,
     Hit,
@@ -30,7 +32,9 @@ from workbench.records import (  # noqa: E402
 )
 
 __all__ = [
+    "Answer",
     "Chunk",
+    "Citation",
     "Config",
     "ConfigError",
     "Document",

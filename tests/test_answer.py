@@ -1,0 +1,207 @@
+"""Grounded answers: the real SmolLM2 through the transformers backend, refusal, citations,
+follow-ups, the prompt budget, the CLI, and the LangChain adapters."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pytest
+from conftest import SAMPLE, run_cli
+
+from workbench.cite import check_citations, markers
+from workbench.config import LLMSettings
+from workbench.errors import ModelNotFoundError
+from workbench.generate import TransformersLLM
+from workbench.prompt import build_messages, load_template
+
+
+@pytest.fixture(scope="session")
+def llm():
+    """The real SmolLM2-135M-Instruct GGUF, loaded once through the same code as Llama 3.1."""
+    return TransformersLLM(LLMSettings(max_new_tokens=48))
+
+
+@pytest.fixture
+def sample_wb(make_wb, llm):
+    wb = make_wb()
+    wb.ingest(SAMPLE, progress=False)
+    wb._llm = llm
+    wb.config = wb.config.model_copy(update={"llm": wb.config.llm.model_copy(update={"max_new_tokens": 48})})
+    return wb
+
+
+class ScriptedLLM:
+    """A fake that follows the LLM protocol: replies with a fixed script, records its prompts."""
+
+    name = "scripted"
+    context_window = 4096
+
+    def __init__(self, reply: str, condensed: str = "") -> None:
+        self.reply, self.condensed, self.prompts = reply, condensed, []
+
+    def count_tokens(self, messages: Sequence[dict]) -> int:
+        return sum(len(m["content"].split()) for m in messages)
+
+    def stream(self, messages: Sequence[dict], max_new_tokens: int) -> Iterator[str]:
+        self.prompts.append(messages)
+        text = self.condensed if "Stand-alone question" in messages[-1]["content"] else self.reply
+        yield from (w + " " for w in text.split())
+
+
+class ExplodingLLM(ScriptedLLM):
+    def stream(self, messages, max_new_tokens):
+        raise AssertionError("the model must not be called")
+
+
+def test_transformers_backend_loads_gguf_and_streams(llm):
+    assert llm.context_window >= 2048 and llm.dtype in ("bfloat16", "float32")
+    messages = [{"role": "user", "content": "Say hello in one word."}]
+    assert llm.count_tokens(messages) > 5
+    pieces = list(llm.stream(messages, 12))
+    assert len(pieces) >= 2 and "".join(pieces).strip()
+
+
+def test_ask_answers_from_the_right_source_with_timings(sample_wb):
+    streamed: list[str] = []
+    answer = sample_wb.ask("How many days of paid annual leave do full-time employees accrue?", on_token=streamed.append)
+    assert not answer.refused and answer.text and "".join(streamed).strip()
+    first = answer.citations[0]
+    assert first.path.endswith("employee-handbook.pdf") and first.page == 2 and "25 days" in first.snippet
+    assert answer.generation == 1 and answer.model == "SmolLM2-135M-Instruct"
+    t = answer.timings
+    assert t["prompt_tokens"] > 50 and t["time_to_first_token_s"] > 0 and t["retrieval_ms"] > 0
+    assert set(markers(answer.text)) <= {c.number for c in answer.citations}
+    assert "employee-handbook.pdf" in answer._repr_html_()
+
+
+def test_unrelated_question_is_refused_without_calling_the_model(sample_wb):
+    sample_wb._llm = ExplodingLLM("")
+    answer = sample_wb.ask("What is the boiling point of tungsten in kelvin?")
+    assert answer.refused and answer.model == "(not called)"
+    assert "answer.min_dense_score" in answer.refusal_reason
+    assert answer.text == load_template("grounded").refusal
+
+
+def test_invented_citations_are_dropped_and_uncited_sentences_flagged(sample_wb):
+    sample_wb._llm = ScriptedLLM("Full-time staff accrue 25 days of leave [1]. Up to five days carry over [9]. "
+                                 "Managers can approve exceptions in writing.")
+    answer = sample_wb.ask("How many days of annual leave do full-time employees accrue?")
+    assert "[9]" not in answer.text and "[1]" in answer.text
+    assert answer.invented_citations == (9,)
+    assert answer.uncited_sentences == ("Up to five days carry over.", "Managers can approve exceptions in writing.")
+    assert [c.number for c in answer.cited] == [1]
+    prompt = sample_wb._llm.prompts[0]
+    assert "ONLY the numbered sources" in prompt[0]["content"] and "[1] " in prompt[1]["content"]
+
+
+def test_check_citations_unit():
+    text, valid, invented, uncited = check_citations("A is true [1, 4]. B holds [2][3]. C is unsupported here.", 3)
+    assert text == "A is true [1]. B holds [2][3]. C is unsupported here." and valid == [1, 2, 3]
+    assert invented == [4] and uncited == ["C is unsupported here."]
+
+
+def test_follow_up_is_rewritten_before_retrieval(sample_wb):
+    fake = ScriptedLLM("Hamburg has 145 people [1].", condensed="What is the headcount of the Hamburg office?")
+    sample_wb._llm = fake
+    answer = sample_wb.ask("And in Hamburg?", history=[("What is the headcount of the Toulouse office?",
+                                                        "Toulouse has 310 people [1].")])
+    assert answer.standalone_question == "What is the headcount of the Hamburg office?"
+    assert answer.citations[0].path.endswith("offices.xlsx") and "Hamburg" in answer.citations[0].snippet
+
+
+def test_prompt_is_trimmed_to_the_models_context(sample_wb, llm):
+    hits = sample_wb.search("leave travel security expenses offices", k=8)
+    template = load_template("grounded")
+    full, used_all = build_messages(template, "Q?", hits, llm.count_tokens, 100_000)
+    budget = llm.count_tokens(full) // 2
+    small, used = build_messages(template, "Q?", hits, llm.count_tokens, budget)
+    assert llm.count_tokens(small) <= budget and 0 < len(used) < len(used_all)
+    assert f"[{len(used)}] " in small[1]["content"] and f"[{len(used) + 1}] " not in small[1]["content"]
+
+
+def test_missing_llm_weights_say_how_to_get_them():
+    with pytest.raises(ModelNotFoundError, match="hf download meta-llama/Llama-3.1-8B-Instruct"):
+        TransformersLLM(LLMSettings(model="meta-llama/Llama-3.1-8B-Instruct"))
+
+
+def test_cli_ask_streams_the_answer_then_lists_sources(tmp_path):
+    idx = str(tmp_path / "idx")
+    assert run_cli("ingest", str(SAMPLE), "--index", idx).returncode == 0
+    out = run_cli("ask", "Which phone extension do I call to report a lost laptop?", "--index", idx)
+    assert out.returncode == 0, out.stderr
+    assert "[1] " in out.stdout and "employee-handbook.pdf" in out.stdout and "page 5" in out.stdout
+    data = json.loads(run_cli("ask", "Who is the site manager in Montreal?", "--index", idx, "--json").stdout)
+    assert data["citations"][0]["path"].endswith("offices.xlsx") and data["timings"]["prompt_tokens"] > 0
+    refused = json.loads(run_cli("ask", "What is the airspeed velocity of an unladen swallow on Mars?", "--index",
+                                 idx, "--json").stdout)
+    assert refused["refused"] and refused["model"] == "(not called)"
+
+
+def test_langchain_retriever_and_embeddings(sample_wb):
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.retrievers import BaseRetriever
+
+    retriever = sample_wb.as_retriever(k=2)
+    assert isinstance(retriever, BaseRetriever)
+    docs = retriever.invoke("per diem in Singapore")
+    assert docs[0].metadata["source"].endswith("travel-policy.docx") and "Singapore" in docs[0].page_content
+    emb = sample_wb.as_embeddings()
+    assert isinstance(emb, Embeddings)
+    vec = emb.embed_query("hangar")
+    assert len(vec) == 384 and np.allclose(vec, sample_wb.embedder.embed_query("hangar"), atol=1e-6)
+    assert len(emb.embed_documents(["a", "b"])) == 2
+
+
+def test_the_calibrated_gate_separates_covered_from_uncovered_questions(sample_wb):
+    from calibration_questions import ANSWERABLE, UNANSWERABLE
+
+    sample_wb._llm = ScriptedLLM("Answer [1].")
+    for question in ANSWERABLE:
+        assert not sample_wb.ask(question).refused, question
+    sample_wb._llm = ExplodingLLM("")
+    for question in UNANSWERABLE:
+        assert sample_wb.ask(question).refused, question
+
+
+@pytest.fixture
+def llm_server():
+    """A real `workbench llm-serve` process (OpenAI-compatible) on a free loopback port."""
+    import re
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "llm-serve", "--port", "0"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    match = re.search(r"http://127\.0\.0\.1:(\d+)/v1", line)
+    assert match, (line, proc.stderr.read() if proc.poll() is not None else "")
+    yield f"http://127.0.0.1:{match.group(1)}/v1"
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_openai_backend_against_a_real_local_server(sample_wb, llm_server):
+    from workbench.generate import load_llm
+
+    settings = sample_wb.config.llm.model_copy(update={"backend": "openai", "base_url": llm_server,
+                                                       "model": "SmolLM2-135M-Instruct", "max_new_tokens": 32})
+    remote = load_llm(settings)
+    pieces = list(remote.stream([{"role": "user", "content": "Name a colour."}], 16))
+    assert len(pieces) >= 2 and "".join(pieces).strip()
+    sample_wb._llm = remote
+    answer = sample_wb.ask("When does the shuttle bus leave car park D?")
+    assert not answer.refused and answer.text and answer.model == "SmolLM2-135M-Instruct"
+    assert answer.citations[0].path.endswith("hangar4-announcement.eml") and answer.citations[0].part == "shuttle-notice.txt"
+
+
+def test_openai_backend_reports_an_unreachable_server():
+    from workbench.errors import WorkbenchError
+    from workbench.generate import load_llm
+
+    remote = load_llm(LLMSettings(backend="openai", base_url="http://127.0.0.1:9/v1"))
+    with pytest.raises(WorkbenchError, match="cannot reach the LLM server"):
+        list(remote.stream([{"role": "user", "content": "hi"}], 4))

@@ -1,0 +1,163 @@
+"""Hybrid retrieval against exact oracles; filters inside the search; languages; duplicates."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+from conftest import SAMPLE, make_pdf
+
+from workbench.analyze import detect_language, terms
+from workbench.embed import document_input
+from workbench.retrieve import Filters, dense_ranking, fuse, lexical_ranking, query_terms
+
+WORDS = "wing flap rudder engine fuel landing gear cabin pressure hydraulic pump valve sensor".split()
+
+
+@pytest.fixture
+def corpus_wb(tmp_path, make_wb):
+    src = tmp_path / "src"
+    shutil.copytree(SAMPLE, src)
+    rng = np.random.default_rng(3)
+    for i in range(40):
+        body = ". ".join(" ".join(rng.choice(WORDS, 8)) for _ in range(6))
+        (src / f"log-{i:02d}.txt").write_text(f"Maintenance log {i}\n\n{body}.")
+    wb = make_wb()
+    wb.ingest(src, progress=False)
+    return wb
+
+
+def _all_chunks(wb):
+    reader = wb.reader()
+    ids = [r[0] for r in reader.catalog.conn.execute("SELECT id FROM chunks ORDER BY id")]
+    return reader, reader.catalog.chunks(ids)
+
+
+def test_dense_side_equals_brute_force_search(corpus_wb):
+    reader, chunks = _all_chunks(corpus_wb)
+    emb = corpus_wb.embedder
+    # the oracle: brute force over the very vectors stored in the index ...
+    matrix = np.stack([reader.vectors.reconstruct(c.chunk_id) for c in chunks])
+    # ... which are the embedder's vectors of each chunk's input (bf16 batches differ by < 2e-3)
+    fresh = emb.embed_documents([document_input(c.text, c.headings) for c in chunks[:16]])
+    np.testing.assert_allclose(fresh, matrix[:16], atol=2e-3)
+    for query in ("hydraulic pump pressure", "annual leave carry over", "shuttle timetable"):
+        q = emb.embed_query(query)
+        exact = np.argsort(-(matrix @ q))[:10]
+        got = dense_ranking(reader, q, 10, None)
+        assert [cid for cid, _ in got] == [chunks[i].chunk_id for i in exact]
+        np.testing.assert_allclose([s for _, s in got], (matrix @ q)[exact], atol=1e-5)
+        allowed = np.array([c.chunk_id for c in chunks if c.path.endswith((".pdf", ".docx"))])
+        mask = np.isin([c.chunk_id for c in chunks], allowed)
+        exact_f = [chunks[i].chunk_id for i in np.argsort(-np.where(mask, matrix @ q, -9))[: min(10, mask.sum())]]
+        assert [cid for cid, _ in dense_ranking(reader, q, 10, allowed)] == exact_f
+
+
+def test_hybrid_is_the_weighted_rrf_of_the_two_sides(corpus_wb):
+    reader = corpus_wb.reader()
+    settings = corpus_wb.config.retrieval
+    query = "hydraulic pump valve"
+    dense = dense_ranking(reader, corpus_wb.embedder.embed_query(query), settings.candidates, None)
+    lexical = lexical_ranking(reader, query_terms(reader, query, settings)[1], settings.candidates, Filters())
+    expected = [cid for cid, _ in fuse([(1.0, [c for c, _ in dense]), (1.0, [c for c, _ in lexical])], settings.rrf_k)]
+    hits = corpus_wb.search(query, k=8)
+    assert [h.chunk.chunk_id for h in hits] == [c for c in expected if c in {h.chunk.chunk_id for h in hits}][:8]
+    assert [h.chunk.chunk_id for h in hits][:3] == expected[:3]
+
+
+def test_fuse_weights_and_ranks():
+    fused = fuse([(1.0, [1, 2, 3]), (2.0, [3, 4])], rrf_k=10)
+    scores = dict(fused)
+    assert scores[3] == pytest.approx(1 / 13 + 2 / 11)
+    assert fused[0][0] == 3 and scores[4] == pytest.approx(2 / 12)
+    assert fuse([(0.0, [1]), (1.0, [2])], rrf_k=20) == [(2, pytest.approx(1 / 21))]
+
+
+def test_lexical_side_stems_and_folds(corpus_wb):
+    reader = corpus_wb.reader()
+    words = query_terms(reader, "carrying over unused days", corpus_wb.config.retrieval)[1]
+    top = reader.catalog.chunks([lexical_ranking(reader, words, 3, Filters())[0][0]])[0]
+    assert top.path.endswith("employee-handbook.pdf") and "carried over" in top.text
+
+
+def test_a_narrow_filter_still_gets_its_best_k(corpus_wb):
+    # 40 maintenance logs dominate this query; filtering to PDFs must still return PDF hits
+    hits = corpus_wb.search("hydraulic pump pressure valve", k=3, filters=Filters(formats=("pdf",)))
+    assert len(hits) == 3 and all(h.chunk.format == "pdf" for h in hits)
+    hits = corpus_wb.search("hydraulic pump", k=4, filters=Filters(path_glob="*/log-0[0-3].txt"))
+    assert {os.path.basename(h.chunk.path) for h in hits} == {"log-00.txt", "log-01.txt", "log-02.txt", "log-03.txt"}
+    assert corpus_wb.search("hydraulic pump", k=5, filters=Filters(modified_after=time.time() + 3600)) == []
+
+
+def test_collections_and_groups_filters(tmp_path, make_wb):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    make_pdf(a / "a.pdf", ["Fuel pump replacement procedure for the left engine."])
+    make_pdf(b / "b.pdf", ["Fuel pump replacement procedure for the right engine."])
+    wb = make_wb()
+    wb.ingest(a, collection="alpha", progress=False)
+    wb.ingest(b, collection="beta", progress=False)
+    assert {h.chunk.collection for h in wb.search("fuel pump", k=5, collection="beta")} == {"beta"}
+    assert wb.search("fuel pump", k=5, filters=Filters(groups=("finance",))) == []
+
+
+SPANISH = {
+    "vacaciones.txt": "Política de vacaciones\n\nLos empleados a tiempo completo acumulan veinticinco días de "
+                      "vacaciones pagadas por año. Se pueden trasladar hasta cinco días no utilizados al primer "
+                      "trimestre del año siguiente.",
+    "gastos.txt": "Gastos de viaje\n\nLas dietas diarias cubren comidas y transporte local. Los gastos superiores "
+                  "a quinientos euros requieren la aprobación de un director.",
+    "seguridad.txt": "Seguridad informática\n\nInforme de la pérdida de un portátil al servicio de asistencia en "
+                     "el plazo de una hora llamando a la extensión 4400.",
+    "teletrabajo.txt": "Teletrabajo\n\nLos empleados pueden trabajar a distancia hasta tres días por semana "
+                       "después del período de prueba.",
+}
+
+
+def test_spanish_documents_and_queries_use_spanish_analysis_and_lexical_only(tmp_path, make_wb):
+    src = tmp_path / "es"
+    src.mkdir()
+    for name, text in SPANISH.items():
+        (src / name).write_text(text, encoding="utf-8")
+    wb = make_wb()
+    wb.ingest(src, progress=False)
+    assert {d.language for d in wb.documents()} == {"es"}
+    question = "¿Cuántos días de vacación no utilizados puedo trasladar?"
+    assert detect_language(question) == "es" and "traslad" in terms(question, "es")
+    hits, trace = wb.search_with_trace(question, k=2)
+    assert not trace.used_dense and trace.query_language == "es"
+    assert hits[0].chunk.path.endswith("vacaciones.txt")
+    lexical = wb.search(question, k=2, mode="lexical")
+    assert [h.chunk.chunk_id for h in hits] == [h.chunk.chunk_id for h in lexical]
+    # a deployer with a multilingual model lists 'es' in dense_languages: then both sides run
+    cfg = wb.config.model_copy(update={"retrieval": wb.config.retrieval.model_copy(update={"dense_languages": ("en", "es")})})
+    wb.config = cfg
+    assert wb.search_with_trace(question, k=2)[1].used_dense
+
+
+def test_identical_passages_are_returned_once(tmp_path, make_wb):
+    src = tmp_path / "dups"
+    src.mkdir()
+    text = "The de-icing fluid tank holds 400 litres and is refilled every morning."
+    (src / "one.txt").write_text(text)
+    (src / "two.txt").write_text(text)
+    (src / "other.txt").write_text("Tyre pressure is checked before the first flight of the day.")
+    wb = make_wb()
+    wb.ingest(src, progress=False)
+    hits = wb.search("de-icing fluid tank", k=3)
+    assert sum("de-icing" in h.chunk.text for h in hits) == 1 and len(hits) == 2
+
+
+def test_neighbouring_chunks_as_context(tmp_path, make_wb):
+    src = tmp_path / "n"
+    src.mkdir()
+    make_pdf(src / "manual.pdf", ["Page one: the checklist starts here.", "Page two: the torque values.",
+                                  "Page three: the sign-off."])
+    wb = make_wb()
+    wb.ingest(src, progress=False)
+    wb.config = wb.config.model_copy(update={"retrieval": wb.config.retrieval.model_copy(update={"neighbors": 1})})
+    hit = wb.search("torque values", k=1)[0]
+    assert hit.chunk.page == 2 and [c.page for c in hit.context] == [1, 3]

@@ -1,0 +1,108 @@
+"""Answer wiring: (condense) → retrieve → evidence gate → prompt → stream → check citations.
+
+`answer_stream` yields text pieces as the model produces them and, last, the `Answer`. When
+retrieval finds nothing relevant enough (``[answer] min_dense_score`` / ``min_term_overlap``)
+it refuses without calling the model. Leaves out: conversation storage (callers pass history).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+
+from workbench.analyze import terms
+from workbench.cite import check_citations
+from workbench.config import Config
+from workbench.prompt import build_messages, condense_messages, load_template
+from workbench.records import Answer, Citation, Hit
+
+CONDENSE_TOKENS = 64
+
+
+def _citations(hits: Sequence[Hit]) -> tuple[Citation, ...]:
+    return tuple(Citation(number=i, chunk_id=h.chunk.chunk_id, doc_id=h.chunk.doc_id, path=h.chunk.path,
+                          part=h.chunk.part, title=h.chunk.title, location=h.chunk.location, page=h.chunk.page,
+                          snippet=" ".join(h.chunk.text.split())[:300])
+                 for i, h in enumerate(hits, start=1))
+
+
+def evidence_gap(hits: Sequence[Hit], trace, config: Config) -> str:
+    """Why the hits are not evidence enough to answer, or '' when they are."""
+    if not hits:
+        return "no passage in the documents matched the question"
+    if trace.used_dense:
+        best = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
+        if best < config.answer.min_dense_score:
+            return f"the closest passage is too far from the question (similarity {best:.2f} < " \
+                   f"{config.answer.min_dense_score:g}, answer.min_dense_score)"
+        return ""
+    asked = set(trace.lexical_terms)
+    top = set(terms(hits[0].chunk.text + " " + " ".join(hits[0].chunk.headings), trace.query_language))
+    share = len(asked & top) / len(asked) if asked else 0.0
+    if share < config.answer.min_term_overlap:
+        return f"the best passage shares only {share:.0%} of the question's terms (< " \
+               f"{config.answer.min_term_overlap:.0%}, answer.min_term_overlap)"
+    return ""
+
+
+def condense(llm, template, history: Sequence[tuple[str, str]], question: str) -> str:
+    """A stand-alone version of a follow-up question (the question itself when there is no history)."""
+    if not history:
+        return question
+    text = "".join(llm.stream(condense_messages(template, history, question), CONDENSE_TOKENS)).strip()
+    first = text.splitlines()[0].strip().strip('"') if text else ""
+    return first or question
+
+
+def answer_stream(wb, question: str, history: Sequence[tuple[str, str]] = (), k: int | None = None,
+                  filters=None, llm=None) -> Iterator[str | Answer]:
+    """Yield answer text pieces, then the `Answer`."""
+    cfg = wb.config
+    template = load_template(cfg.answer.prompt)
+    started = time.perf_counter()
+    standalone = question
+    if history and cfg.answer.condense_followups:
+        llm = llm or wb.llm
+        standalone = condense(llm, template, history, question)
+    hits, trace = wb.search_with_trace(standalone, k=k or cfg.answer.k, filters=filters)
+    retrieval_ms = (time.perf_counter() - started) * 1000
+    generation = wb.reader().generation
+    gap = evidence_gap(hits, trace, cfg)
+    if gap:
+        yield template.refusal
+        yield Answer(question=question, text=template.refusal, hits=tuple(hits), refused=True, refusal_reason=gap,
+                     standalone_question=standalone, generation=generation, model="(not called)",
+                     timings={"retrieval_ms": retrieval_ms, "total_s": time.perf_counter() - started})
+        return
+    llm = llm or wb.llm
+    budget = llm.context_window - cfg.llm.max_new_tokens - 16
+    messages, used = build_messages(template, standalone, hits, llm.count_tokens, budget)
+    prompt_tokens = llm.count_tokens(messages)
+    t0 = time.perf_counter()
+    first = None
+    pieces: list[str] = []
+    for piece in llm.stream(messages, cfg.llm.max_new_tokens):
+        if first is None:
+            first = time.perf_counter() - t0
+        pieces.append(piece)
+        yield piece
+    elapsed = time.perf_counter() - t0
+    raw = "".join(pieces).strip()
+    completion = max(1, llm.count_tokens([*messages, {"role": "assistant", "content": raw}]) - prompt_tokens)
+    text, _, invented, uncited = check_citations(raw, len(used), template.refusal)
+    refused = template.refusal.rstrip(".") in text and not _has_citation(text)
+    yield Answer(
+        question=question, text=text or template.refusal, citations=_citations(used), hits=tuple(used),
+        refused=refused, refusal_reason="the model found no answer in the sources" if refused else "",
+        standalone_question=standalone, invented_citations=tuple(invented), uncited_sentences=tuple(uncited),
+        generation=generation, model=llm.name,
+        timings={"retrieval_ms": retrieval_ms, "prompt_tokens": float(prompt_tokens),
+                 "completion_tokens": float(completion), "time_to_first_token_s": first or elapsed,
+                 "tokens_per_s": completion / max(elapsed - (first or 0), 1e-6) if completion > 1 else 0.0,
+                 "total_s": time.perf_counter() - started})
+
+
+def _has_citation(text: str) -> bool:
+    import re
+
+    return bool(re.search(r"\[\d+\]", text))
