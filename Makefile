@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 PIP_EXTRA := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 
-.PHONY: setup demo test bench-ingest bench-embed bench-retrieval bench-pdf clean
+.PHONY: setup demo test bench-ingest bench-embed bench-retrieval bench-latency bench-pdf clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench-embed: setup
 
 bench-retrieval: setup
 	$(PY) benchmarks/retrieval_cranfield.py
+
+bench-latency: setup
+	$(PY) benchmarks/latency.py
 
 bench-pdf: setup
 	$(PY) benchmarks/pdf_extract.py
