@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 PIP_EXTRA := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 
-.PHONY: setup demo test bench-ingest bench-embed bench-retrieval bench-latency bench-pdf clean
+.PHONY: setup setup-llamacpp demo test bench-ingest bench-embed bench-retrieval bench-latency bench-pdf clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +23,24 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 setup: $(VENV)/.installed
 
+# optional: the llamacpp LLM backend (llama-cpp-python compiles from source, ~5 minutes on 2 cores;
+# these flags avoid a crash seen with the default native build)
+LLAMACPP_VERSION := 0.3.36
+$(VENV)/.llamacpp: $(VENV)/.installed
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
+	  $(PIP) install --quiet llama-cpp-python==$(LLAMACPP_VERSION)
+	touch $@
+
+setup-llamacpp: $(VENV)/.llamacpp
+
 demo: setup
 	$(VENV)/bin/workbench ingest data/sample
 	$(VENV)/bin/workbench status
 	$(VENV)/bin/workbench search "How many days of annual leave can be carried over?" -k 3
 	$(VENV)/bin/workbench ask "How many days of annual leave can be carried over?"
 
-test: setup
+# the tests cover every LLM backend, so they build the llamacpp extra too (once)
+test: setup setup-llamacpp
 	$(PY) -m pytest
 
 bench-ingest: setup

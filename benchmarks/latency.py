@@ -6,7 +6,8 @@ with their vectors jittered (Gaussian noise, sigma 0.05, renormalised) up to the
 written straight into a generation with `IndexWriter` (embedding 100k chunks would only measure
 the embedder again). p50/p95 over the 225 Cranfield queries, per mode. LLM: the SmolLM2 GGUF
 through the transformers backend in-process, and through the openai backend against
-`workbench llm-serve` serving the same model. Run: `make bench-latency`.
+`workbench llm-serve` serving the same model, and through llama-cpp-python (the llamacpp backend)
+on the same GGUF file. Tokens are counted with the model's tokenizer. Run: `make bench-latency`.
 """
 
 from __future__ import annotations
@@ -74,6 +75,48 @@ def retrieval(tmp: Path) -> None:
                 times.append((time.perf_counter() - t) * 1000)
             print(f"{n:8d} {mode:8s} {pct(times, 50):8.1f} {pct(times, 95):8.1f}")
         reader.close()
+    million(texts, vecs, emb, list(queries.values()))
+
+
+def million(texts: list[str], vecs: np.ndarray, emb, queries: list[str], n: int = 1_000_000) -> None:
+    """FAISS only: exact flat vs an IVF index at 1M vectors, latency and recall@10 against exact.
+
+    The published index is exact (IndexFlatIP) today; this shows what an approximate index buys
+    at a million chunks before the product offers one.
+    """
+    import faiss
+
+    rng = np.random.default_rng(1)
+    data = np.empty((n, vecs.shape[1]), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        idx = np.arange(start, min(n, start + 100_000)) % len(vecs)
+        block = vecs[idx] + rng.normal(0, 0.05, (len(idx), vecs.shape[1])).astype(np.float32)
+        data[start:start + len(idx)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    qv = np.stack([emb.embed_query(q) for q in queries]).astype(np.float32)
+    flat = faiss.IndexFlatIP(vecs.shape[1])
+    flat.add(data)
+    t = time.perf_counter()
+    exact = [flat.search(q[None], 10)[1][0] for q in qv]
+    flat_ms = [(time.perf_counter() - t) * 1000 / len(qv)]
+    nlist = 4096
+    quantizer = faiss.IndexFlatIP(vecs.shape[1])
+    ivf = faiss.IndexIVFFlat(quantizer, vecs.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+    t = time.perf_counter()
+    ivf.train(data[rng.choice(n, 200_000, replace=False)])
+    ivf.add(data)
+    build_s = time.perf_counter() - t
+    print(f"1M vectors: exact flat {flat_ms[0]:.1f} ms/query; IVF{nlist},Flat built in {build_s:.0f} s")
+    for nprobe in (8, 32, 128):
+        ivf.nprobe = nprobe
+        times, recall = [], []
+        for q, truth in zip(qv, exact):
+            t = time.perf_counter()
+            got = ivf.search(q[None], 10)[1][0]
+            times.append((time.perf_counter() - t) * 1000)
+            recall.append(len(set(got) & set(truth)) / 10)
+        print(f"  nprobe {nprobe:4d}: p50 {pct(times, 50):6.2f} ms  p95 {pct(times, 95):6.2f} ms  "
+              f"recall@10 vs exact {statistics.mean(recall):.3f}")
+    del data, flat, ivf
 
 
 def llm_timings() -> None:
@@ -109,7 +152,9 @@ def llm_timings() -> None:
     try:
         import llama_cpp  # noqa: F401
     except ImportError:
-        print("llamacpp: not installed (optional extra); not measured")
+        print("llamacpp: not installed (make setup-llamacpp); not measured")
+        return
+    measure(load_llm(LLMSettings(backend="llamacpp")), "llamacpp (same GGUF, llama-cpp-python)")
 
 
 def main() -> None:

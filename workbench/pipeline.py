@@ -26,6 +26,7 @@ class Workbench:
         self.config = config
         self._embedder = None
         self._llm = None
+        self._reranker = None
         self._reader: IndexReader | None = None
 
     @classmethod
@@ -148,7 +149,19 @@ class Workbench:
             filters = dataclasses.replace(filters, collections=cols)
         if mode not in (None, "hybrid", "dense", "lexical"):
             raise WorkbenchError(f"search mode {mode!r}: use 'hybrid', 'dense' or 'lexical'")
-        return search(reader, self.embedder.embed_query, query, k, self.config.retrieval, filters, mode)
+        return search(reader, self.embedder.embed_query, query, k, self.config.retrieval, filters, mode, self.reranker)
+
+    @property
+    def reranker(self):
+        """The configured cross-encoder reranker, or None ([retrieval] reranker unset)."""
+        name = self.config.retrieval.reranker
+        if name is None:
+            return None
+        if self._reranker is None or self._reranker.name != name:
+            from workbench.rerank import CrossEncoderReranker
+
+            self._reranker = CrossEncoderReranker(name, self.embedder.device)
+        return self._reranker
 
     # ---- answers ----------------------------------------------------------------------------
     def ask_stream(self, question: str, history=(), k: int | None = None, filters=None):

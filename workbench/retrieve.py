@@ -177,11 +177,15 @@ def _neighbors(reader: IndexReader, chunk: Chunk, n: int) -> tuple[Chunk, ...]:
 
 
 def search(reader: IndexReader, embed_query, query: str, k: int, settings: RetrievalSettings,
-           filters: Filters = Filters(), mode: str | None = None) -> tuple[list[Hit], SearchTrace]:
+           filters: Filters = Filters(), mode: str | None = None, reranker=None) -> tuple[list[Hit], SearchTrace]:
     """The k best chunks for ``query`` and a trace of how they were found.
 
-    ``embed_query`` is a callable text -> vector, called only when the dense side runs.
+    ``embed_query`` is a callable text -> vector, called only when the dense side runs;
+    ``reranker`` (a `workbench.rerank.Reranker`) re-orders the fused candidates when given.
     """
+    final_k = k
+    if reranker is not None:
+        k = max(k, settings.rerank_candidates)
     mode = mode or settings.mode
     lang, words = query_terms(reader, query, settings)
     use_dense = mode != "lexical" and (lang == UNDETERMINED or lang in settings.dense_languages or mode == "dense")
@@ -214,6 +218,10 @@ def search(reader: IndexReader, embed_query, query: str, k: int, settings: Retri
                 lexical_score=lexical_score.get(cid),
                 context=_neighbors(reader, chunks[cid], settings.neighbors) if settings.neighbors else ())
             for i, cid in enumerate(kept, start=1)]
+    if reranker is not None:
+        from workbench.rerank import rerank
+
+        hits = rerank(query, hits, reranker, final_k)
     trace = SearchTrace(mode=mode if use_dense or mode == "lexical" else "lexical (query language not in "
                         "dense_languages)", query_language=lang, used_dense=use_dense,
                         dense_ms=(t1 - t0) * 1000, lexical_ms=(t2 - t1) * 1000,
