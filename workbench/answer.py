@@ -66,7 +66,7 @@ def answer_stream(wb, question: str, history: Sequence[tuple[str, str]] = (), k:
         standalone = condense(llm, template, history, question)
     hits, trace = wb.search_with_trace(standalone, k=k or cfg.answer.k, filters=filters)
     retrieval_ms = (time.perf_counter() - started) * 1000
-    generation = wb.reader().generation
+    generation = trace.generation  # the generation these hits came from, even if a reindex lands now
     gap = evidence_gap(hits, trace, cfg)
     if gap:
         yield template.refusal

@@ -72,6 +72,7 @@ class SearchTrace:
     mode: str
     query_language: str
     used_dense: bool
+    generation: int = 0
     dense_ms: float = 0.0
     lexical_ms: float = 0.0
     allowed: int | None = None
@@ -222,8 +223,8 @@ def search(reader: IndexReader, embed_query, query: str, k: int, settings: Retri
         from workbench.rerank import rerank
 
         hits = rerank(query, hits, reranker, final_k)
-    trace = SearchTrace(mode=mode if use_dense or mode == "lexical" else "lexical (query language not in "
-                        "dense_languages)", query_language=lang, used_dense=use_dense,
+    shown_mode = mode if use_dense or mode == "lexical" else "lexical (query language not in dense_languages)"
+    trace = SearchTrace(mode=shown_mode, query_language=lang, used_dense=use_dense, generation=reader.generation,
                         dense_ms=(t1 - t0) * 1000, lexical_ms=(t2 - t1) * 1000,
                         allowed=None if allowed is None else len(allowed), lexical_terms=words)
     return hits, trace
