@@ -135,7 +135,12 @@ class Hit(_Record):
         c = self.chunk
         where = ", ".join(x for x in (c.location, " > ".join(c.headings)) if x)
         snippet = " ".join(c.text.split())[:160]
-        return f"{self.rank}. [{self.score:.3f}] {c.display_path}{' (' + where + ')' if where else ''}\n   {snippet}"
+        parts = [f"score {self.score:.3f}"]
+        if self.dense_score is not None:
+            parts.append(f"cosine {self.dense_score:.2f}")
+        if self.lexical_score is not None:
+            parts.append(f"bm25 {self.lexical_score:.1f}")
+        return f"{self.rank}. [{', '.join(parts)}] {c.display_path}{' (' + where + ')' if where else ''}\n   {snippet}"
 
     def _repr_html_(self) -> str:
         c = self.chunk
