@@ -37,7 +37,7 @@ demo: setup
 	$(VENV)/bin/workbench ingest data/sample
 	$(VENV)/bin/workbench status
 	$(VENV)/bin/workbench search "How many days of annual leave can be carried over?" -k 3
-	$(VENV)/bin/workbench ask "How many days of annual leave can be carried over?"
+	$(VENV)/bin/workbench ask "When does the shuttle bus leave car park D?"
 
 # the tests cover every LLM backend, so they build the llamacpp extra too (once)
 test: setup setup-llamacpp
