@@ -63,3 +63,17 @@ def test_python_workflow_with_rich_reprs(tmp_path, make_wb):
     docs = {d.display_path.rsplit("/", 1)[-1]: d for d in wb.documents()}
     assert docs["hangar4-announcement.eml » shuttle-notice.txt"].format == "text"
     assert all(d.groups == () for d in docs.values())
+
+
+def test_the_bundled_workbench_toml_states_the_defaults():
+    from conftest import ROOT
+
+    from workbench.config import Config
+
+    bundled, defaults = load_config(ROOT / "workbench.toml"), Config()
+    for section in ("index", "embedding", "chunking", "ingest", "retrieval", "llm", "answer"):
+        if section == "index":
+            assert bundled.index.keep_generations == defaults.index.keep_generations
+            assert bundled.index.dir == ROOT / "workbench-index"
+        else:
+            assert getattr(bundled, section) == getattr(defaults, section), section

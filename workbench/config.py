@@ -128,6 +128,8 @@ class LLMSettings(_Section):
     context_window: int = Field(8192, ge=512, description="Upper bound on prompt + answer tokens.")
     max_new_tokens: int = Field(384, ge=1, description="Longest answer, in tokens.")
     temperature: float = Field(0.0, ge=0, description="0 = greedy (reproducible answers).")
+    repetition_penalty: float = Field(
+        1.1, ge=1.0, description="Discourages loops (transformers and llamacpp backends; llama.cpp's own default).")
     base_url: str | None = Field(None, description="backend='openai': e.g. 'http://127.0.0.1:8000/v1'.")
     api_key_env: str | None = Field(
         None, description="backend='openai': name of the environment variable holding the API key.")

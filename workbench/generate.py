@@ -113,6 +113,7 @@ class TransformersLLM:
         window = getattr(self.model.config, "max_position_embeddings", None) or 4096
         self.context_window = min(int(window), settings.context_window)
         self.temperature = settings.temperature
+        self.repetition_penalty = settings.repetition_penalty
 
     def _inputs(self, messages: Sequence[Message]):
         return self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, return_tensors="pt",
@@ -128,6 +129,7 @@ class TransformersLLM:
         inputs = {k: v.to(self.device) for k, v in self._inputs(messages).items()}
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
         kwargs = dict(**inputs, max_new_tokens=max_new_tokens, streamer=streamer,
+                      repetition_penalty=self.repetition_penalty,
                       pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
         if self.temperature > 0:
             kwargs.update(do_sample=True, temperature=self.temperature)

@@ -33,6 +33,7 @@ class LlamaCppLLM:
         self.name = settings.model
         self.context_window = int(self.llm.n_ctx())
         self.temperature = settings.temperature
+        self.repeat_penalty = settings.repetition_penalty
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         # content tokens plus a few per message for the chat template's role markers
@@ -40,7 +41,8 @@ class LlamaCppLLM:
 
     def stream(self, messages: Sequence[Message], max_new_tokens: int) -> Iterator[str]:
         for chunk in self.llm.create_chat_completion(messages=list(messages), max_tokens=max_new_tokens,
-                                                     temperature=self.temperature, stream=True):
+                                                     temperature=self.temperature, repeat_penalty=self.repeat_penalty,
+                                                     stream=True):
             piece = chunk["choices"][0]["delta"].get("content")
             if piece:
                 yield piece
