@@ -89,8 +89,8 @@ def answer_stream(wb, question: str, history: Sequence[tuple[str, str]] = (), k:
     elapsed = time.perf_counter() - t0
     raw = "".join(pieces).strip()
     completion = max(1, llm.count_tokens([*messages, {"role": "assistant", "content": raw}]) - prompt_tokens)
-    text, _, invented, uncited = check_citations(raw, len(used), template.refusal)
-    refused = template.refusal.rstrip(".") in text and not _has_citation(text)
+    text, cited, invented, uncited = check_citations(raw, len(used), template.refusal)
+    refused = template.refusal.rstrip(".") in text and not cited
     yield Answer(
         question=question, text=text or template.refusal, citations=_citations(used), hits=tuple(used),
         refused=refused, refusal_reason="the model found no answer in the sources" if refused else "",
@@ -101,8 +101,3 @@ def answer_stream(wb, question: str, history: Sequence[tuple[str, str]] = (), k:
                  "tokens_per_s": completion / max(elapsed - (first or 0), 1e-6) if completion > 1 else 0.0,
                  "total_s": time.perf_counter() - started})
 
-
-def _has_citation(text: str) -> bool:
-    import re
-
-    return bool(re.search(r"\[\d+\]", text))

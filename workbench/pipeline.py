@@ -73,6 +73,13 @@ class Workbench:
             self._reader = IndexReader.open(self.index_dir)
         return self._reader
 
+    def _searchable_reader(self) -> IndexReader:
+        """The current generation, or EmptyIndexError saying how to fill it."""
+        reader = self.reader()
+        if reader is None or reader.catalog.counts()[1] == 0:
+            raise EmptyIndexError(f"the index at {self.index_dir} is empty: run `workbench ingest FOLDER` first")
+        return reader
+
     # ---- ingestion --------------------------------------------------------------------------
     def ingest(self, paths: str | os.PathLike | Iterable[str | os.PathLike], collection: str = "default",
                wait_s: float = 0.0, progress: bool = True) -> IngestReport:
@@ -140,9 +147,7 @@ class Workbench:
         """Like `search`, plus a `SearchTrace` (query language, sides used, timings)."""
         from workbench.retrieve import Filters, search
 
-        reader = self.reader()
-        if reader is None or reader.catalog.counts()[1] == 0:
-            raise EmptyIndexError(f"the index at {self.index_dir} is empty: run `workbench ingest FOLDER` first")
+        reader = self._searchable_reader()
         filters = filters or Filters()
         if collection:
             cols = (collection,) if isinstance(collection, str) else tuple(collection)
@@ -172,9 +177,7 @@ class Workbench:
         """
         from workbench.answer import answer_stream
 
-        reader = self.reader()
-        if reader is None or reader.catalog.counts()[1] == 0:
-            raise EmptyIndexError(f"the index at {self.index_dir} is empty: run `workbench ingest FOLDER` first")
+        self._searchable_reader()  # fail early, before loading the LLM
         yield from answer_stream(self, question, history, k, filters)
 
     def ask(self, question: str, history=(), k: int | None = None, filters=None, on_token=None):

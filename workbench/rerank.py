@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from workbench.embed import resolve_model_path
 from workbench.errors import ModelNotFoundError
 from workbench.records import Hit
 
@@ -25,7 +25,7 @@ class CrossEncoderReranker:
     def __init__(self, model: str, device: str = "cpu") -> None:
         from sentence_transformers import CrossEncoder
 
-        path = str(Path(model).expanduser().resolve()) if Path(model).expanduser().exists() else model
+        path = resolve_model_path(model)
         try:
             self.model = CrossEncoder(path, device=device, local_files_only=True, trust_remote_code=False)
         except (OSError, ValueError) as exc:
