@@ -106,6 +106,10 @@ class Catalog:
         rows = self.conn.execute(sql, (collection,) if collection else ())
         return [_document(r[:-1], r[-1]) for r in rows]
 
+    def document(self, doc_id: str) -> Document | None:
+        row = self.conn.execute(f"SELECT {_DOC_COLS} FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
+        return _document(row) if row else None
+
     def source_documents(self, collection: str, root: str) -> list[Document]:
         """Documents of files at or under ``root`` (whichever source first added them)."""
         rows = self.conn.execute(f"SELECT {_DOC_COLS} FROM documents WHERE collection=? AND {_UNDER}",

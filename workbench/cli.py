@@ -17,6 +17,8 @@ EPILOG = """examples:
   workbench ask "How many days of leave can I carry over?"
   workbench status --json
   workbench reindex --wait 600        # from cron
+  workbench users add alice --groups staff,admin
+  workbench serve --host 0.0.0.0 --port 7860
 
 Every command takes --index DIR (default: [index] dir of workbench.toml, else ./workbench-index),
 --config FILE (default: ./workbench.toml if present) and --json."""
@@ -79,6 +81,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--api-key-env", metavar="VAR", help="require the key held in this environment variable")
+
+    p = sub.add_parser("serve", parents=[common], help="start the staff web app (chat, sources, uploads)",
+                       description="Start the Gradio web app for staff: login, chat with cited answers, source "
+                       "viewer; admins also upload, re-index and read feedback. Create users first with "
+                       "`workbench users add`. Defaults come from [web] in workbench.toml.")
+    p.add_argument("--host", help="address to listen on (default [web] host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default [web] port, 7860)")
+
+    p = sub.add_parser("users", parents=[common], help="manage the web app's users: add, list, remove, passwd",
+                       description="Users live in <index>/users.sqlite with argon2id password hashes. "
+                       "Members of the [web] admin_group (default 'admin') may upload and re-index.")
+    users = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    u = users.add_parser("add", parents=[common], help="create a user (asks for the password)")
+    u.add_argument("name")
+    u.add_argument("--groups", default="", help="comma-separated groups, e.g. staff,admin")
+    u.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
+    users.add_parser("list", parents=[common], help="list users and their groups")
+    u = users.add_parser("remove", parents=[common], help="delete a user (their open sessions end too)")
+    u.add_argument("name")
+    u = users.add_parser("passwd", parents=[common], help="set a new password (asks for it)")
+    u.add_argument("name")
+    u.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
+    u = users.add_parser("groups", parents=[common], help="replace a user's groups")
+    u.add_argument("name")
+    u.add_argument("groups", help="comma-separated groups ('' for none)")
     return parser
 
 
@@ -108,6 +135,13 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "ask":
         return _ask(wb, args)
+    if args.command == "users":
+        return _users(wb, args)
+    if args.command == "serve":
+        from apps.web import serve
+
+        serve(wb, host=args.host, port=args.port)
+        return 0
     if args.command == "llm-serve":
         from workbench.serve_llm import serve
 
@@ -144,6 +178,43 @@ def _ask(wb, args: argparse.Namespace) -> int:
     for flag in answer.flags():
         if not flag.startswith("refused"):
             print(f"note: {flag}")
+    return 0
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    from workbench.errors import WorkbenchError
+
+    first = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("again: ") != first:
+        raise WorkbenchError("the two passwords differ; nothing changed")
+    return first
+
+
+def _users(wb, args: argparse.Namespace) -> int:
+    store = wb.users
+    if args.action == "list":
+        people = store.list()
+        if args.json:
+            _print_json([u.to_dict() for u in people])
+        else:
+            print("\n".join(str(u) for u in people) if people else "no users yet: `workbench users add NAME`")
+        return 0
+    if args.action == "add":
+        user = store.add(args.name, _password(args), args.groups)
+        print(f"added {user.name} (groups: {', '.join(user.groups) or 'none'})")
+    elif args.action == "passwd":
+        store.set_password(args.name, _password(args))
+        print(f"password changed for {args.name}")
+    elif args.action == "groups":
+        user = store.set_groups(args.name, args.groups)
+        print(f"{user.name} now in: {', '.join(user.groups) or 'no groups'}")
+    else:
+        store.remove(args.name)
+        print(f"removed {args.name}")
     return 0
 
 

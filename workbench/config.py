@@ -151,6 +151,23 @@ class AnswerSettings(_Section):
         True, description="Rewrite a follow-up question into a stand-alone one before retrieval.")
 
 
+class WebSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address `workbench serve` listens on ('0.0.0.0' for every interface).")
+    port: int = Field(7860, ge=1, le=65535, description="Port `workbench serve` listens on.")
+    title: str = Field("Document assistant", description="Name shown at the top of the staff app.")
+    admin_group: str = Field("admin", description="Members of this group may upload, re-index and read feedback.")
+    max_upload_mb: float = Field(50.0, gt=0, description="Largest file the app accepts for upload.")
+    queue_size: int = Field(16, ge=1, description="Questions waiting beyond this get a 'busy, try again' message.")
+    concurrency: int | None = Field(
+        None, ge=1, description="Questions answered at once; unset = the LLM backend's capacity "
+        "(1 for transformers and llamacpp, 4 for an openai server).")
+    trusted_user_header: str | None = Field(
+        None, description="Single sign-on: take the user name from this header set by a reverse proxy "
+        "(e.g. 'X-Forwarded-User'). Only allowed when host is a loopback address.")
+    login_attempts: int = Field(5, ge=1, description="Failed logins per user name before a lockout.")
+    lockout_s: float = Field(300.0, ge=0, description="How long a user name stays locked after too many failures.")
+
+
 class Config(_Section):
     """All settings. Build with `load_config`; override fields with `model_copy(update=...)`."""
 
@@ -161,6 +178,7 @@ class Config(_Section):
     retrieval: RetrievalSettings = RetrievalSettings()
     llm: LLMSettings = LLMSettings()
     answer: AnswerSettings = AnswerSettings()
+    web: WebSettings = WebSettings()
     source: Path | None = Field(None, description="The file this config was read from, if any.")
 
     def with_index_dir(self, index_dir: str | os.PathLike) -> "Config":

@@ -31,5 +31,9 @@ class EmptyIndexError(WorkbenchError):
     """A search was asked of an index that has no documents yet."""
 
 
+class NotFoundError(WorkbenchError):
+    """A source, user or document does not exist, or the asker may not see it."""
+
+
 class ParseError(Exception):
     """A loader could not read one file. The message is the reason shown in the ingest report."""

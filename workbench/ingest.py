@@ -109,8 +109,11 @@ def _apply_plan(w: IndexWriter, plan: SyncPlan, collection: str, root: str, t: _
 
 
 def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str]], wait_s: float = 0.0,
-               progress: bool = True) -> IngestReport:
-    """Sync each (root, collection) source into a new generation and publish it if anything changed."""
+               progress: bool = True, on_file=None) -> IngestReport:
+    """Sync each (root, collection) source into a new generation and publish it if anything changed.
+
+    ``on_file(path, error)`` is called after each parsed file (error None when it was read).
+    """
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
@@ -154,6 +157,8 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
                         w.catalog.insert_document(doc, root_s, parsed.text, parsed.metadata)
                         emb.add(chunk_document(parsed, doc.doc_id, item.content_hash, embedder.count_tokens,
                                                config.chunking.max_tokens, config.chunking.overlap_tokens))
+                if on_file is not None:
+                    on_file(f.path, outcome.error)
                 bar.update(1)
                 bar.set_postfix(chunks=t.chunks_added + len(emb.pending), failed=len(t.failed))
         emb.flush()

@@ -3,18 +3,19 @@
 It holds the config, loads the embedder on first use, and always reads the latest published
 generation (a `reindex` by another process is picked up by the next call, no restart). Stage
 order for ingestion lives in `workbench.ingest`; this class only routes calls. Leaves out (later
-issues): hybrid retrieval, grounded answers, access control.
+issue): where a document's groups come from (collection defaults, access files).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
 from workbench.config import Config, load_config
-from workbench.errors import EmptyIndexError, WorkbenchError
+from workbench.errors import EmptyIndexError, NotFoundError, WorkbenchError
 from workbench.records import Chunk, Document, Hit, IndexStatus, IngestReport
 from workbench.store import IndexReader, current_generation
 
@@ -28,6 +29,8 @@ class Workbench:
         self._llm = None
         self._reranker = None
         self._reader: IndexReader | None = None
+        self._users = None
+        self._lock = threading.RLock()  # the web app calls from many threads: load and reopen once
 
     @classmethod
     def open(cls, config: str | os.PathLike | Config | None = None, index_dir: str | os.PathLike | None = None
@@ -48,30 +51,37 @@ class Workbench:
     @property
     def embedder(self):
         """The embedding model, loaded on first use (seconds), then kept."""
-        if self._embedder is None:
-            from workbench.embed import load_embedder
+        with self._lock:
+            if self._embedder is None:
+                from workbench.embed import load_embedder
 
-            self._embedder = load_embedder(self.config.embedding)
+                self._embedder = load_embedder(self.config.embedding)
         return self._embedder
 
     @property
     def llm(self):
         """The configured language model, loaded on first use, then kept."""
-        if self._llm is None:
-            from workbench.generate import load_llm
+        with self._lock:
+            if self._llm is None:
+                from workbench.generate import load_llm
 
-            self._llm = load_llm(self.config.llm)
+                self._llm = load_llm(self.config.llm)
         return self._llm
+
+    @property
+    def llm_loaded(self) -> bool:
+        """Whether the language model is in memory (the first question loads it otherwise)."""
+        return self._llm is not None
 
     def reader(self) -> IndexReader | None:
         """The latest published generation (reopened when a newer one was published)."""
         generation = current_generation(self.index_dir)
-        if self._reader is not None and self._reader.generation != generation:
-            self._reader.close()
-            self._reader = None
-        if self._reader is None and generation is not None:
-            self._reader = IndexReader.open(self.index_dir)
-        return self._reader
+        with self._lock:
+            if self._reader is not None and self._reader.generation != generation:
+                self._reader = None  # not closed: another thread may still be reading it; GC closes it
+            if self._reader is None and generation is not None:
+                self._reader = IndexReader.open(self.index_dir)
+            return self._reader
 
     def _searchable_reader(self) -> IndexReader:
         """The current generation, or EmptyIndexError saying how to fill it."""
@@ -82,12 +92,13 @@ class Workbench:
 
     # ---- ingestion --------------------------------------------------------------------------
     def ingest(self, paths: str | os.PathLike | Iterable[str | os.PathLike], collection: str = "default",
-               wait_s: float = 0.0, progress: bool = True) -> IngestReport:
+               wait_s: float = 0.0, progress: bool = True, on_file=None) -> IngestReport:
         """Parse, chunk, embed and publish every supported file under ``paths`` into ``collection``.
 
         Each path becomes a source that `reindex` re-syncs later. Files that fail are listed in the
         report with their reason; the rest are indexed. Raises IndexBusyError when another writer
-        holds the index longer than ``wait_s`` seconds.
+        holds the index longer than ``wait_s`` seconds. ``on_file(path, error)`` is called as each
+        parsed file is done (``error`` None on success).
         """
         from workbench.ingest import run_ingest
 
@@ -99,7 +110,30 @@ class Workbench:
             raise WorkbenchError(f"no such file or folder: {', '.join(missing)}")
         if not collection or not collection.replace("-", "").replace("_", "").isalnum():
             raise WorkbenchError(f"collection name {collection!r}: use letters, digits, '-' and '_'")
-        return run_ingest(self.config, self.embedder, [(r, collection) for r in roots], wait_s, progress)
+        return run_ingest(self.config, self.embedder, [(r, collection) for r in roots], wait_s, progress, on_file)
+
+    def upload(self, files: Iterable[tuple[str, str | os.PathLike]], collection: str = "uploads",
+               wait_s: float = 30.0, on_file=None) -> tuple[IngestReport, list]:
+        """Copy uploaded files (display name, temp path) into ``<index>/uploads/<collection>/`` and ingest.
+
+        Returns the ingest report and a list of FileFailure for uploads refused before ingest
+        (unsupported type, over ``[web] max_upload_mb``). Names are made safe (`workbench.uploads`).
+        """
+        from workbench.records import FileFailure
+        from workbench.uploads import store_upload, upload_dir
+
+        refused = []
+        for name, path in files:
+            try:
+                store_upload(self.index_dir, collection, path, name, self.config.web.max_upload_mb)
+            except WorkbenchError as exc:
+                refused.append(FileFailure(name, str(exc).split(": ", 1)[-1], collection))
+                if on_file is not None:
+                    on_file(name, str(exc).split(": ", 1)[-1])
+        folder = upload_dir(self.index_dir, collection)
+        if not folder.exists():
+            return IngestReport(), refused
+        return self.ingest(folder, collection, wait_s=wait_s, progress=False, on_file=on_file), refused
 
     def reindex(self, wait_s: float = 0.0, progress: bool = True) -> IngestReport:
         """Re-sync every source ingested before (safe from cron: one writer at a time)."""
@@ -134,21 +168,24 @@ class Workbench:
         return reader.catalog.chunks(ids) if reader else []
 
     def search(self, query: str, k: int = 5, collection: str | Iterable[str] | None = None,
-               mode: str | None = None, filters=None) -> list[Hit]:
+               mode: str | None = None, filters=None, principal=None) -> list[Hit]:
         """The k best chunks for ``query``, best first.
 
         ``mode``: 'hybrid' (default from config), 'dense' or 'lexical'. ``collection`` is a
         shortcut for ``filters=Filters(collections=...)``; filters apply inside the search.
+        ``principal`` (a `workbench.access.Principal`) limits results to what that user may read;
+        None acts as the operator (everything).
         """
-        return self.search_with_trace(query, k, collection, mode, filters)[0]
+        return self.search_with_trace(query, k, collection, mode, filters, principal)[0]
 
     def search_with_trace(self, query: str, k: int = 5, collection: str | Iterable[str] | None = None,
-                          mode: str | None = None, filters=None):
+                          mode: str | None = None, filters=None, principal=None):
         """Like `search`, plus a `SearchTrace` (query language, sides used, timings)."""
-        from workbench.retrieve import Filters, search
+        from workbench.access import filters_for
+        from workbench.retrieve import search
 
         reader = self._searchable_reader()
-        filters = filters or Filters()
+        filters = filters_for(principal, filters)
         if collection:
             cols = (collection,) if isinstance(collection, str) else tuple(collection)
             filters = dataclasses.replace(filters, collections=cols)
@@ -169,27 +206,87 @@ class Workbench:
         return self._reranker
 
     # ---- answers ----------------------------------------------------------------------------
-    def ask_stream(self, question: str, history=(), k: int | None = None, filters=None):
+    def ask_stream(self, question: str, history=(), k: int | None = None, filters=None, principal=None):
         """Yield the answer's text pieces as they are generated, then the `Answer` record.
 
         ``history``: earlier (question, answer) pairs; a follow-up is rewritten into a stand-alone
         question before retrieval. Refuses without calling the model when evidence is too thin.
+        ``principal``: answer only from documents that user may read (None = the operator).
         """
+        from workbench.access import filters_for
         from workbench.answer import answer_stream
 
         self._searchable_reader()  # fail early, before loading the LLM
-        yield from answer_stream(self, question, history, k, filters)
+        yield from answer_stream(self, question, history, k, filters_for(principal, filters))
 
-    def ask(self, question: str, history=(), k: int | None = None, filters=None, on_token=None):
+    def ask(self, question: str, history=(), k: int | None = None, filters=None, on_token=None, principal=None):
         """The grounded `Answer` to ``question`` (``on_token(piece)`` sees the text as it streams)."""
         answer = None
-        for item in self.ask_stream(question, history, k, filters):
+        for item in self.ask_stream(question, history, k, filters, principal):
             if isinstance(item, str):
                 if on_token is not None:
                     on_token(item)
             else:
                 answer = item
         return answer
+
+    # ---- people, feedback and sources (the web app's needs) -------------------------------------
+    @property
+    def users(self):
+        """The `UserStore` of this index (``<index>/users.sqlite``)."""
+        if self._users is None:
+            from workbench.users import UserStore
+
+            web = self.config.web
+            self._users = UserStore(self.index_dir, web.login_attempts, web.lockout_s)
+        return self._users
+
+    @property
+    def feedback(self):
+        """The `FeedbackStore` of this index (``<index>/feedback.sqlite``)."""
+        from workbench.feedback import FeedbackStore
+
+        return FeedbackStore(self.index_dir)
+
+    def principal(self, name: str | None):
+        """The `Principal` for user ``name``, or None when no such user exists (any more)."""
+        from workbench.access import principal_for
+
+        user = self.users.get(name)
+        return principal_for(user, self.config.web.admin_group) if user else None
+
+    def source(self, chunk_id: int, principal=None):
+        """The `SourceView` of a chunk: passage, surrounding text, document.
+
+        Raises NotFoundError when the chunk does not exist in the current generation or
+        ``principal`` may not read its document (the two are not told apart).
+        """
+        from workbench.access import can_read
+        from workbench.sources import source_view
+
+        reader = self.reader()
+        chunks = reader.catalog.chunks([int(chunk_id)]) if reader else []
+        doc = reader.catalog.document(chunks[0].doc_id) if chunks else None
+        if doc is None or not can_read(principal, doc):
+            raise NotFoundError(f"no source {chunk_id} (it may have been re-indexed: ask again)")
+        return source_view(reader.catalog, chunks[0], doc)
+
+    def page_image(self, chunk_id: int, principal=None, width_px: int = 1000) -> bytes:
+        """PNG of the PDF page a chunk sits on (NotFoundError for other formats or no access)."""
+        from workbench.sources import render_pdf_page
+
+        view = self.source(chunk_id, principal)
+        if not view.is_pdf or not Path(view.document.path).exists():
+            raise NotFoundError(f"source {chunk_id} has no page to show")
+        return render_pdf_page(view.document.path, view.chunk.page, width_px)
+
+    def original_file(self, chunk_id: int, principal=None) -> Path:
+        """The indexed file a chunk came from (NotFoundError when gone, changed, or not readable)."""
+        view = self.source(chunk_id, principal)
+        path = Path(view.document.path)
+        if not path.is_file():
+            raise NotFoundError(f"{path.name} is no longer in its folder (re-index to update the sources)")
+        return path
 
     # ---- interoperability -------------------------------------------------------------------
     def as_retriever(self, k: int = 5, mode: str | None = None, filters=None):

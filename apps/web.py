@@ -1,0 +1,412 @@
+"""The staff web app: login, chat with cited answers, source viewer; uploads and admin for admins.
+
+`build_app(workbench)` returns the `gr.Blocks`; `create_server(workbench)` wraps it in a FastAPI
+app with the source-viewer routes and the login; `serve` runs that with uvicorn; `main()` is the
+command line. Every answer, search, source and file goes through `Workbench` with the signed-in
+user's `Principal`, so the pipeline's access rule applies here too. No pipeline logic lives here.
+
+Safe defaults: no analytics, no share link, no SSR/node server, no MCP, no API page, the queue
+bounded (``[web] queue_size``) with a concurrency limit sized to the LLM backend, the REST routes
+that skip the queue closed, uploads capped at ``[web] max_upload_mb``, model output escaped.
+"""
+
+import argparse
+import html
+import ipaddress
+import queue
+import threading
+from pathlib import Path
+
+import workbench  # noqa: F401  (offline and no-analytics switches before gradio is imported)
+from workbench.errors import EmptyIndexError, NotFoundError, WorkbenchError
+from workbench.load import SUFFIXES
+from workbench.pipeline import Workbench
+from workbench.records import Answer
+from workbench.uploads import safe_filename
+
+from apps import render
+
+CSS = """
+.wb-source { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px; margin-bottom: 10px; }
+.wb-source-head { margin-bottom: 4px; } .wb-num { font-weight: 700; color: var(--color-accent); }
+.wb-passage { font-size: 0.92em; color: var(--body-text-color-subdued); margin: 6px 0; max-height: 9em; overflow: auto; }
+.wb-empty { color: var(--body-text-color-subdued); padding: 8px; }
+.wb-status th { text-align: left; padding-right: 1em; }
+"""
+BACKEND_CAPACITY = {"transformers": 1, "llamacpp": 1, "openai": 4}
+LOOPBACK_HOSTS = {"localhost"}
+
+
+def concurrency_for(wb: Workbench) -> int:
+    """Questions answered at once: ``[web] concurrency``, else what the LLM backend can take."""
+    return wb.config.web.concurrency or BACKEND_CAPACITY.get(wb.config.llm.backend, 1)
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _principal(wb: Workbench, request):
+    """The signed-in user's Principal, or a gr.Error asking them to sign in again."""
+    import gradio as gr
+
+    principal = wb.principal(getattr(request, "username", None))
+    if principal is None:
+        raise gr.Error("Your session has ended or your account was removed. Reload the page and sign in again.")
+    return principal
+
+
+def _admin(wb: Workbench, request):
+    import gradio as gr
+
+    principal = _principal(wb, request)
+    if not principal.is_admin:
+        raise gr.Error("Only administrators can do this.")
+    return principal
+
+
+def build_app(wb: Workbench) -> "gr.Blocks":
+    """The staff app's Blocks (launch it with `create_server`/`serve`, which add login and sources)."""
+    import gradio as gr
+
+    web = wb.config.web
+    upload_types = sorted(SUFFIXES)
+
+    with gr.Blocks(title=web.title, analytics_enabled=False, fill_height=True) as demo:
+        answer_state = gr.State(None)  # the last Answer, for feedback
+        history_state = gr.State([])  # [(question, answer text)] for follow-up questions
+        with gr.Row():
+            gr.Markdown(f"## {render.escape_markdown(web.title)}")
+            who = gr.Markdown("", elem_id="wb-who")
+            gr.Button("Sign out", link="logout", size="sm", variant="secondary", scale=0, elem_id="wb-signout",
+                      visible=web.trusted_user_header is None)
+        notice = gr.Markdown("", elem_id="wb-notice")
+        with gr.Tabs():
+            with gr.Tab("Ask", id="ask"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3):
+                        collection = gr.Dropdown(label="Search in", choices=[("All documents", "")], value="",
+                                                 elem_id="wb-collection", interactive=True)
+                        chat = gr.Chatbot(label="Answers", height=460, elem_id="wb-chat", buttons=["copy"],
+                                          sanitize_html=True, allow_tags=False, render_markdown=True,
+                                          placeholder="Ask a question about your organisation's documents. "
+                                                      "Answers cite their sources; click a number to see it.")
+                        with gr.Row():
+                            question = gr.Textbox(label="Your question", placeholder="Type a question and press Enter",
+                                                  scale=5, elem_id="wb-question", max_lines=6, autofocus=True)
+                            send = gr.Button("Ask", variant="primary", scale=1, elem_id="wb-ask")
+                        with gr.Row():
+                            new_chat = gr.Button("New conversation", size="sm", elem_id="wb-new")
+                            up = gr.Button("👍 Helpful", size="sm", elem_id="wb-up")
+                            down = gr.Button("👎 Not helpful", size="sm", elem_id="wb-down")
+                        comment = gr.Textbox(label="Comment on the last answer (optional)", lines=1,
+                                             elem_id="wb-comment")
+                        feedback_note = gr.Markdown("", elem_id="wb-feedback-note")
+                    with gr.Column(scale=2):
+                        gr.Markdown("### Sources")
+                        sources = gr.HTML(render.sources_html(None), elem_id="wb-sources")
+            with gr.Tab("Admin", id="admin", visible=False) as admin_tab:
+                with gr.Row():
+                    with gr.Column():
+                        gr.Markdown("### Add documents")
+                        up_collection = gr.Textbox(label="Collection", value="uploads", elem_id="wb-up-collection")
+                        files = gr.File(label=f"Files (up to {web.max_upload_mb:g} MB each)", file_count="multiple",
+                                        file_types=upload_types, elem_id="wb-files")
+                        upload_btn = gr.Button("Upload and index", variant="primary", elem_id="wb-upload")
+                        upload_result = gr.Markdown("", elem_id="wb-upload-result")
+                    with gr.Column():
+                        gr.Markdown("### Index")
+                        status_box = gr.HTML("", elem_id="wb-status")
+                        with gr.Row():
+                            refresh_btn = gr.Button("Refresh", size="sm", elem_id="wb-refresh")
+                            reindex_btn = gr.Button("Re-index all sources", size="sm", elem_id="wb-reindex")
+                        reindex_note = gr.Markdown("", elem_id="wb-reindex-note")
+                gr.Markdown("### Feedback")
+                feedback_table = gr.Dataframe(headers=["When", "User", "Rating", "Comment", "Question", "Answer",
+                                                       "Cited", "Generation"], interactive=False,
+                                              elem_id="wb-feedback", wrap=True)
+
+        # ---- handlers -------------------------------------------------------------------------
+        def on_load(request: gr.Request):
+            principal = _principal(wb, request)
+            status = wb.status()
+            choices = [("All documents", "")] + [(f"{name} ({n})", name) for name, n in
+                                                 sorted(status.collections.items())]
+            note = "" if status.chunks else ("**No documents yet.** " + (
+                "Add some in the Admin tab." if principal.is_admin else "Ask an administrator to add documents."))
+            groups = ", ".join(principal.groups) or "no groups"
+            return (f"Signed in as **{render.escape_markdown(principal.name)}** ({render.escape_markdown(groups)})",
+                    note, gr.Dropdown(choices=choices, value=""), gr.Tab(visible=principal.is_admin))
+
+        def ask(message: str, chat_history: list, col: str, history: list, request: gr.Request):
+            principal = _principal(wb, request)
+            message = (message or "").strip()
+            if not message:
+                yield chat_history, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                return
+            chat_history = [*chat_history, {"role": "user", "content": render.escape_markdown(message)},
+                            {"role": "assistant", "content": "Searching the documents…"}]
+            if not wb.llm_loaded:
+                chat_history[-1]["content"] = "Loading the language model (only after a restart; this can take a " \
+                                              "minute)…"
+            yield chat_history, "", gr.skip(), gr.skip(), ""
+            from workbench.retrieve import Filters
+
+            filters = Filters(collections=(col,)) if col else None
+            text, answer = "", None
+            try:
+                for item in wb.ask_stream(message, history=[tuple(h) for h in history][-3:], filters=filters,
+                                          principal=principal):
+                    if isinstance(item, Answer):
+                        answer = item
+                    else:
+                        text += item
+                        chat_history[-1] = {"role": "assistant", "content": render.escape_markdown(text)}
+                        yield chat_history, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            except EmptyIndexError:
+                chat_history[-1] = {"role": "assistant", "content": "There are no documents to search yet. " + (
+                    "Upload some in the Admin tab." if principal.is_admin else "Ask an administrator to add documents.")}
+                yield chat_history, gr.skip(), render.sources_html(None), None, gr.skip()
+                return
+            except WorkbenchError as exc:
+                chat_history[-1] = {"role": "assistant", "content": "Sorry, the question could not be answered: "
+                                    + render.escape_markdown(str(exc))}
+                yield chat_history, gr.skip(), render.sources_html(None), None, gr.skip()
+                return
+            shown = render.answer_markdown(answer.text, () if answer.refused else answer.citations)
+            if answer.refused:
+                shown += "\n\n*" + render.escape_markdown(
+                    f"No answer: {answer.refusal_reason}. Try other words, or another collection.") + "*"
+            chat_history[-1] = {"role": "assistant", "content": shown}
+            history = [*history, (message, answer.text)]
+            yield chat_history, gr.skip(), render.sources_html(answer), answer, history
+
+        def new_conversation():
+            return [], render.sources_html(None), None, [], "", ""
+
+        def rate(rating: int):
+            def handler(answer: Answer | None, text: str, request: gr.Request):
+                principal = _principal(wb, request)
+                if answer is None:
+                    return "Ask a question first, then rate its answer.", gr.skip()
+                wb.feedback.add(principal.name, answer, rating, text or "")
+                return "Thank you: your feedback was saved.", ""
+            return handler
+
+        def status_now(request: gr.Request):
+            _admin(wb, request)
+            return render.status_html(wb.status()), render.feedback_rows(wb.feedback.list())
+
+        def do_upload(paths, col: str, request: gr.Request):
+            _admin(wb, request)
+            col = (col or "uploads").strip()
+            if not paths:
+                yield "Choose one or more files first.", gr.skip()
+                return
+            names = {str(p): Path(str(p)).name for p in paths}
+            rows: list[tuple[str, str, str]] = [(n, "waiting", "") for n in names.values()]
+            events: queue.Queue = queue.Queue()
+            result: dict = {}
+
+            def on_file(path: str, error: str | None) -> None:
+                events.put((Path(path).name, error))
+
+            def work() -> None:
+                try:
+                    result["report"], result["refused"] = wb.upload(list(zip(names.values(), names)), col,
+                                                                    on_file=on_file)
+                except WorkbenchError as exc:
+                    result["error"] = str(exc)
+                finally:
+                    events.put(None)
+
+            threading.Thread(target=work, daemon=True).start()
+            yield render.upload_rows_markdown(rows) + "\n\nIndexing…", gr.skip()
+            while (event := events.get()) is not None:
+                name, error = event
+                rows = [(n, ("failed" if error else "read"), error or "") if safe_filename(n) == name or n == name
+                        else (n, r, d) for n, r, d in rows]
+                yield render.upload_rows_markdown(rows) + "\n\nIndexing…", gr.skip()
+            if "error" in result:
+                yield render.upload_rows_markdown(rows) + f"\n\n**Not indexed:** {render.escape_markdown(result['error'])}", \
+                    render.status_html(wb.status())
+                return
+            report = result["report"]
+            done = {Path(p).name for p in (*report.added, *report.changed)}
+            failed = {Path(f.path).name: f.reason for f in (*report.failed, *result["refused"])}
+            final = []
+            for n, r, d in rows:
+                safe = safe_filename(n)
+                if safe in failed or n in failed:
+                    final.append((n, "failed", failed.get(safe) or failed.get(n, "")))
+                elif safe in done:
+                    final.append((n, "indexed", ""))
+                else:
+                    final.append((n, "unchanged", "same content as before"))
+            yield (render.upload_rows_markdown(final) + "\n\n" + render.escape_markdown(report.summary()),
+                   render.status_html(wb.status()))
+
+        def do_reindex(request: gr.Request):
+            _admin(wb, request)
+            try:
+                report = wb.reindex(wait_s=5.0, progress=False)
+            except WorkbenchError as exc:
+                return render.escape_markdown(str(exc)), render.status_html(wb.status())
+            failed = "".join(f"\n- {render.escape_markdown(str(f))}" for f in report.failed)
+            return render.escape_markdown(report.summary()) + failed, render.status_html(wb.status())
+
+        # ---- wiring: questions share the LLM's concurrency; admin work runs one at a time --------------
+        limit = concurrency_for(wb)
+        quick = dict(api_visibility="private", concurrency_limit=None)  # never wait behind an answer
+        demo.load(on_load, None, [who, notice, collection, admin_tab], **quick)
+        ask_io = dict(fn=ask, inputs=[question, chat, collection, history_state],
+                      outputs=[chat, question, sources, answer_state, history_state],
+                      concurrency_limit=limit, concurrency_id="llm")
+        send.click(api_name="ask", api_visibility="undocumented", **ask_io)
+        question.submit(api_visibility="private", **ask_io)
+        new_chat.click(new_conversation, None, [chat, sources, answer_state, history_state, question, feedback_note],
+                       **quick)
+        up.click(rate(1), [answer_state, comment], [feedback_note, comment], **quick)
+        down.click(rate(-1), [answer_state, comment], [feedback_note, comment], **quick)
+        admin_tab.select(status_now, None, [status_box, feedback_table], **quick)
+        refresh_btn.click(status_now, None, [status_box, feedback_table], **quick)
+        upload_btn.click(do_upload, [files, up_collection], [upload_result, status_box], api_visibility="private",
+                         concurrency_limit=1, concurrency_id="admin")
+        reindex_btn.click(do_reindex, None, [reindex_note, status_box], api_visibility="private",
+                          concurrency_limit=1, concurrency_id="admin")
+    demo.queue(max_size=web.queue_size, default_concurrency_limit=limit, api_open=False)
+    return demo
+
+
+def create_server(wb: Workbench, host: str | None = None):
+    """A FastAPI app serving the staff app at / and the source viewer at /source/{chunk_id}.
+
+    With ``[web] trusted_user_header`` set, the user name comes from that header (single sign-on
+    through a reverse proxy) and the server must listen on a loopback address only.
+    """
+    import gradio as gr
+    from fastapi import FastAPI, Request
+    from fastapi.responses import FileResponse, HTMLResponse, Response
+
+    web = wb.config.web
+    host = host or web.host
+    header = web.trusted_user_header
+    if header and not is_loopback(host):
+        raise WorkbenchError(f"[web] trusted_user_header is set but the app would listen on {host}: single sign-on "
+                             "by header is only safe behind a reverse proxy on the same machine; use host 127.0.0.1")
+    demo = build_app(wb)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    gradio_app = {}
+
+    def user_of(request: Request) -> str | None:
+        if header:
+            return request.headers.get(header) or None
+        inner = gradio_app.get("app")
+        if inner is None:
+            return None
+        token = request.cookies.get(f"access-token-{inner.cookie_id}") or \
+            request.cookies.get(f"access-token-unsecure-{inner.cookie_id}")
+        return inner.tokens.get(token)
+
+    def principal_of(request: Request):
+        principal = wb.principal(user_of(request))
+        if principal is None:
+            raise NotFoundError("sign in first")
+        return principal
+
+    secure_headers = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+                      "Cache-Control": "private, no-store"}
+
+    def not_found(exc: Exception) -> HTMLResponse:
+        return HTMLResponse(f"<!doctype html><title>Not available</title><p>{html.escape(str(exc))}</p>"
+                            "<p><a href='/'>Back to the assistant</a></p>", status_code=404, headers=secure_headers)
+
+    @app.get("/source/{chunk_id}", response_class=HTMLResponse)
+    def source_page(chunk_id: int, request: Request):
+        try:
+            view = wb.source(chunk_id, principal_of(request))
+        except NotFoundError as exc:
+            return not_found(exc)
+        file_href = f"{chunk_id}/file" + (f"#page={view.chunk.page}" if view.is_pdf else "")
+        image = f"{chunk_id}/page.png" if view.is_pdf else None
+        csp = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+        return HTMLResponse(render.source_page(view, file_href, image),
+                            headers={**secure_headers, "Content-Security-Policy": csp})
+
+    @app.get("/source/{chunk_id}/page.png")
+    def page_png(chunk_id: int, request: Request):
+        try:
+            png = wb.page_image(chunk_id, principal_of(request))
+        except NotFoundError as exc:
+            return not_found(exc)
+        return Response(png, media_type="image/png", headers=secure_headers)
+
+    @app.get("/source/{chunk_id}/file")
+    def original(chunk_id: int, request: Request):
+        try:
+            path = wb.original_file(chunk_id, principal_of(request))
+        except NotFoundError as exc:
+            return not_found(exc)
+        inline = path.suffix.lower() == ".pdf"
+        return FileResponse(path, filename=path.name, content_disposition_type="inline" if inline else "attachment",
+                            media_type="application/pdf" if inline else "application/octet-stream",
+                            headers=secure_headers)
+
+    def check_login(name: str, password: str) -> bool:
+        return wb.users.verify(name, password) is not None
+
+    def sso_user(request) -> str | None:
+        name = request.headers.get(header)
+        return name if wb.users.get(name) else None
+
+    auth = dict(auth_dependency=sso_user) if header else dict(
+        auth=check_login, auth_message=f"{web.title}: sign in with the account your administrator gave you.")
+    app = gr.mount_gradio_app(app, demo, path="", max_file_size=f"{int(web.max_upload_mb * 1024)}kb",
+                              allowed_paths=[], ssr_mode=False, mcp_server=False, pwa=False, show_error=False,
+                              footer_links=[], enable_monitoring=False, css=CSS, **auth)
+    from starlette.routing import Mount
+
+    gradio_app["app"] = next(r.app for r in app.routes if isinstance(r, Mount))
+    return app
+
+
+def serve(wb: Workbench, host: str | None = None, port: int | None = None) -> None:
+    """Run the staff app until interrupted (loads the models in the background first)."""
+    import uvicorn
+
+    host, port = host or wb.config.web.host, port if port is not None else wb.config.web.port
+    app = create_server(wb, host)
+    if not wb.users.list() and wb.config.web.trusted_user_header is None:
+        print("workbench: no users yet; create one with `workbench users add NAME --groups admin`")
+
+    def warm() -> None:
+        try:
+            wb.embedder
+            wb.llm
+        except WorkbenchError as exc:
+            print(f"workbench: the model could not be loaded: {exc}")
+
+    threading.Thread(target=warm, daemon=True).start()
+    print(f"workbench: staff app on http://{host}:{port}/ (index {wb.index_dir}); Ctrl+C stops it")
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+
+
+def main(argv=None) -> int:
+    """`python -m apps.web [--config F] [--index D] [--host H] [--port P]` (same as `workbench serve`)."""
+    p = argparse.ArgumentParser(prog="apps.web", description="Start the staff web app.")
+    p.add_argument("--config")
+    p.add_argument("--index")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    args = p.parse_args(argv)
+    serve(Workbench.open(args.config, index_dir=args.index), args.host, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

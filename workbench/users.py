@@ -1,0 +1,163 @@
+"""Staff accounts: names, groups and argon2id password hashes in ``<index>/users.sqlite``.
+
+The store lives beside the index generations (not inside one), so re-indexing never touches it.
+`UserStore.verify` checks a password in constant work whether or not the user exists and locks a
+name out for a while after repeated failures (per process). Leaves out: password policy beyond a
+minimum length, sessions (the web app keeps those), and document permissions (`workbench.access`).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from workbench.errors import WorkbenchError
+from workbench.records import _Record
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+MIN_PASSWORD = 8
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+  name TEXT PRIMARY KEY,
+  groups TEXT NOT NULL DEFAULT '',
+  password_hash TEXT NOT NULL,
+  created_at REAL NOT NULL,
+  updated_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class User(_Record):
+    """A staff account (never carries the password hash)."""
+
+    name: str
+    groups: tuple[str, ...]
+    created_at: float
+
+    def __str__(self) -> str:
+        return f"{self.name}\t{','.join(self.groups) or '-'}"
+
+
+def check_name(name: str, what: str = "user name") -> str:
+    """``name`` if it is a valid user or group name, else WorkbenchError saying what is allowed."""
+    if not NAME_RE.match(name or ""):
+        raise WorkbenchError(f"{what} {name!r}: use 1-64 letters, digits, '.', '_', '@' or '-', "
+                             "starting with a letter or digit")
+    return name
+
+
+def parse_groups(groups: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """'a,b' or ['a', 'b'] → ('a', 'b'), validated, duplicates dropped, order kept."""
+    if groups is None:
+        return ()
+    items = groups.split(",") if isinstance(groups, str) else list(groups)
+    return tuple(dict.fromkeys(check_name(g.strip(), "group name") for g in items if g.strip()))
+
+
+class UserStore:
+    """Add, list, remove and verify users in ``<index_dir>/users.sqlite``."""
+
+    def __init__(self, index_dir: str | Path, max_attempts: int = 5, lockout_s: float = 300.0) -> None:
+        self.path = Path(index_dir) / "users.sqlite"
+        self.max_attempts, self.lockout_s = max_attempts, lockout_s
+        self._hasher = PasswordHasher()  # argon2id, library defaults (RFC 9106 low-memory profile)
+        self._dummy = self._hasher.hash("not a real password")
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=10)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(_SCHEMA)
+        return conn
+
+    def add(self, name: str, password: str, groups=()) -> User:
+        """Create ``name``; WorkbenchError when it exists or the password is shorter than 8 characters."""
+        check_name(name)
+        self._check_password(password)
+        now = time.time()
+        with self._connect() as conn:
+            try:
+                conn.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?)",
+                             (name, ",".join(parse_groups(groups)), self._hasher.hash(password), now, now))
+            except sqlite3.IntegrityError:
+                raise WorkbenchError(f"user {name!r} already exists: use `workbench users passwd {name}` "
+                                     "to change the password or `users groups` to change groups") from None
+        return self.get(name)
+
+    def set_password(self, name: str, password: str) -> None:
+        self._check_password(password)
+        with self._connect() as conn:
+            cur = conn.execute("UPDATE users SET password_hash=?, updated_at=? WHERE name=?",
+                               (self._hasher.hash(password), time.time(), name))
+        if cur.rowcount == 0:
+            raise WorkbenchError(f"no user {name!r}: see `workbench users list`")
+
+    def set_groups(self, name: str, groups) -> User:
+        with self._connect() as conn:
+            cur = conn.execute("UPDATE users SET groups=?, updated_at=? WHERE name=?",
+                               (",".join(parse_groups(groups)), time.time(), name))
+        if cur.rowcount == 0:
+            raise WorkbenchError(f"no user {name!r}: see `workbench users list`")
+        return self.get(name)
+
+    def remove(self, name: str) -> None:
+        with self._connect() as conn:
+            cur = conn.execute("DELETE FROM users WHERE name=?", (name,))
+        if cur.rowcount == 0:
+            raise WorkbenchError(f"no user {name!r}: see `workbench users list`")
+
+    def get(self, name: str | None) -> User | None:
+        if not name or not self.path.exists():
+            return None
+        with self._connect() as conn:
+            row = conn.execute("SELECT name, groups, created_at FROM users WHERE name=?", (name,)).fetchone()
+        return User(row[0], parse_groups(row[1]), row[2]) if row else None
+
+    def list(self) -> list[User]:
+        if not self.path.exists():
+            return []
+        with self._connect() as conn:
+            rows = conn.execute("SELECT name, groups, created_at FROM users ORDER BY name").fetchall()
+        return [User(r[0], parse_groups(r[1]), r[2]) for r in rows]
+
+    def locked(self, name: str) -> bool:
+        """True while ``name`` has had ``max_attempts`` failures within ``lockout_s`` seconds."""
+        with self._lock:
+            recent = [t for t in self._failures.get(name, []) if time.monotonic() - t < self.lockout_s]
+            self._failures[name] = recent
+            return len(recent) >= self.max_attempts
+
+    def verify(self, name: str, password: str) -> User | None:
+        """The user when ``password`` is right (and the name not locked out), else None."""
+        if self.locked(name):
+            return None
+        row = None
+        if NAME_RE.match(name or "") and self.path.exists():
+            with self._connect() as conn:
+                row = conn.execute("SELECT password_hash FROM users WHERE name=?", (name,)).fetchone()
+        try:
+            ok = self._hasher.verify(row[0] if row else self._dummy, password or "") and row is not None
+        except (VerificationError, InvalidHashError):
+            ok = False
+        if not ok:
+            with self._lock:
+                self._failures.setdefault(name, []).append(time.monotonic())
+            return None
+        with self._lock:
+            self._failures.pop(name, None)
+        return self.get(name)
+
+    @staticmethod
+    def _check_password(password: str) -> None:
+        if len(password or "") < MIN_PASSWORD:
+            raise WorkbenchError(f"password too short: use at least {MIN_PASSWORD} characters")
