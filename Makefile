@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 PIP_EXTRA := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 
-.PHONY: setup setup-llamacpp demo test bench-ingest bench-embed bench-retrieval bench-latency bench-pdf clean
+.PHONY: setup setup-llamacpp setup-browser serve demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,19 @@ $(VENV)/.llamacpp: $(VENV)/.installed
 
 setup-llamacpp: $(VENV)/.llamacpp
 
+# the browser tests drive Debian's Chromium (no browser download works offline)
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+setup-browser: $(CHROMIUM)
+
+# the staff web app on http://127.0.0.1:7860/ (create a user first: see README, "The staff web app")
+serve: setup
+	$(VENV)/bin/workbench serve
+
 demo: setup
 	$(VENV)/bin/workbench ingest data/sample
 	$(VENV)/bin/workbench status
@@ -40,7 +53,7 @@ demo: setup
 	$(VENV)/bin/workbench ask "When does the shuttle bus leave car park D?"
 
 # the tests cover every LLM backend, so they build the llamacpp extra too (once)
-test: setup setup-llamacpp
+test: setup setup-llamacpp setup-browser
 	$(PY) -m pytest
 
 bench-ingest: setup
@@ -57,6 +70,9 @@ bench-latency: setup
 
 bench-pdf: setup
 	$(PY) benchmarks/pdf_extract.py
+
+bench-web-load: setup
+	$(PY) benchmarks/web_load.py
 
 clean:
 	rm -rf $(VENV) workbench-index

@@ -92,7 +92,7 @@ def status_html(status: IndexStatus) -> str:
             ("Index generation", status.generation), ("Last sync", published),
             ("Embedding model", status.embedding_model or "-")]
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
-    cols = "".join(f"<li>{html.escape(k)}: {v} documents</li>" for k, v in sorted(status.collections.items()))
+    cols = "".join(f"<li>{html.escape(k)}: {v} document{'' if v == 1 else 's'}</li>" for k, v in sorted(status.collections.items()))
     fails = "".join(f"<li><code>{html.escape(f.path)}</code>: {html.escape(f.reason)}</li>" for f in status.failures)
     return (f"<table class='wb-status'>{table}</table>"
             f"<h4>Collections</h4><ul>{cols or '<li>none yet</li>'}</ul>"
@@ -114,7 +114,7 @@ def report_line(report: IngestReport) -> str:
 
 def feedback_rows(entries) -> list[list[str]]:
     """Feedback entries as table rows for a Dataframe (newest first)."""
-    return [[time.strftime("%Y-%m-%d %H:%M", time.localtime(f.created_at)), f.user, "👍" if f.rating > 0 else "👎",
+    return [[time.strftime("%Y-%m-%d %H:%M", time.localtime(f.created_at)), f.user, "helpful" if f.rating > 0 else "not helpful",
              f.comment, f.question, f.answer[:500], ", ".join(f"[{c['number']}] {c['title']}" for c in f.citations),
              str(f.generation)] for f in entries]
 

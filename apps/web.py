@@ -102,8 +102,8 @@ def build_app(wb: Workbench) -> "gr.Blocks":
                             send = gr.Button("Ask", variant="primary", scale=1, elem_id="wb-ask")
                         with gr.Row():
                             new_chat = gr.Button("New conversation", size="sm", elem_id="wb-new")
-                            up = gr.Button("👍 Helpful", size="sm", elem_id="wb-up")
-                            down = gr.Button("👎 Not helpful", size="sm", elem_id="wb-down")
+                            up = gr.Button("Helpful", size="sm", elem_id="wb-up")
+                            down = gr.Button("Not helpful", size="sm", elem_id="wb-down")
                         comment = gr.Textbox(label="Comment on the last answer (optional)", lines=1,
                                              elem_id="wb-comment")
                         feedback_note = gr.Markdown("", elem_id="wb-feedback-note")
@@ -132,11 +132,13 @@ def build_app(wb: Workbench) -> "gr.Blocks":
                                               elem_id="wb-feedback", wrap=True)
 
         # ---- handlers -------------------------------------------------------------------------
+        def collection_choices(status):
+            return [("All documents", "")] + [(f"{name} ({n})", name) for name, n in sorted(status.collections.items())]
+
         def on_load(request: gr.Request):
             principal = _principal(wb, request)
             status = wb.status()
-            choices = [("All documents", "")] + [(f"{name} ({n})", name) for name, n in
-                                                 sorted(status.collections.items())]
+            choices = collection_choices(status)
             note = "" if status.chunks else ("**No documents yet.** " + (
                 "Add some in the Admin tab." if principal.is_admin else "Ask an administrator to add documents."))
             groups = ", ".join(principal.groups) or "no groups"
@@ -206,7 +208,7 @@ def build_app(wb: Workbench) -> "gr.Blocks":
             _admin(wb, request)
             col = (col or "uploads").strip()
             if not paths:
-                yield "Choose one or more files first.", gr.skip()
+                yield "Choose one or more files first.", gr.skip(), gr.skip()
                 return
             names = {str(p): Path(str(p)).name for p in paths}
             rows: list[tuple[str, str, str]] = [(n, "waiting", "") for n in names.values()]
@@ -226,15 +228,15 @@ def build_app(wb: Workbench) -> "gr.Blocks":
                     events.put(None)
 
             threading.Thread(target=work, daemon=True).start()
-            yield render.upload_rows_markdown(rows) + "\n\nIndexing…", gr.skip()
+            yield render.upload_rows_markdown(rows) + "\n\nIndexing…", gr.skip(), gr.skip()
             while (event := events.get()) is not None:
                 name, error = event
                 rows = [(n, ("failed" if error else "read"), error or "") if safe_filename(n) == name or n == name
                         else (n, r, d) for n, r, d in rows]
-                yield render.upload_rows_markdown(rows) + "\n\nIndexing…", gr.skip()
+                yield render.upload_rows_markdown(rows) + "\n\nIndexing…", gr.skip(), gr.skip()
             if "error" in result:
-                yield render.upload_rows_markdown(rows) + f"\n\n**Not indexed:** {render.escape_markdown(result['error'])}", \
-                    render.status_html(wb.status())
+                yield (render.upload_rows_markdown(rows) + f"\n\n**Not indexed:** {render.escape_markdown(result['error'])}",
+                       render.status_html(wb.status()), gr.skip())
                 return
             report = result["report"]
             done = {Path(p).name for p in (*report.added, *report.changed)}
@@ -248,8 +250,9 @@ def build_app(wb: Workbench) -> "gr.Blocks":
                     final.append((n, "indexed", ""))
                 else:
                     final.append((n, "unchanged", "same content as before"))
+            status = wb.status()
             yield (render.upload_rows_markdown(final) + "\n\n" + render.escape_markdown(report.summary()),
-                   render.status_html(wb.status()))
+                   render.status_html(status), gr.Dropdown(choices=collection_choices(status)))
 
         def do_reindex(request: gr.Request):
             _admin(wb, request)
@@ -275,7 +278,7 @@ def build_app(wb: Workbench) -> "gr.Blocks":
         down.click(rate(-1), [answer_state, comment], [feedback_note, comment], **quick)
         admin_tab.select(status_now, None, [status_box, feedback_table], **quick)
         refresh_btn.click(status_now, None, [status_box, feedback_table], **quick)
-        upload_btn.click(do_upload, [files, up_collection], [upload_result, status_box], api_visibility="private",
+        upload_btn.click(do_upload, [files, up_collection], [upload_result, status_box, collection], api_visibility="private",
                          concurrency_limit=1, concurrency_id="admin")
         reindex_btn.click(do_reindex, None, [reindex_note, status_box], api_visibility="private",
                           concurrency_limit=1, concurrency_id="admin")

@@ -147,3 +147,10 @@ def make_zip_bomb(path: Path, member: str = "word/document.xml", mb: int = 600) 
 def bytes_of(fn, suffix: str, tmp: Path) -> bytes:
     p = fn(tmp / f"x{suffix}")
     return Path(p).read_bytes()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say where the browser tests left their screenshots."""
+    shots = ROOT / "test-artifacts" / "web"
+    if shots.is_dir() and any(shots.glob("*.png")):
+        terminalreporter.write_line(f"browser test screenshots: {shots}")

