@@ -325,16 +325,14 @@ def create_server(wb: Workbench, host: str | None = None):
     secure_headers = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
                       "Cache-Control": "private, no-store"}
 
-    def not_found(exc: Exception) -> HTMLResponse:
+    @app.exception_handler(NotFoundError)
+    def not_found(request: Request, exc: Exception) -> HTMLResponse:
         return HTMLResponse(f"<!doctype html><title>Not available</title><p>{html.escape(str(exc))}</p>"
                             "<p><a href='/'>Back to the assistant</a></p>", status_code=404, headers=secure_headers)
 
     @app.get("/source/{chunk_id}", response_class=HTMLResponse)
     def source_page(chunk_id: int, request: Request):
-        try:
-            view = wb.source(chunk_id, principal_of(request))
-        except NotFoundError as exc:
-            return not_found(exc)
+        view = wb.source(chunk_id, principal_of(request))
         file_href = f"{chunk_id}/file" + (f"#page={view.chunk.page}" if view.is_pdf else "")
         image = f"{chunk_id}/page.png" if view.is_pdf else None
         csp = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
@@ -343,18 +341,12 @@ def create_server(wb: Workbench, host: str | None = None):
 
     @app.get("/source/{chunk_id}/page.png")
     def page_png(chunk_id: int, request: Request):
-        try:
-            png = wb.page_image(chunk_id, principal_of(request))
-        except NotFoundError as exc:
-            return not_found(exc)
+        png = wb.page_image(chunk_id, principal_of(request))
         return Response(png, media_type="image/png", headers=secure_headers)
 
     @app.get("/source/{chunk_id}/file")
     def original(chunk_id: int, request: Request):
-        try:
-            path = wb.original_file(chunk_id, principal_of(request))
-        except NotFoundError as exc:
-            return not_found(exc)
+        path = wb.original_file(chunk_id, principal_of(request))
         inline = path.suffix.lower() == ".pdf"
         return FileResponse(path, filename=path.name, content_disposition_type="inline" if inline else "attachment",
                             media_type="application/pdf" if inline else "application/octet-stream",

@@ -32,15 +32,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`workbench serve` on a fresh index of a copy of the sample documents, with two users."""
-    base = tmp_path_factory.mktemp("web")
+def _start(base: Path, ingest: bool):
+    """`workbench serve` on a fresh index (of a copy of the sample documents when ``ingest``), two users."""
     docs = base / "docs"
     shutil.copytree(SAMPLE, docs)
     cfg = base / "workbench.toml"
     cfg.write_text('[index]\ndir = "index"\n[llm]\nmax_new_tokens = 80\n')
-    assert run_cli("ingest", str(docs), "--config", str(cfg)).returncode == 0
+    if ingest:
+        assert run_cli("ingest", str(docs), "--config", str(cfg)).returncode == 0
     for name, groups in (("ada", "admin,staff"), ("sam", "staff")):
         done = run_cli("users", "add", name, "--groups", groups, "--password-stdin", "--config", str(cfg),
                        input=PASSWORDS[name] + "\n")
@@ -59,7 +58,13 @@ def server(tmp_path_factory):
             assert proc.poll() is None, (base / "serve.log").read_text()
             assert time.monotonic() < deadline, "the server did not start in 120 s"
             time.sleep(0.5)
-    yield {"url": url, "cfg": cfg, "docs": docs, "base": base}
+    return proc, log, {"url": url, "cfg": cfg, "docs": docs, "base": base}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    proc, log, info = _start(tmp_path_factory.mktemp("web"), ingest=True)
+    yield info
     proc.terminate()
     proc.wait(timeout=30)
     log.close()
@@ -173,6 +178,9 @@ def test_staff_ask_see_the_answer_stream_and_open_a_cited_page(context, server):
     page.locator("#wb-comment textarea").fill("clear and cited")
     page.locator("#wb-down").click()
     page.wait_for_selector("#wb-feedback-note:has-text('saved')", timeout=30_000)
+    page.locator("#wb-new").click()
+    page.wait_for_selector("#wb-sources .wb-empty", timeout=30_000)
+    assert page.locator("#wb-chat [data-testid=bot]").count() == 0
 
 
 def test_signed_out_requests_get_no_document(browser, server):
@@ -233,3 +241,20 @@ def test_a_reindex_by_cron_is_used_without_restart(context, server):
     ask(page, "How many bicycles does the covered bicycle shelter behind Hangar 2 hold?")
     shot(page, "09-after-reindex")
     source_number(page, "covered bicycle shelter", "page 2")
+
+
+def test_an_empty_index_says_so_instead_of_failing(browser, tmp_path):
+    proc, log, empty = _start(tmp_path, ingest=False)
+    try:
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = login(ctx, empty, "sam")
+        page.wait_for_selector("#wb-notice:has-text('No documents yet')", timeout=30_000)
+        assert "Ask an administrator" in page.locator("#wb-notice").inner_text()
+        seen = ask(page, "When does the shuttle bus leave?")
+        assert "no documents to search yet" in seen[-1]
+        shot(page, "10-empty-index")
+        ctx.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
