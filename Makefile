@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 PIP_EXTRA := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 
-.PHONY: setup setup-llamacpp setup-browser serve demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf clean
+.PHONY: setup setup-llamacpp setup-browser serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ setup-browser: $(CHROMIUM)
 # the staff web app on http://127.0.0.1:7860/ (create a user first: see README, "The staff web app")
 serve: setup
 	$(VENV)/bin/workbench serve
+
+# JupyterLab on the analysts' notebooks, with the workbench's own kernel (this .venv)
+lab: setup
+	cd notebooks && ../$(VENV)/bin/jupyter lab
+
+# register this .venv as a kernel ("Python (workbench)") for a JupyterLab installed elsewhere
+kernel: setup
+	$(PY) -m ipykernel install --user --name workbench --display-name "Python (workbench)"
 
 demo: setup
 	$(VENV)/bin/workbench ingest data/sample

@@ -41,6 +41,25 @@ def make_wb(tmp_path, embedder):
     return factory
 
 
+@pytest.fixture(scope="session")
+def llm():
+    """The real SmolLM2-135M-Instruct GGUF, loaded once through the same code as Llama 3.1."""
+    from workbench.config import LLMSettings
+    from workbench.generate import TransformersLLM
+
+    return TransformersLLM(LLMSettings(max_new_tokens=48))
+
+
+@pytest.fixture
+def sample_wb(make_wb, llm):
+    """A Workbench over the sample documents, with the session's embedder and LLM (48 new tokens)."""
+    wb = make_wb()
+    wb.ingest(SAMPLE, progress=False)
+    wb._llm = llm
+    wb.config = wb.config.replace("llm", max_new_tokens=48)
+    return wb
+
+
 def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     """Run the real `workbench` command in a subprocess."""
     return subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True, text=True,

@@ -17,21 +17,6 @@ from workbench.generate import TransformersLLM
 from workbench.prompt import build_messages, load_template
 
 
-@pytest.fixture(scope="session")
-def llm():
-    """The real SmolLM2-135M-Instruct GGUF, loaded once through the same code as Llama 3.1."""
-    return TransformersLLM(LLMSettings(max_new_tokens=48))
-
-
-@pytest.fixture
-def sample_wb(make_wb, llm):
-    wb = make_wb()
-    wb.ingest(SAMPLE, progress=False)
-    wb._llm = llm
-    wb.config = wb.config.model_copy(update={"llm": wb.config.llm.model_copy(update={"max_new_tokens": 48})})
-    return wb
-
-
 class ScriptedLLM:
     """A fake that follows the LLM protocol: replies with a fixed script, records its prompts."""
 

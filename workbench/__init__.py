@@ -61,3 +61,10 @@ def __getattr__(name: str):
 
         return Workbench
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext workbench``: registers the ``%search`` and ``%%ask`` magics."""
+    from workbench.magics import WorkbenchMagics
+
+    ipython.register_magics(WorkbenchMagics)

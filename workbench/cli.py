@@ -17,6 +17,7 @@ EPILOG = """examples:
   workbench ask "How many days of leave can I carry over?"
   workbench status --json
   workbench reindex --wait 600        # from cron
+  workbench eval data/sample-questions.csv --answers
   workbench users add alice --groups staff,admin
   workbench serve --host 0.0.0.0 --port 7860
 
@@ -82,6 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--api-key-env", metavar="VAR", help="require the key held in this environment variable")
 
+    p = sub.add_parser("eval", parents=[common], help="score retrieval (and answers) on a labelled question file",
+                       description="Read a question file (CSV or JSONL: question, relevant, answer; see "
+                       "README, 'Evaluating') and print nDCG@k, MAP, recall and MRR for dense, lexical and "
+                       "hybrid search at document level. --answers also asks the model every question and "
+                       "counts answers, refusals and citations.")
+    p.add_argument("file", help="the question file (.csv or .jsonl)")
+    p.add_argument("-k", type=int, default=10, help="cut-off for nDCG and recall (default 10)")
+    p.add_argument("--mode", action="append", choices=("dense", "lexical", "hybrid"),
+                   help="only this retrieval mode (repeatable; default all three)")
+    p.add_argument("--answers", action="store_true", help="also ask the model (slow: one answer per question)")
+
     p = sub.add_parser("serve", parents=[common], help="start the staff web app (chat, sources, uploads)",
                        description="Start the Gradio web app for staff: login, chat with cited answers, source "
                        "viewer; admins also upload, re-index and read feedback. Create users first with "
@@ -137,6 +149,8 @@ def _run(args: argparse.Namespace) -> int:
         return _ask(wb, args)
     if args.command == "users":
         return _users(wb, args)
+    if args.command == "eval":
+        return _eval(wb, args)
     if args.command == "serve":
         from apps.web import serve
 
@@ -178,6 +192,30 @@ def _ask(wb, args: argparse.Namespace) -> int:
     for flag in answer.flags():
         if not flag.startswith("refused"):
             print(f"note: {flag}")
+    return 0
+
+
+def _eval(wb, args: argparse.Namespace) -> int:
+    from workbench.evaluate import evaluate_answers, evaluate_retrieval, load_questions
+
+    questions = load_questions(args.file)
+    retrieval = evaluate_retrieval(wb, questions, args.mode or ("dense", "lexical", "hybrid"), k=args.k)
+    answers = evaluate_answers(wb, questions) if args.answers else None
+    if args.json:
+        _print_json({"retrieval": retrieval, "answers": answers})
+        return 0
+    names = [n for n in next(iter(retrieval.values())) if n != "queries"]
+    print(f"{len(questions)} questions, {int(next(iter(retrieval.values()))['queries'])} with relevant documents")
+    print(f"{'mode':<10}" + "".join(f"{n:>9}" for n in names))
+    for mode, metrics in retrieval.items():
+        print(f"{mode:<10}" + "".join(f"{metrics[n]:>9.4f}" for n in names))
+    if answers:
+        a = answers
+        print(f"answers: {a['answered']:.0f}/{a['covered']:.0f} covered questions answered, "
+              f"{a['cited']:.0f} cite a source, {a['cited_relevant']:.0f} cite a relevant document, "
+              f"{a['expected_phrase']:.0f}/{a['with_phrase']:.0f} contain the expected phrase; "
+              f"{a['refused_uncovered']:.0f}/{a['questions'] - a['covered']:.0f} uncovered questions refused; "
+              f"{a['invented_citations']:.0f} with invented citations; {a['seconds']:.1f} s per question")
     return 0
 
 

@@ -181,6 +181,17 @@ class Config(_Section):
     web: WebSettings = WebSettings()
     source: Path | None = Field(None, description="The file this config was read from, if any.")
 
+    def replace(self, section: str, **values) -> "Config":
+        """A copy with ``values`` set in ``section``, validated: ``cfg.replace("chunking", max_tokens=128)``."""
+        current = getattr(self, section, None)
+        if not isinstance(current, _Section):
+            raise ConfigError(f"no config section [{section}]")
+        try:
+            updated = type(current).model_validate({**current.model_dump(), **values})
+        except ValidationError as exc:
+            raise ConfigError(f"[{section}]: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+        return self.model_copy(update={section: updated})
+
     def with_index_dir(self, index_dir: str | os.PathLike) -> "Config":
         """A copy whose index lives in ``index_dir``."""
         idx = self.index.model_copy(update={"dir": Path(index_dir).expanduser().resolve()})

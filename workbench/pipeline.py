@@ -169,9 +169,35 @@ class Workbench:
         reader = self.reader()
         return reader.catalog.documents(collection) if reader else []
 
-    def chunks(self, ids: list[int]) -> list[Chunk]:
+    def chunks(self, ids: list[int] | None = None, collection: str | None = None) -> list[Chunk]:
+        """Chunks by id (in that order), or every chunk (of ``collection``) when ``ids`` is None."""
         reader = self.reader()
-        return reader.catalog.chunks(ids) if reader else []
+        if reader is None:
+            return []
+        if ids is None:
+            docs = reader.catalog.documents(collection)
+            ids = reader.catalog.chunk_ids_of(d.doc_id for d in docs)
+        return reader.catalog.chunks(ids)
+
+    def embeddings(self, ids: list[int] | None = None):
+        """(chunk ids, their stored vectors as an n × dim float32 array), read back from the index.
+
+        ``ids`` None means every chunk. Raises EmptyIndexError when nothing is published yet.
+        """
+        from workbench.explore import embeddings
+
+        reader = self._searchable_reader()
+        ids = [c.chunk_id for c in self.chunks()] if ids is None else [int(i) for i in ids]
+        return ids, embeddings(reader, ids)
+
+    def near_duplicates(self, threshold: float = 0.9, limit: int = 50) -> list[tuple[Chunk, Chunk, float]]:
+        """Pairs of passages whose embeddings are at least ``threshold`` cosine-similar, most similar first."""
+        from workbench.explore import near_duplicate_pairs
+
+        ids, vectors = self.embeddings()
+        pairs = near_duplicate_pairs(ids, vectors, threshold, limit)
+        by_id = {c.chunk_id: c for c in self.chunks(sorted({i for p in pairs for i in p[:2]}))}
+        return [(by_id[a], by_id[b], score) for a, b, score in pairs]
 
     def search(self, query: str, k: int = 5, collection: str | Iterable[str] | None = None,
                mode: str | None = None, filters=None, principal=None) -> list[Hit]:
@@ -197,7 +223,11 @@ class Workbench:
             filters = dataclasses.replace(filters, collections=cols)
         if mode not in (None, "hybrid", "dense", "lexical"):
             raise WorkbenchError(f"search mode {mode!r}: use 'hybrid', 'dense' or 'lexical'")
-        return search(reader, self.embedder.embed_query, query, k, self.config.retrieval, filters, mode, self.reranker)
+        from workbench.records import Hits
+
+        hits, trace = search(reader, self.embedder.embed_query, query, k, self.config.retrieval, filters, mode,
+                             self.reranker)
+        return Hits(hits), trace
 
     @property
     def reranker(self):

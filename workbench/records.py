@@ -208,7 +208,37 @@ class IngestReport(_Record):
             for f in self.failed
         )
         table = f"<table><tr><th>failed file</th><th>reason</th></tr>{rows}</table>" if rows else ""
-        return f"<div><p>{html.escape(self.summary())}</p>{table}</div>"
+        lists = [(name, items) for name, items in (
+            ("added", self.added), ("changed", self.changed),
+            ("renamed", [f"{a} → {b}" for a, b in self.renamed]), ("deleted", self.deleted),
+            ("skipped", [str(f) for f in self.skipped])) if items]
+        details = "".join(
+            f"<details><summary>{name} ({len(items)})</summary><ul>"
+            + "".join(f"<li><code>{html.escape(str(i))}</code></li>" for i in items) + "</ul></details>"
+            for name, items in lists)
+        return f"<div><p>{html.escape(self.summary())}</p>{table}{details}</div>"
+
+
+class Hits(list):
+    """Search results (a plain list of `Hit`) that display as a table in Jupyter."""
+
+    def __str__(self) -> str:
+        return "\n".join(str(h) for h in self) if self else "no matching chunks"
+
+    def _repr_html_(self) -> str:
+        if not self:
+            return "<p>no matching chunks</p>"
+        rows = []
+        for h in self:
+            c = h.chunk
+            rows.append(
+                f"<tr><td>{h.rank}</td><td>{h.score:.3f}</td>"
+                f"<td>{'' if h.dense_score is None else f'{h.dense_score:.2f}'}</td>"
+                f"<td>{'' if h.lexical_score is None else f'{h.lexical_score:.1f}'}</td>"
+                f"<td><b>{html.escape(c.title)}</b><br><code>{html.escape(c.display_path)}</code> "
+                f"{html.escape(c.location)}</td><td><small>{html.escape(' '.join(c.text.split())[:300])}</small></td></tr>")
+        return ("<table><tr><th>#</th><th>score</th><th>cosine</th><th>bm25</th><th>document</th><th>passage</th></tr>"
+                + "".join(rows) + "</table>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,17 +336,28 @@ class Answer(_Record):
     def _repr_html_(self) -> str:
         import re
 
+        key = f"wb{id(self):x}"  # anchors unique to this answer, so several answers share a notebook
         body = html.escape(self.text)
-        body = re.sub(r"\[(\d+)\]", r'<a href="#wb-src-\1">[\1]</a>', body)
-        items = "".join(
-            f'<li id="wb-src-{c.number}"><b>[{c.number}]</b> {html.escape(c.title)} — <code>{html.escape(c.path)}'
-            f"</code> {html.escape(c.location)}<br><small>{html.escape(c.snippet)}</small></li>"
-            for c in self.citations)
+        body = re.sub(r"\[(\d+)\]", rf'<a href="#{key}-\1">[\1]</a>', body)
+        scores = {i: h for i, h in enumerate(self.hits, start=1)}
+        items = []
+        for c in self.citations:
+            h = scores.get(c.number)
+            score = ""
+            if h is not None:
+                parts = [f"score {h.score:.3f}"] + ([f"cosine {h.dense_score:.2f}"] if h.dense_score is not None else []) \
+                    + ([f"bm25 {h.lexical_score:.1f}"] if h.lexical_score is not None else [])
+                score = f" <small>({', '.join(parts)})</small>"
+            cited = " ✓" if c in self.cited else ""
+            items.append(f'<li id="{key}-{c.number}"><b>[{c.number}]</b>{cited} {html.escape(c.title)} — '
+                         f"<code>{html.escape(c.path)}</code> {html.escape(c.location)}{score}<br>"
+                         f"<small>{html.escape(c.snippet)}</small></li>")
         t = self.timings
         meta = (f"generation {self.generation} · {html.escape(self.model)} · retrieval {t.get('retrieval_ms', 0):.0f} ms"
-                f" · first token {t.get('time_to_first_token_s', 0):.2f} s · {t.get('tokens_per_s', 0):.1f} tok/s")
+                f" · first token {t.get('time_to_first_token_s', 0):.2f} s · {t.get('tokens_per_s', 0):.1f} tok/s"
+                f" · total {t.get('total_s', 0):.2f} s")
         flags = "".join(f"<li>{html.escape(f)}</li>" for f in self.flags())
-        return (f"<div><p>{body}</p><ol style='list-style:none'>{items}</ol><small>{meta}</small>"
+        return (f"<div><p>{body}</p><ol style='list-style:none'>{''.join(items)}</ol><small>{meta}</small>"
                 f"{'<ul>' + flags + '</ul>' if flags else ''}</div>")
 
     def flags(self) -> list[str]:
