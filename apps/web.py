@@ -23,6 +23,7 @@ from workbench.load import SUFFIXES
 from workbench.pipeline import Workbench
 from workbench.records import Answer
 from workbench.uploads import safe_filename
+from workbench.users import parse_groups
 
 from apps import render
 
@@ -115,6 +116,9 @@ def build_app(wb: Workbench) -> "gr.Blocks":
                     with gr.Column():
                         gr.Markdown("### Add documents")
                         up_collection = gr.Textbox(label="Collection", value="uploads", elem_id="wb-up-collection")
+                        up_groups = gr.Textbox(label="Who may read them (groups, comma-separated)",
+                                               placeholder="e.g. staff, finance. Empty: the collection's default; "
+                                                           "with none, admins only", elem_id="wb-up-groups")
                         files = gr.File(label=f"Files (up to {web.max_upload_mb:g} MB each)", file_count="multiple",
                                         file_types=upload_types, elem_id="wb-files")
                         upload_btn = gr.Button("Upload and index", variant="primary", elem_id="wb-upload")
@@ -204,9 +208,14 @@ def build_app(wb: Workbench) -> "gr.Blocks":
             _admin(wb, request)
             return render.status_html(wb.status()), render.feedback_rows(wb.feedback.list())
 
-        def do_upload(paths, col: str, request: gr.Request):
+        def do_upload(paths, col: str, groups: str, request: gr.Request):
             _admin(wb, request)
             col = (col or "uploads").strip()
+            try:
+                chosen = parse_groups(groups) or None
+            except WorkbenchError as exc:
+                yield render.escape_markdown(str(exc)), gr.skip(), gr.skip()
+                return
             if not paths:
                 yield "Choose one or more files first.", gr.skip(), gr.skip()
                 return
@@ -221,7 +230,7 @@ def build_app(wb: Workbench) -> "gr.Blocks":
             def work() -> None:
                 try:
                     result["report"], result["refused"] = wb.upload(list(zip(names.values(), names)), col,
-                                                                    on_file=on_file)
+                                                                    on_file=on_file, groups=chosen)
                 except WorkbenchError as exc:
                     result["error"] = str(exc)
                 finally:
@@ -278,7 +287,7 @@ def build_app(wb: Workbench) -> "gr.Blocks":
         down.click(rate(-1), [answer_state, comment], [feedback_note, comment], **quick)
         admin_tab.select(status_now, None, [status_box, feedback_table], **quick)
         refresh_btn.click(status_now, None, [status_box, feedback_table], **quick)
-        upload_btn.click(do_upload, [files, up_collection], [upload_result, status_box, collection], api_visibility="private",
+        upload_btn.click(do_upload, [files, up_collection, up_groups], [upload_result, status_box, collection], api_visibility="private",
                          concurrency_limit=1, concurrency_id="admin")
         reindex_btn.click(do_reindex, None, [reindex_note, status_box], api_visibility="private",
                           concurrency_limit=1, concurrency_id="admin")
@@ -332,7 +341,9 @@ def create_server(wb: Workbench, host: str | None = None):
 
     @app.get("/source/{chunk_id}", response_class=HTMLResponse)
     def source_page(chunk_id: int, request: Request):
-        view = wb.source(chunk_id, principal_of(request))
+        principal = principal_of(request)
+        view = wb.source(chunk_id, principal)
+        wb.audit.record(principal.name, "view", view.document.display_path, wb.status().generation, [chunk_id])
         file_href = f"{chunk_id}/file" + (f"#page={view.chunk.page}" if view.is_pdf else "")
         image = f"{chunk_id}/page.png" if view.is_pdf else None
         csp = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
@@ -346,7 +357,9 @@ def create_server(wb: Workbench, host: str | None = None):
 
     @app.get("/source/{chunk_id}/file")
     def original(chunk_id: int, request: Request):
-        path = wb.original_file(chunk_id, principal_of(request))
+        principal = principal_of(request)
+        path = wb.original_file(chunk_id, principal)
+        wb.audit.record(principal.name, "download", str(path), wb.status().generation, [chunk_id])
         inline = path.suffix.lower() == ".pdf"
         return FileResponse(path, filename=path.name, content_disposition_type="inline" if inline else "attachment",
                             media_type="application/pdf" if inline else "application/octet-stream",

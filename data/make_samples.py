@@ -134,6 +134,10 @@ def make_xlsx() -> None:
 
 
 def make_text_files() -> None:
+    (OUT / ".workbench-access").write_text(
+        "# Who may read the documents in this folder (and below). See README, \"Access control\".\n"
+        "# Members of the admin group read everything; a document no access file covers is admins-only.\n"
+        'groups = ["staff"]\n')
     with open(OUT / "it-contacts.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["Service", "Contact", "Phone", "Hours"])

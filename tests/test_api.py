@@ -62,7 +62,7 @@ def test_python_workflow_with_rich_reprs(tmp_path, make_wb):
     assert "generation:   1" in str(wb.status()) and "<pre>" in wb.status()._repr_html_()
     docs = {d.display_path.rsplit("/", 1)[-1]: d for d in wb.documents()}
     assert docs["hangar4-announcement.eml » shuttle-notice.txt"].format == "text"
-    assert all(d.groups == () for d in docs.values())
+    assert all(d.groups == ("staff",) for d in docs.values())  # data/sample/.workbench-access
 
 
 def test_the_bundled_workbench_toml_states_the_defaults():

@@ -210,6 +210,7 @@ def test_admin_upload_then_ask_cites_the_new_document(context, server, tmp_path)
                    "from 11:30 to 14:00. Vegetarian pho is available on request.\n")
     bad = tmp_path / "broken.pdf"
     bad.write_bytes(b"%PDF-1.7\n this is not really a pdf")
+    page.locator("#wb-up-groups textarea, #wb-up-groups input").first.fill("staff")
     page.locator("#wb-files input[type=file]").set_input_files([str(new), str(bad)])
     page.wait_for_timeout(1000)
     page.locator("#wb-upload").click()

@@ -82,9 +82,8 @@ def test_one_access_rule_for_search_and_single_documents():
     staff = Principal("sam", ("staff",))
     assert can_read(ADMIN, _doc(("finance",))) and can_read(None, _doc(("finance",)))
     assert can_read(staff, _doc(("staff", "hr"))) and not can_read(staff, _doc(("finance",)))
-    assert can_read(staff, _doc(()))  # until access control: ungrouped documents are shared
-    f = filters_for(staff)
-    assert f.groups == ("staff",) and f.ungrouped
+    assert not can_read(staff, _doc(())) and can_read(ADMIN, _doc(()))  # no groups: admins only
+    assert filters_for(staff).groups == ("staff",)
     assert filters_for(Principal("root", ("admin",), True)).groups is None
 
 

@@ -151,6 +151,9 @@ class Catalog:
             self.conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
             self.conn.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
 
+    def set_groups(self, doc_id: str, groups: tuple[str, ...]) -> None:
+        self.conn.execute("UPDATE documents SET groups=? WHERE doc_id=?", (json.dumps(list(groups)), doc_id))
+
     def move_document(self, doc_id: str, path: str, size: int, mtime: float) -> None:
         self.conn.execute("UPDATE documents SET path=?, size=?, mtime=? WHERE doc_id=?", (path, size, mtime, doc_id))
 

@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5, help="how many chunks (default 5)")
     p.add_argument("--collection", action="append", help="only this collection (repeatable)")
     p.add_argument("--mode", choices=("hybrid", "dense", "lexical"), help="retrieval mode (default: config, hybrid)")
+    p.add_argument("--as-user", metavar="NAME", help="only what this web-app user may read (default: everything)")
 
     p = sub.add_parser("ask", parents=[common], help="answer a question from the documents, with citations",
                        description="Stream a grounded answer from the configured LLM ([llm] in workbench.toml), "
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", help="the question")
     p.add_argument("-k", type=int, default=None, help="sources given to the model (default [answer] k)")
     p.add_argument("--collection", action="append", help="only this collection (repeatable)")
+    p.add_argument("--as-user", metavar="NAME", help="answer only from what this web-app user may read")
 
     p = sub.add_parser("llm-serve", parents=[common], help="serve the configured LLM over an OpenAI-compatible API",
                        description="Load [llm] once and serve POST /v1/chat/completions (streaming) and GET "
@@ -93,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", action="append", choices=("dense", "lexical", "hybrid"),
                    help="only this retrieval mode (repeatable; default all three)")
     p.add_argument("--answers", action="store_true", help="also ask the model (slow: one answer per question)")
+    p.add_argument("--as-user", metavar="NAME", help="evaluate what this web-app user can find")
+
+    p = sub.add_parser("audit", parents=[common], help="who asked what, when, and what grounded the answers",
+                       description="Print the audit log (<index>/audit.sqlite), newest first: time, user, "
+                       "action (ask, search, view, download), index generation, chunk ids, text.")
+    p.add_argument("--user", help="only this user")
+    p.add_argument("--limit", type=int, default=50, help="how many entries (default 50)")
 
     p = sub.add_parser("serve", parents=[common], help="start the staff web app (chat, sources, uploads)",
                        description="Start the Gradio web app for staff: login, chat with cited answers, source "
@@ -151,6 +160,13 @@ def _run(args: argparse.Namespace) -> int:
         return _users(wb, args)
     if args.command == "eval":
         return _eval(wb, args)
+    if args.command == "audit":
+        entries = wb.audit.entries(args.user, args.limit)
+        if args.json:
+            _print_json([e.to_dict() for e in entries])
+        else:
+            print("\n".join(str(e) for e in entries) if entries else "the audit log is empty")
+        return 0
     if args.command == "serve":
         from apps.web import serve
 
@@ -161,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
 
         serve(wb.llm, args.host, args.port, args.api_key_env, wb.config.llm.max_new_tokens)
         return 0
-    hits = wb.search(args.query, k=args.k, collection=args.collection, mode=args.mode)
+    hits = wb.search(args.query, k=args.k, collection=args.collection, mode=args.mode, principal=_acting(wb, args))
     if args.json:
         _print_json([{**h.chunk.to_dict(), "score": h.score, "rank": h.rank, "location": h.chunk.location,
                       "dense_score": h.dense_score, "lexical_score": h.lexical_score} for h in hits])
@@ -170,12 +186,26 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _acting(wb, args: argparse.Namespace):
+    """The Principal named by --as-user (None: the operator, who reads everything)."""
+    from workbench.errors import NotFoundError
+
+    name = getattr(args, "as_user", None)
+    if not name:
+        return None
+    principal = wb.principal(name)
+    if principal is None:
+        raise NotFoundError(f"no user {name!r}: see `workbench users list`")
+    return principal
+
+
 def _ask(wb, args: argparse.Namespace) -> int:
     from workbench.retrieve import Filters
 
     filters = Filters(collections=tuple(args.collection)) if args.collection else None
+    principal = _acting(wb, args)
     if args.json:
-        answer = wb.ask(args.question, k=args.k, filters=filters)
+        answer = wb.ask(args.question, k=args.k, filters=filters, principal=principal)
         _print_json({**answer.to_dict(), "flags": answer.flags()})
         return 0
 
@@ -183,7 +213,7 @@ def _ask(wb, args: argparse.Namespace) -> int:
         sys.stdout.write(piece)
         sys.stdout.flush()
 
-    answer = wb.ask(args.question, k=args.k, filters=filters, on_token=show)
+    answer = wb.ask(args.question, k=args.k, filters=filters, on_token=show, principal=principal)
     print("\n")
     if answer.refused:
         print(f"(no answer: {answer.refusal_reason})")
@@ -199,8 +229,10 @@ def _eval(wb, args: argparse.Namespace) -> int:
     from workbench.evaluate import evaluate_answers, evaluate_retrieval, load_questions
 
     questions = load_questions(args.file)
-    retrieval = evaluate_retrieval(wb, questions, args.mode or ("dense", "lexical", "hybrid"), k=args.k)
-    answers = evaluate_answers(wb, questions) if args.answers else None
+    principal = _acting(wb, args)
+    retrieval = evaluate_retrieval(wb, questions, args.mode or ("dense", "lexical", "hybrid"), k=args.k,
+                                   principal=principal)
+    answers = evaluate_answers(wb, questions, principal) if args.answers else None
     if args.json:
         _print_json({"retrieval": retrieval, "answers": answers})
         return 0

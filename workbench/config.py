@@ -151,6 +151,15 @@ class AnswerSettings(_Section):
         True, description="Rewrite a follow-up question into a stand-alone one before retrieval.")
 
 
+class AccessSettings(_Section):
+    file_name: str = Field(
+        ".workbench-access", description="Name of the access files placed in source folders (TOML: "
+        "groups = [...] for the folder and below, [files] \"name\" = [...] per file; see README).")
+    collections: dict[str, list[str]] = Field(
+        default_factory=dict, description="Default groups per collection, e.g. { hr = [\"hr\"] }. A document "
+        "no access file or default covers is readable by admins only.")
+
+
 class WebSettings(_Section):
     host: str = Field("127.0.0.1", description="Address `workbench serve` listens on ('0.0.0.0' for every interface).")
     port: int = Field(7860, ge=1, le=65535, description="Port `workbench serve` listens on.")
@@ -178,6 +187,7 @@ class Config(_Section):
     retrieval: RetrievalSettings = RetrievalSettings()
     llm: LLMSettings = LLMSettings()
     answer: AnswerSettings = AnswerSettings()
+    access: AccessSettings = AccessSettings()
     web: WebSettings = WebSettings()
     source: Path | None = Field(None, description="The file this config was read from, if any.")
 

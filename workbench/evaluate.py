@@ -184,12 +184,16 @@ def judgments(questions: Sequence[LabelledQuestion], names: Sequence[str]) -> di
 
 
 def evaluate_retrieval(wb, questions: Sequence[LabelledQuestion], modes: Sequence[str] = ("dense", "lexical", "hybrid"),
-                       k: int = 10, depth: int = 50) -> dict[str, dict[str, float]]:
-    """{mode: {nDCG@k, MAP, R@100, R@k, MRR, queries}} over the covered questions, at document level."""
+                       k: int = 10, depth: int = 50, principal=None) -> dict[str, dict[str, float]]:
+    """{mode: {nDCG@k, MAP, R@100, R@k, MRR, queries}} over the covered questions, at document level.
+
+    ``principal``: search as that user (documents they may not read count as not found).
+    """
     names = sorted({document_key(c) for c in wb.chunks()})
     qrels = judgments(questions, names)
     queries = {qid: questions[int(qid)].question for qid in qrels}
-    return {mode: evaluate_search(lambda text, n, m=mode: wb.search(text, k=n, mode=m), queries, qrels,
+    return {mode: evaluate_search(lambda text, n, m=mode: wb.search(text, k=n, mode=m, principal=principal),
+                                  queries, qrels,
                                   lambda h: document_key(h.chunk), depth, k)
             for mode in modes}
 

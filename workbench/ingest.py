@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.access import AccessRules
 from workbench.analyze import UNDETERMINED, detect_language, terms
 from workbench.chunk import chunk_document, text_hash
 from workbench.config import Config
@@ -40,6 +41,7 @@ class _Tally:
     chunks_added: int = 0
     embedded: int = 0
     cached: int = 0
+    regrouped: int = 0
     dirty: bool = False
 
 
@@ -108,6 +110,16 @@ def _apply_plan(w: IndexWriter, plan: SyncPlan, collection: str, root: str, t: _
     t.dirty |= bool(plan.deleted or plan.to_parse or plan.renamed or plan.touched or plan.failed)
 
 
+def _regroup(w: IndexWriter, rules: AccessRules, collection: str, root: str, t: _Tally) -> None:
+    """Re-compute the groups of the source's catalogued documents (access files, collection default)."""
+    for doc in w.catalog.source_documents(collection, root):
+        groups = rules.groups_for(doc.path)
+        if groups != doc.groups:
+            w.catalog.set_groups(doc.doc_id, groups)
+            t.regrouped += 1
+            t.dirty = True
+
+
 def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str]], wait_s: float = 0.0,
                progress: bool = True, on_file=None) -> IngestReport:
     """Sync each (root, collection) source into a new generation and publish it if anything changed.
@@ -121,6 +133,7 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
     ing = config.ingest
     with IndexWriter(config.index.dir, embedder.name, embedder.dim, wait_s, config.index.keep_generations) as w:
         jobs: dict[str, tuple[ToParse, str, str]] = {}
+        access: dict[str, AccessRules] = {}
         for root, collection in sources:
             root_s = str(root)
             w.catalog.upsert_source(root_s, collection)
@@ -134,6 +147,9 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
             plan = plan_sync(files, w.catalog.source_documents(collection, root_s),
                              w.catalog.failure_signatures(collection, root_s), int(ing.max_file_mb * 2**20))
             _apply_plan(w, plan, collection, root_s, t)
+            rules = access[root_s] = AccessRules(root, collection, config.access)
+            _regroup(w, rules, collection, root_s, t)
+            t.failed += rules.failures
             jobs.update({item.file.path: (item, collection, root_s) for item in plan.to_parse})
         emb = _Embedding(w, embedder, t)
         limits = LoadLimits(max_unzipped_mb=ing.max_unzipped_mb)
@@ -152,6 +168,7 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
                         doc = Document(doc_id=secrets.token_hex(8), collection=collection, path=f.path,
                                        part=parsed.part, title=parsed.title, format=parsed.format,
                                        size=f.size, mtime=f.mtime, content_hash=item.content_hash,
+                                       groups=access[root_s].groups_for(f.path),
                                        language=detect_language(parsed.text, config.retrieval.languages))
                         emb.language[doc.doc_id] = doc.language
                         w.catalog.insert_document(doc, root_s, parsed.text, parsed.metadata)
@@ -169,5 +186,5 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
     return IngestReport(
         added=tuple(t.added), changed=tuple(t.changed), renamed=tuple(t.renamed), deleted=tuple(t.deleted),
         unchanged=t.unchanged, failed=tuple(t.failed), skipped=tuple(t.skipped), chunks_added=t.chunks_added,
-        chunks_embedded=t.embedded, chunks_from_cache=t.cached, generation=generation, published=t.dirty,
+        chunks_embedded=t.embedded, chunks_from_cache=t.cached, regrouped=t.regrouped, generation=generation, published=t.dirty,
         seconds=time.perf_counter() - started)

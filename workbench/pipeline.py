@@ -113,17 +113,20 @@ class Workbench:
         return run_ingest(self.config, self.embedder, [(r, collection) for r in roots], wait_s, progress, on_file)
 
     def upload(self, files: Iterable[tuple[str, str | os.PathLike]], collection: str = "uploads",
-               wait_s: float = 30.0, on_file=None) -> tuple[IngestReport, list]:
+               wait_s: float = 30.0, on_file=None, groups=None) -> tuple[IngestReport, list]:
         """Copy uploaded files (display name, temp path) into ``<index>/uploads/<collection>/`` and ingest.
 
         Returns the ingest report and a list of FileFailure for uploads refused before ingest
         (unsupported type, over ``[web] max_upload_mb``). Names are made safe (`workbench.uploads`);
-        an upload that fails to parse is reported and removed again.
+        an upload that fails to parse is reported and removed again. ``groups`` (the uploader's
+        choice) are written for these files into the folder's access file; None leaves them to the
+        folder's rules and the collection default (no groups = admins only).
         """
         from workbench.records import FileFailure
         from workbench.uploads import store_upload, upload_dir
 
         refused, stored = [], []
+        files = list(files)
         for name, path in files:
             try:
                 stored.append(store_upload(self.index_dir, collection, path, name, self.config.web.max_upload_mb))
@@ -134,6 +137,11 @@ class Workbench:
         folder = upload_dir(self.index_dir, collection)
         if not stored:
             return IngestReport(), refused
+        if groups is not None:
+            from workbench.access import write_access_file
+            from workbench.users import parse_groups
+
+            write_access_file(folder, self.config.access.file_name, {p.name: parse_groups(groups) for p in stored})
         report = self.ingest(folder, collection, wait_s=wait_s, progress=False, on_file=on_file)
         unreadable = {f.path for f in report.failed}
         for path in stored:  # an upload that cannot be read is not kept (it would fail every reindex)
@@ -227,6 +235,8 @@ class Workbench:
 
         hits, trace = search(reader, self.embedder.embed_query, query, k, self.config.retrieval, filters, mode,
                              self.reranker)
+        if principal is not None:
+            self.audit.record(principal.name, "search", query, trace.generation, [h.chunk.chunk_id for h in hits])
         return Hits(hits), trace
 
     @property
@@ -252,8 +262,14 @@ class Workbench:
         from workbench.access import filters_for
         from workbench.answer import answer_stream
 
+        from workbench.records import Answer
+
         self._searchable_reader()  # fail early, before loading the LLM
-        yield from answer_stream(self, question, history, k, filters_for(principal, filters))
+        for item in answer_stream(self, question, history, k, filters_for(principal, filters)):
+            if isinstance(item, Answer):
+                self.audit.record(principal.name if principal else "(operator)", "ask", question, item.generation,
+                                  [h.chunk.chunk_id for h in item.hits], item.refused)
+            yield item
 
     def ask(self, question: str, history=(), k: int | None = None, filters=None, on_token=None, principal=None):
         """The grounded `Answer` to ``question`` (``on_token(piece)`` sees the text as it streams)."""
@@ -276,6 +292,13 @@ class Workbench:
             web = self.config.web
             self._users = UserStore(self.index_dir, web.login_attempts, web.lockout_s)
         return self._users
+
+    @property
+    def audit(self):
+        """The `AuditLog` of this index (``<index>/audit.sqlite``)."""
+        from workbench.audit import AuditLog
+
+        return AuditLog(self.index_dir)
 
     @property
     def feedback(self):

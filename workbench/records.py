@@ -177,6 +177,7 @@ class IngestReport(_Record):
     chunks_added: int = 0
     chunks_embedded: int = 0
     chunks_from_cache: int = 0
+    regrouped: int = 0  # documents whose readers changed (access file or collection default), not re-embedded
     generation: int = 0
     published: bool = False
     seconds: float = 0.0
@@ -192,6 +193,7 @@ class IngestReport(_Record):
             f"{len(self.added)} added, {len(self.changed)} changed, {len(self.renamed)} renamed, "
             f"{len(self.deleted)} deleted, {self.unchanged} unchanged, {len(self.failed)} failed, "
             f"{len(self.skipped)} skipped; "
+            + (f"access changed for {self.regrouped} documents; " if self.regrouped else "") +
             f"{self.chunks_added} chunks written ({self.chunks_embedded} embedded, "
             f"{self.chunks_from_cache} from cache) in {self.seconds:.1f}s"
         )

@@ -28,7 +28,7 @@ class Filters:
     """Restrictions applied inside both searches. Empty fields restrict nothing.
 
     ``groups``: None means no access restriction; a tuple keeps documents shared with any of
-    those groups, plus documents with no groups when ``ungrouped`` is True (see `workbench.access`).
+    those groups (documents with no groups are left out: see `workbench.access`).
     """
 
     collections: tuple[str, ...] = ()
@@ -37,7 +37,6 @@ class Filters:
     modified_after: float | None = None
     modified_before: float | None = None
     groups: tuple[str, ...] | None = None
-    ungrouped: bool = False
 
     def where(self) -> tuple[str, list]:
         """A SQL condition over ``documents d`` and its parameters ('1' when unrestricted)."""
@@ -56,9 +55,8 @@ class Filters:
             parts.append("d.mtime < ?")
             params.append(self.modified_before)
         if self.groups is not None:
-            shared = ("EXISTS (SELECT 1 FROM json_each(d.groups) g WHERE g.value IN "
-                      f"({','.join('?' * len(self.groups)) or 'NULL'}))")
-            parts.append(f"({shared} OR json_array_length(d.groups) = 0)" if self.ungrouped else shared)
+            parts.append("EXISTS (SELECT 1 FROM json_each(d.groups) g WHERE g.value IN "
+                         f"({','.join('?' * len(self.groups)) or 'NULL'}))")
             params += list(self.groups)
         return (" AND ".join(parts) or "1"), params
 

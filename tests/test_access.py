@@ -1,0 +1,144 @@
+"""Access control: where groups come from, re-grouping without re-embedding, enforcement inside
+retrieval (best k for narrow rights), the audit log, and acting as a user from the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import make_pdf, run_cli
+from workbench.access import AccessRules, Principal, write_access_file
+from workbench.config import AccessSettings
+from workbench.errors import NotFoundError
+
+FINANCE = Principal("fiona", ("finance",))
+STAFF = Principal("sam", ("staff",))
+
+
+def _tree(root):
+    (root / "public").mkdir(parents=True)
+    (root / "finance" / "payroll").mkdir(parents=True)
+    for rel in ("a.txt", "public/p.txt", "finance/f.txt", "finance/payroll/pay.txt", "finance/budget.txt"):
+        (root / rel).write_text(rel)
+    (root / ".workbench-access").write_text('groups = ["staff"]\n')
+    (root / "finance" / ".workbench-access").write_text(
+        'groups = ["finance"]\n[files]\n"budget.txt" = ["finance", "board"]\n"payroll/*" = ["payroll"]\n')
+    return root
+
+
+def test_nearest_access_file_and_file_entries_decide(tmp_path):
+    root = _tree(tmp_path / "docs")
+    rules = AccessRules(root, "default", AccessSettings())
+    assert rules.groups_for(root / "a.txt") == ("staff",)
+    assert rules.groups_for(root / "public" / "p.txt") == ("staff",)  # inherited from the folder above
+    assert rules.groups_for(root / "finance" / "f.txt") == ("finance",)
+    assert rules.groups_for(root / "finance" / "budget.txt") == ("finance", "board")
+    assert rules.groups_for(root / "finance" / "payroll" / "pay.txt") == ("payroll",)
+    assert rules.failures == []
+
+
+def test_collection_default_and_admins_only_when_nothing_applies(tmp_path):
+    (tmp_path / "x.txt").write_text("x")
+    assert AccessRules(tmp_path, "hr", AccessSettings(collections={"hr": ["hr"]})).groups_for(tmp_path / "x.txt") == ("hr",)
+    assert AccessRules(tmp_path, "other", AccessSettings(collections={"hr": ["hr"]})).groups_for(tmp_path / "x.txt") == ()
+
+
+def test_a_broken_access_file_is_reported_and_closes_its_folder(tmp_path):
+    (tmp_path / "x.txt").write_text("x")
+    (tmp_path / ".workbench-access").write_text("groups = staff\n")  # not a list
+    rules = AccessRules(tmp_path, "default", AccessSettings(collections={"default": ["everyone"]}))
+    assert rules.groups_for(tmp_path / "x.txt") == ()
+    assert len(rules.failures) == 1 and "admins only" in rules.failures[0].reason
+
+
+def test_upload_choices_are_written_to_the_access_file(tmp_path):
+    (tmp_path / ".workbench-access").write_text('groups = ["staff"]\n')
+    write_access_file(tmp_path, ".workbench-access", {'odd "name".pdf': ("finance",)})
+    write_access_file(tmp_path, ".workbench-access", {"b.pdf": ("hr", "board")})
+    rules = AccessRules(tmp_path, "uploads", AccessSettings())
+    assert rules.groups_for(tmp_path / 'odd "name".pdf') == ("finance",)
+    assert rules.groups_for(tmp_path / "b.pdf") == ("hr", "board")
+    assert rules.groups_for(tmp_path / "c.pdf") == ("staff",)
+
+
+def test_ingest_sets_groups_and_reindex_regroups_without_re_embedding(make_wb, tmp_path):
+    root = _tree(tmp_path / "docs")
+    wb = make_wb()
+    wb.ingest(root, progress=False)
+    groups = {d.path.rsplit("/", 1)[-1]: d.groups for d in wb.documents()}
+    assert groups["f.txt"] == ("finance",) and groups["a.txt"] == ("staff",) and groups["pay.txt"] == ("payroll",)
+    (root / "finance" / ".workbench-access").write_text('groups = ["finance", "audit"]\n')
+    report = wb.reindex(progress=False)
+    assert report.regrouped == 3 and report.chunks_embedded == 0 and report.published
+    assert "access changed for 3 documents" in report.summary()
+    groups = {d.path.rsplit("/", 1)[-1]: d.groups for d in wb.documents()}
+    assert groups["pay.txt"] == ("finance", "audit") and groups["budget.txt"] == ("finance", "audit")
+    # a collection default set in the config applies at the next reindex too
+    (root / ".workbench-access").unlink()
+    wb.config = wb.config.replace("access", collections={"default": ["everyone"]})
+    report = wb.reindex(progress=False)
+    assert report.regrouped == 2 and report.chunks_embedded == 0
+    assert {d.path.rsplit("/", 1)[-1]: d.groups for d in wb.documents()}["a.txt"] == ("everyone",)
+
+
+def test_narrow_rights_still_get_their_best_k(make_wb, tmp_path):
+    """Forty staff passages about turbines outrank the finance ones; finance still gets five finance hits."""
+    root = tmp_path / "docs"
+    (root / "fin").mkdir(parents=True)
+    for i in range(40):
+        (root / f"turbine-{i}.txt").write_text(f"Turbine maintenance note {i}: inspect the turbine blades "
+                                               f"and the turbine bearings every {i + 1} weeks.")
+    for i in range(5):
+        (root / "fin" / f"cost-{i}.txt").write_text(f"Budget line {i}: turbine spare parts cost {1000 + i} euros.")
+    (root / ".workbench-access").write_text('groups = ["staff"]\n')
+    (root / "fin" / ".workbench-access").write_text('groups = ["finance"]\n')
+    wb = make_wb()
+    wb.ingest(root, progress=False)
+    for mode in ("dense", "lexical", "hybrid"):
+        everyone = wb.search("turbine blades inspection", k=5, mode=mode)
+        assert all("turbine-" in h.chunk.path for h in everyone)  # the shared top 5 holds no finance passage
+        mine = wb.search("turbine blades inspection", k=5, mode=mode, principal=FINANCE)
+        assert len(mine) == 5 and all("/fin/" in h.chunk.path for h in mine), mode
+        assert len(wb.search("turbine", k=5, mode=mode, principal=Principal("x", ("nobody",)))) == 0
+
+
+def test_source_views_and_files_follow_the_same_rule(make_wb, tmp_path):
+    root = _tree(tmp_path / "docs")
+    wb = make_wb()
+    wb.ingest(root, progress=False)
+    fin = next(c for c in wb.chunks() if c.path.endswith("f.txt"))
+    assert wb.source(fin.chunk_id, FINANCE).chunk.chunk_id == fin.chunk_id
+    for call in (wb.source, wb.original_file):
+        with pytest.raises(NotFoundError):
+            call(fin.chunk_id, STAFF)
+
+
+def test_answers_are_audited_with_their_chunks_and_generation(sample_wb):
+    sam = Principal("sam", ("staff",))
+    answer = sample_wb.ask("When does the shuttle bus leave car park D?", principal=sam)
+    sample_wb.search("annual leave", k=2, principal=sam)
+    sample_wb.ask("What is the capital of Australia?")
+    entries = sample_wb.audit.entries()
+    assert [(e.user, e.action) for e in entries] == [("(operator)", "ask"), ("sam", "search"), ("sam", "ask")]
+    asked = entries[2]
+    assert asked.text == answer.question and asked.generation == answer.generation
+    assert asked.chunk_ids == tuple(h.chunk.chunk_id for h in answer.hits) and not asked.refused
+    assert entries[0].refused and [e.action for e in sample_wb.audit.entries(user="sam")] == ["search", "ask"]
+
+
+def test_cli_acts_as_a_user_and_reads_the_audit_log(tmp_path):
+    root = _tree(tmp_path / "docs")
+    idx = str(tmp_path / "idx")
+    assert run_cli("ingest", str(root), "--index", idx).returncode == 0
+    assert run_cli("users", "add", "sam", "--groups", "staff", "--password-stdin", "--index", idx,
+                   input="a long password\n").returncode == 0
+    everything = json.loads(run_cli("search", "finance/f.txt payroll", "-k", "10", "--json", "--index", idx).stdout)
+    as_sam = json.loads(run_cli("search", "finance/f.txt payroll", "-k", "10", "--json", "--as-user", "sam",
+                                "--index", idx).stdout)
+    assert any("finance" in h["path"] for h in everything)
+    assert as_sam and not any("/finance/" in h["path"] for h in as_sam)
+    nobody = run_cli("search", "x", "--as-user", "mallory", "--index", idx)
+    assert nobody.returncode == 2 and "no user 'mallory'" in nobody.stderr
+    log = run_cli("audit", "--index", idx)
+    assert "\tsam\tsearch\t" in log.stdout
