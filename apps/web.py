@@ -136,13 +136,15 @@ def build_app(wb: Workbench) -> "gr.Blocks":
                                               elem_id="wb-feedback", wrap=True)
 
         # ---- handlers -------------------------------------------------------------------------
-        def collection_choices(status):
-            return [("All documents", "")] + [(f"{name} ({n})", name) for name, n in sorted(status.collections.items())]
+        def collection_choices(principal):
+            """Only collections holding documents this user may read (names of others are not shown)."""
+            return [("All documents", "")] + [(f"{name} ({n})", name)
+                                              for name, n in sorted(wb.collections(principal).items())]
 
         def on_load(request: gr.Request):
             principal = _principal(wb, request)
             status = wb.status()
-            choices = collection_choices(status)
+            choices = collection_choices(principal)
             note = "" if status.chunks else ("**No documents yet.** " + (
                 "Add some in the Admin tab." if principal.is_admin else "Ask an administrator to add documents."))
             groups = ", ".join(principal.groups) or "no groups"
@@ -209,7 +211,7 @@ def build_app(wb: Workbench) -> "gr.Blocks":
             return render.status_html(wb.status()), render.feedback_rows(wb.feedback.list())
 
         def do_upload(paths, col: str, groups: str, request: gr.Request):
-            _admin(wb, request)
+            principal = _admin(wb, request)
             col = (col or "uploads").strip()
             try:
                 chosen = parse_groups(groups) or None
@@ -261,7 +263,7 @@ def build_app(wb: Workbench) -> "gr.Blocks":
                     final.append((n, "unchanged", "same content as before"))
             status = wb.status()
             yield (render.upload_rows_markdown(final) + "\n\n" + render.escape_markdown(report.summary()),
-                   render.status_html(status), gr.Dropdown(choices=collection_choices(status)))
+                   render.status_html(status), gr.Dropdown(choices=collection_choices(principal)))
 
         def do_reindex(request: gr.Request):
             _admin(wb, request)

@@ -173,3 +173,7 @@ def pytest_terminal_summary(terminalreporter):
     shots = ROOT / "test-artifacts" / "web"
     if shots.is_dir() and any(shots.glob("*.png")):
         terminalreporter.write_line(f"browser test screenshots: {shots}")
+    for name in ("leaks.json", "hostile.json", "fuzz.json"):
+        report = ROOT / "test-artifacts" / "security" / name
+        if report.exists():
+            terminalreporter.write_line(f"security {name}: {report.read_text().strip()[:600]}".replace("\n", " "))

@@ -6,33 +6,20 @@ every step go to test-artifacts/web/ (the path is printed at the end of the test
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+import webkit
+from webkit import Server, add_user, ask, shot, source_number
 
-from conftest import ROOT, SAMPLE, make_pdf, run_cli
+from conftest import SAMPLE, make_pdf, run_cli
 
-CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-SHOTS = ROOT / "test-artifacts" / "web"
 PASSWORDS = {"ada": "ada-admin-pass", "sam": "sam-staff-pass"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(base: Path, ingest: bool):
+def _start(base: Path, ingest: bool) -> tuple[Server, dict]:
     """`workbench serve` on a fresh index (of a copy of the sample documents when ``ingest``), two users."""
     docs = base / "docs"
     shutil.copytree(SAMPLE, docs)
@@ -40,105 +27,39 @@ def _start(base: Path, ingest: bool):
     cfg.write_text('[index]\ndir = "index"\n[llm]\nmax_new_tokens = 80\n')
     if ingest:
         assert run_cli("ingest", str(docs), "--config", str(cfg)).returncode == 0
-    for name, groups in (("ada", "admin,staff"), ("sam", "staff")):
-        done = run_cli("users", "add", name, "--groups", groups, "--password-stdin", "--config", str(cfg),
-                       input=PASSWORDS[name] + "\n")
-        assert done.returncode == 0, done.stderr
-    port = _free_port()
-    log = open(base / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--config", str(cfg), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=base)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            assert proc.poll() is None, (base / "serve.log").read_text()
-            assert time.monotonic() < deadline, "the server did not start in 120 s"
-            time.sleep(0.5)
-    return proc, log, {"url": url, "cfg": cfg, "docs": docs, "base": base}
+    add_user(cfg, "ada", "admin,staff", PASSWORDS["ada"])
+    add_user(cfg, "sam", "staff", PASSWORDS["sam"])
+    server = Server(cfg)
+    return server, {"url": server.url, "cfg": cfg, "docs": docs, "base": base}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    proc, log, info = _start(tmp_path_factory.mktemp("web"), ingest=True)
+    proc, info = _start(tmp_path_factory.mktemp("web"), ingest=True)
     yield info
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+    proc.stop()
 
 
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: run `make setup-browser` (installs Debian's chromium)"
-    SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        b = webkit.launch_browser(p)
         yield b
         b.close()
 
 
 @pytest.fixture
 def context(browser, server):
-    """A fresh browser profile that records every request leaving 127.0.0.1."""
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    ctx.outside = []
-    ctx.on("request", lambda r: ctx.outside.append(r.url)
-           if not r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
+    ctx = webkit.new_context(browser)
     yield ctx
     assert ctx.outside == [], f"the page contacted other hosts: {ctx.outside}"
     ctx.close()
 
 
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
 def login(context, server, name: str, password: str | None = None, expect_ok: bool = True):
-    page = context.new_page()
-    page.goto(server["url"])
-    page.get_by_label("username").fill(name)
-    page.get_by_label("password").fill(password or PASSWORDS[name])
-    page.get_by_role("button", name="Login").click()
-    if expect_ok:
-        page.wait_for_selector("#wb-question textarea", timeout=60_000)
-        page.wait_for_selector(f"#wb-who:has-text('{name}')", timeout=30_000)
-    return page
-
-
-FINAL = re.compile(r"(Sources:|Passages the answer was drawn from|No answer:|no documents to search|could not be answered)")
-
-
-def ask(page, question: str) -> list[str]:
-    """Ask in the chat; return every distinct text the answer bubble showed until the final answer."""
-    page.locator("#wb-question textarea").fill(question)
-    page.locator("#wb-ask").click()
-    seen: list[str] = []
-    bot = page.locator("#wb-chat [data-testid=bot]")
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        text = bot.last.inner_text() if bot.count() else ""
-        if text and (not seen or seen[-1] != text):
-            seen.append(text)
-        if text and FINAL.search(text) and question not in text:
-            page.wait_for_selector("#wb-sources .wb-source, #wb-sources .wb-empty", timeout=10_000)
-            return seen
-        time.sleep(0.05)
-    pytest.fail(f"no answer within 240 s; the bubble showed {seen[-3:]}")
-
-
-def source_number(page, *needles: str) -> int:
-    """The number of the first source in the panel whose text holds every needle."""
-    cards = page.locator("#wb-sources .wb-source")
-    for i in range(cards.count()):
-        text = cards.nth(i).inner_text()
-        if all(n in text for n in needles):
-            return int(re.match(r"\[(\d+)\]", text).group(1))
-    pytest.fail(f"no source with {needles} in: {page.locator('#wb-sources').inner_text()}")
+    return webkit.login(context, server["url"], name, password or PASSWORDS[name], expect_ok)
 
 
 def test_a_wrong_password_is_refused(context, server):
@@ -245,7 +166,7 @@ def test_a_reindex_by_cron_is_used_without_restart(context, server):
 
 
 def test_an_empty_index_says_so_instead_of_failing(browser, tmp_path):
-    proc, log, empty = _start(tmp_path, ingest=False)
+    proc, empty = _start(tmp_path, ingest=False)
     try:
         ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = login(ctx, empty, "sam")
@@ -256,6 +177,4 @@ def test_an_empty_index_says_so_instead_of_failing(browser, tmp_path):
         shot(page, "10-empty-index")
         ctx.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+        proc.stop()

@@ -173,9 +173,20 @@ class Workbench:
             failures=tuple(reader.catalog.failures()), embedding_model=meta.get("embedding_model", ""),
             embedding_dim=int(meta.get("embedding_dim", 0)), published_at=meta.get("published_at", ""))
 
-    def documents(self, collection: str | None = None) -> list[Document]:
+    def documents(self, collection: str | None = None, principal=None) -> list[Document]:
+        """The catalogued documents (of ``collection``; only those ``principal`` may read, if given)."""
+        from workbench.access import can_read
+
         reader = self.reader()
-        return reader.catalog.documents(collection) if reader else []
+        docs = reader.catalog.documents(collection) if reader else []
+        return [d for d in docs if can_read(principal, d)]
+
+    def collections(self, principal=None) -> dict[str, int]:
+        """{collection: documents} counting only what ``principal`` may read (None: everything)."""
+        counts: dict[str, int] = {}
+        for d in self.documents(principal=principal):
+            counts[d.collection] = counts.get(d.collection, 0) + 1
+        return counts
 
     def chunks(self, ids: list[int] | None = None, collection: str | None = None) -> list[Chunk]:
         """Chunks by id (in that order), or every chunk (of ``collection``) when ``ids`` is None."""

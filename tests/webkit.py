@@ -1,0 +1,124 @@
+"""Helpers for the tests that start the real web app and drive it from Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+SHOTS = ROOT / "test-artifacts" / "web"
+FINAL = re.compile(r"(Sources:|Passages the answer was drawn from|No answer:|no documents to search|could not be answered)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def add_user(cfg: Path, name: str, groups: str, password: str, env=None) -> None:
+    done = run_cli("users", "add", name, "--groups", groups, "--password-stdin", "--config", str(cfg),
+                   input=password + "\n", env=env)
+    assert done.returncode == 0, done.stderr
+
+
+class Server:
+    """`workbench serve --config CFG` as a subprocess on a free loopback port."""
+
+    def __init__(self, cfg: Path, env=None) -> None:
+        self.cfg = cfg
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = cfg.parent / "serve.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "serve", "--config", str(cfg), "--port", str(self.port)],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=cfg.parent, env=env)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(self.url, timeout=2)
+                return
+            except OSError:
+                assert self.proc.poll() is None, self.log_path.read_text()
+                assert time.monotonic() < deadline, "the server did not start in 120 s"
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # uvicorn waits for open event streams; do not wait forever
+            self.proc.kill()
+            self.proc.wait(timeout=15)
+        self._log.close()
+
+
+def launch_browser(playwright):
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: run `make setup-browser` (installs Debian's chromium)"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+
+
+def new_context(browser):
+    """A fresh browser profile that records every request leaving 127.0.0.1 in ``ctx.outside``."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx.outside = []
+    ctx.on("request", lambda r: ctx.outside.append(r.url)
+           if not r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
+    return ctx
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def login(context, url: str, name: str, password: str, expect_ok: bool = True):
+    page = context.new_page()
+    page.goto(url)
+    page.get_by_label("username").fill(name)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+    if expect_ok:
+        page.wait_for_selector("#wb-question textarea", timeout=60_000)
+        page.wait_for_selector(f"#wb-who:has-text('{name}')", timeout=30_000)
+    return page
+
+
+def ask(page, question: str) -> list[str]:
+    """Ask in the chat; return every distinct text the answer bubble showed until the final answer."""
+    page.locator("#wb-question textarea").fill(question)
+    page.locator("#wb-ask").click()
+    seen: list[str] = []
+    bot = page.locator("#wb-chat [data-testid=bot]")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        text = bot.last.inner_text() if bot.count() else ""
+        if text and (not seen or seen[-1] != text):
+            seen.append(text)
+        if text and FINAL.search(text) and question not in text:
+            page.wait_for_selector("#wb-sources .wb-source, #wb-sources .wb-empty", timeout=10_000)
+            return seen
+        time.sleep(0.05)
+    pytest.fail(f"no answer within 240 s; the bubble showed {seen[-3:]}")
+
+
+def source_number(page, *needles: str) -> int:
+    """The number of the first source in the panel whose text holds every needle."""
+    cards = page.locator("#wb-sources .wb-source")
+    for i in range(cards.count()):
+        text = cards.nth(i).inner_text()
+        if all(n in text for n in needles):
+            return int(re.match(r"\[(\d+)\]", text).group(1))
+    pytest.fail(f"no source with {needles} in: {page.locator('#wb-sources').inner_text()}")
