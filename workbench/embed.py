@@ -85,7 +85,7 @@ class SentenceTransformerEmbedder:
         try:
             self.model = SentenceTransformer(
                 path, device=device, local_files_only=True, trust_remote_code=False,
-                model_kwargs={"dtype": getattr(torch, dtype)},
+                model_kwargs={"dtype": getattr(torch, dtype), "use_safetensors": True},  # never pickle weights
             )
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(

@@ -102,7 +102,8 @@ class TransformersLLM:
         try:
             with _quiet_tqdm():
                 self.tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-                self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), **kwargs)
+                weights = {} if gguf else {"use_safetensors": True}  # GGUF or safetensors, never pickle
+                self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), **kwargs, **weights)
         except (OSError, ValueError) as exc:
             raise _missing_weights(settings.model, exc) from None
         self.model.to(device).eval()

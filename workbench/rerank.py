@@ -27,7 +27,8 @@ class CrossEncoderReranker:
 
         path = resolve_model_path(model)
         try:
-            self.model = CrossEncoder(path, device=device, local_files_only=True, trust_remote_code=False)
+            self.model = CrossEncoder(path, device=device, local_files_only=True, trust_remote_code=False,
+                                      model_kwargs={"use_safetensors": True})  # never pickle weights
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(
                 f"cannot load reranker {model!r} from disk ({exc}); download it on a connected machine "
