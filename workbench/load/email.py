@@ -32,7 +32,12 @@ def load_email(data: bytes, stem: str, limits) -> list[ParsedDocument]:
     blocks = [Block(text=header, headings=(subject,) if subject else (), kind="heading")]
     body = msg.get_body(preferencelist=("plain", "html"))
     if body is not None:
-        content = body.get_content()
+        try:
+            content = body.get_content()
+        except (LookupError, UnicodeError, ValueError):  # an unknown or lying charset: read the bytes leniently
+            from workbench.load.text import decode_text
+
+            content = decode_text(body.get_payload(decode=True) or b"")
         if body.get_content_type() == "text/html":
             content_blocks = [b.text for b in load_html(content.encode("utf-8"), stem).blocks]
         else:

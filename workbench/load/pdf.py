@@ -42,11 +42,15 @@ def load_pdf(data: bytes, stem: str) -> ParsedDocument:
     try:
         starts = _outline(pdf)
         headings: tuple[str, ...] = ()
-        blocks = []
+        blocks, broken = [], []
         for i in range(len(pdf)):
             headings = starts.get(i, headings)
-            page = pdf[i]
-            textpage = page.get_textpage()
+            try:
+                page = pdf[i]
+                textpage = page.get_textpage()
+            except pdfium.PdfiumError:  # one damaged page: keep the others, say which ones were lost
+                broken.append(i + 1)
+                continue
             text = textpage.get_text_bounded().replace("\r\n", "\n").replace("\r", "\n")
             textpage.close()
             page.close()
@@ -56,5 +60,9 @@ def load_pdf(data: bytes, stem: str) -> ParsedDocument:
         meta = pdf.get_metadata_dict(skip_empty=True)
     finally:
         pdf.close()
+    if broken and not blocks:
+        raise ParseError(f"corrupt PDF: no page could be read ({len(broken)} damaged)")
+    if broken:
+        meta["unreadable_pages"] = ", ".join(map(str, broken))
     title = meta.get("Title", "").strip() or stem
     return ParsedDocument(format="pdf", title=title, blocks=tuple(blocks), metadata=dict(meta))
