@@ -147,6 +147,9 @@ def build_app(wb: Workbench) -> "gr.Blocks":
             choices = collection_choices(principal)
             note = "" if status.chunks else ("**No documents yet.** " + (
                 "Add some in the Admin tab." if principal.is_admin else "Ask an administrator to add documents."))
+            if status.chunks and len(choices) == 1:
+                note = ("**No documents are shared with your groups yet.** Ask an administrator to give your "
+                        "groups access (see `workbench users groups`).")
             groups = ", ".join(principal.groups) or "no groups"
             return (f"Signed in as **{render.escape_markdown(principal.name)}** ({render.escape_markdown(groups)})",
                     note, gr.Dropdown(choices=choices, value=""), gr.Tab(visible=principal.is_admin))

@@ -73,3 +73,14 @@ def test_reports_and_status_display_richly(shell, make_wb, tmp_path):
     assert "bad.pdf" in page and "<details><summary>added (1)</summary>" in page and "a.pdf" in page
     status = html_of(shell, wb.status())
     assert "generation" in status.lower() and "bad.pdf" in status
+
+
+def test_magics_act_as_a_named_user(shell, sample_wb):
+    from workbench.errors import NotFoundError
+
+    shell.user_ns["wb"] = sample_wb
+    sample_wb.users.add("guest", "a long password", "visitors")  # no document is shared with "visitors"
+    assert len(shell.run_line_magic("search", "--as-user guest annual leave")) == 0
+    assert len(shell.run_line_magic("search", "annual leave")) > 0  # the operator reads everything
+    with pytest.raises(NotFoundError):
+        shell.run_line_magic("search", "--as-user nobody annual leave")

@@ -3,8 +3,8 @@
 The magics use the notebook's ``wb`` variable when it holds a `Workbench`, else open one from
 ./workbench.toml (or the defaults) and keep it. ``%search`` returns the hits (shown as a table);
 ``%%ask`` streams the answer into the cell, then shows the `Answer` with its sources and timings
-(and returns it, so ``answer = _`` keeps it). Leaves out: acting as a named user (everything
-the operator may read is searched).
+(and returns it, so ``answer = _`` keeps it). ``--as-user NAME`` limits either to what that
+web-app user may read; without it the notebook acts as the operator and reads everything.
 """
 
 from __future__ import annotations
@@ -30,23 +30,37 @@ class WorkbenchMagics(Magics):
             WorkbenchMagics._own = Workbench.open()
         return WorkbenchMagics._own
 
+    def principal(self, name: str | None):
+        """The Principal of user ``name`` (None: the operator)."""
+        if not name:
+            return None
+        principal = self.workbench().principal(name)
+        if principal is None:
+            from workbench.errors import NotFoundError
+
+            raise NotFoundError(f"no user {name!r}: see `workbench users list`")
+        return principal
+
     @magic_arguments()
     @argument("-k", type=int, default=5, help="how many passages (default 5)")
+    @argument("--as-user", help="only what this web-app user may read")
     @argument("--mode", choices=("hybrid", "dense", "lexical"), help="retrieval mode (default: config)")
     @argument("--collection", action="append", help="only this collection (repeatable)")
     @argument("query", nargs="+", help="what to look for")
     @line_magic
     def search(self, line: str):
-        """%search [-k N] [--mode M] [--collection C] QUERY  — the best passages, as a table."""
+        """%search [-k N] [--mode M] [--collection C] [--as-user NAME] QUERY  — the best passages, as a table."""
         args = parse_argstring(self.search, line)
-        return self.workbench().search(" ".join(args.query), k=args.k, mode=args.mode, collection=args.collection)
+        return self.workbench().search(" ".join(args.query), k=args.k, mode=args.mode, collection=args.collection,
+                                       principal=self.principal(args.as_user))
 
     @magic_arguments()
     @argument("-k", type=int, default=None, help="sources given to the model (default [answer] k)")
     @argument("--collection", action="append", help="only this collection (repeatable)")
+    @argument("--as-user", help="answer only from what this web-app user may read")
     @cell_magic
     def ask(self, line: str, cell: str):
-        """%%ask [-k N] [--collection C]  then the question in the cell body."""
+        """%%ask [-k N] [--collection C] [--as-user NAME]  then the question in the cell body."""
         from IPython.display import HTML, display
 
         from workbench.retrieve import Filters
@@ -59,7 +73,8 @@ class WorkbenchMagics(Magics):
         handle = display(HTML("<i>searching…</i>"), display_id=True)
         text = ""
         answer = None
-        for item in self.workbench().ask_stream(question, k=args.k, filters=filters):
+        for item in self.workbench().ask_stream(question, k=args.k, filters=filters,
+                                                principal=self.principal(args.as_user)):
             if isinstance(item, str):
                 text += item
                 handle.update(HTML(f"<div style='white-space:pre-wrap'>{html.escape(text)}</div>"))
