@@ -56,10 +56,11 @@ def _principal(wb: Workbench, request):
     """The signed-in user's Principal, or a gr.Error asking them to sign in again."""
     import gradio as gr
 
-    principal = wb.principal(getattr(request, "username", None))
-    if principal is None:
-        raise gr.Error("Your session has ended or your account was removed. Reload the page and sign in again.")
-    return principal
+    try:
+        return wb.principal(getattr(request, "username", None) or "")
+    except NotFoundError:
+        raise gr.Error("Your session has ended or your account was removed. Reload the page and sign in "
+                       "again.") from None
 
 
 def _admin(wb: Workbench, request):
@@ -236,8 +237,8 @@ def build_app(wb: Workbench) -> "gr.Blocks":
                 try:
                     result["report"], result["refused"] = wb.upload(list(zip(names.values(), names)), col,
                                                                     on_file=on_file, groups=chosen)
-                except WorkbenchError as exc:
-                    result["error"] = str(exc)
+                except Exception as exc:  # noqa: BLE001 - shown to the admin instead of a bare error
+                    result["error"] = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
                 finally:
                     events.put(None)
 
@@ -331,10 +332,10 @@ def create_server(wb: Workbench, host: str | None = None):
         return inner.tokens.get(token)
 
     def principal_of(request: Request):
-        principal = wb.principal(user_of(request))
-        if principal is None:
+        name = user_of(request)
+        if not name or wb.users.get(name) is None:
             raise NotFoundError("sign in first")
-        return principal
+        return wb.principal(name)
 
     secure_headers = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
                       "Cache-Control": "private, no-store"}

@@ -142,3 +142,24 @@ def test_cli_acts_as_a_user_and_reads_the_audit_log(tmp_path):
     assert nobody.returncode == 2 and "no user 'mallory'" in nobody.stderr
     log = run_cli("audit", "--index", idx)
     assert "\tsam\tsearch\t" in log.stdout
+
+
+def test_file_entries_match_exact_names_and_globs_stay_in_one_folder(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for rel in ("salary[2026].xlsx", "a.pdf", "sub/b.pdf"):
+        (tmp_path / rel).write_text("x")
+    (tmp_path / ".workbench-access").write_text(
+        'groups = ["staff"]\n[files]\n"salary[2026].xlsx" = ["finance"]\n"*.pdf" = ["public"]\n')
+    rules = AccessRules(tmp_path, "default", AccessSettings())
+    assert rules.groups_for(tmp_path / "salary[2026].xlsx") == ("finance",)  # exact name, though [..] is glob syntax
+    assert rules.groups_for(tmp_path / "a.pdf") == ("public",)
+    assert rules.groups_for(tmp_path / "sub" / "b.pdf") == ("staff",)  # "*.pdf" does not reach into sub/
+
+
+def test_upload_entries_are_removed_when_the_choice_is_dropped(tmp_path):
+    write_access_file(tmp_path, ".workbench-access", {"a.pdf": ("hr",), "b.pdf": ("hr",)})
+    write_access_file(tmp_path, ".workbench-access", {"a.pdf": None})
+    rules = AccessRules(tmp_path, "uploads", AccessSettings(collections={"uploads": ["staff"]}))
+    assert rules.groups_for(tmp_path / "a.pdf") == ("staff",) and rules.groups_for(tmp_path / "b.pdf") == ("hr",)
+    write_access_file(tmp_path, ".workbench-access", {"b.pdf": None})
+    assert not (tmp_path / ".workbench-access").exists()

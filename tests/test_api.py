@@ -77,3 +77,11 @@ def test_the_bundled_workbench_toml_states_the_defaults():
             assert bundled.index.dir == ROOT / "workbench-index"
         else:
             assert getattr(bundled, section) == getattr(defaults, section), section
+
+
+def test_a_non_editable_install_ships_the_prompt_templates():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["tool"]["setuptools"]["package-data"]["workbench"] == ["prompts/*.toml"]
+    assert (ROOT / "workbench" / "prompts" / "grounded.toml").exists()

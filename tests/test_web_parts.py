@@ -214,3 +214,32 @@ def test_the_app_is_built_with_safe_defaults(make_wb):
     assert demo.api_open is False
     public = [d for d in demo.fns.values() if d.api_visibility == "public"]
     assert public == []
+
+
+def test_uploads_refuse_collection_names_that_leave_the_upload_folder(make_wb, tmp_path):
+    src = tmp_path / "x.txt"
+    src.write_text("hello there")
+    wb = make_wb()
+    for bad in ("../outside", "a/b", "..", "", "ünï"):
+        with pytest.raises(WorkbenchError, match="collection name"):
+            wb.upload([("x.txt", src)], bad)
+    assert not (wb.index_dir / "outside").exists() and not (tmp_path / "outside").exists()
+
+
+def test_unknown_users_are_not_the_operator(make_wb):
+    with pytest.raises(NotFoundError, match="no user 'typo'"):
+        make_wb().principal("typo")
+
+
+def test_a_file_changed_since_indexing_is_not_served(make_wb, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_pdf(docs / "a.pdf", ["Alpha page about turbines."])
+    wb = make_wb()
+    wb.ingest(docs, progress=False)
+    chunk = wb.chunks()[0]
+    assert wb.original_file(chunk.chunk_id).name == "a.pdf" and wb.page_image(chunk.chunk_id)
+    make_pdf(docs / "a.pdf", ["Alpha page, now with other and longer secret text than before."])
+    for call in (wb.original_file, wb.page_image):
+        with pytest.raises(NotFoundError, match="changed since it was indexed"):
+            call(chunk.chunk_id)

@@ -17,7 +17,7 @@ Access file (``.workbench-access``, TOML, in any source folder; applies to that 
     groups = ["finance", "managers"]        # everything here and below, unless a nearer file says otherwise
     [files]
     "salaries-2026.xlsx" = ["finance"]      # one file (a name or glob, relative to this folder)
-    "public/*.pdf" = ["staff"]
+    "public/*.pdf" = ["staff"]              # ``*`` stays within one folder level
 
 A malformed access file is reported as a failed file and the documents it covers get no groups
 (admins only): access control fails closed. Leaves out: audit logging (`workbench.audit`).
@@ -121,7 +121,7 @@ class AccessRules:
             if rules is not None:
                 rel = path.relative_to(folder).as_posix()
                 for pattern, groups in rules.files:
-                    if fnmatch.fnmatchcase(rel, pattern):
+                    if _matches(rel, pattern):
                         return groups
                 if rules.groups is not None:
                     return rules.groups
@@ -130,11 +130,34 @@ class AccessRules:
             folder = folder.parent
 
 
-def write_access_file(folder: Path, file_name: str, files: dict[str, tuple[str, ...]]) -> Path:
-    """Add or replace ``[files]`` entries in ``folder``'s access file (for uploads); other keys are kept."""
+def _matches(rel: str, pattern: str) -> bool:
+    """``rel`` (a/b.pdf) is ``pattern``, exactly or as a glob applied segment by segment
+    (``*`` never crosses a ``/``; ``[`` in a real file name matches itself)."""
+    if rel == pattern:
+        return True
+    names, parts = rel.split("/"), pattern.split("/")
+    return len(names) == len(parts) and all(fnmatch.fnmatchcase(n, p) for n, p in zip(names, parts))
+
+
+def write_access_file(folder: Path, file_name: str, files: dict[str, tuple[str, ...] | None]) -> Path:
+    """Add, replace (or, for None, remove) ``[files]`` entries in ``folder``'s access file; other keys are kept.
+
+    Raises WorkbenchError when the existing file is not valid TOML (fix it first).
+    """
+    from workbench.errors import WorkbenchError
+
     path = folder / file_name
-    data = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    entries = {**dict(data.get("files", {})), **{k: list(v) for k, v in files.items()}}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise WorkbenchError(f"{path}: not valid TOML ({exc}); fix or remove it, then upload again") from None
+    entries = {**dict(data.get("files", {})), **{k: list(v) for k, v in files.items() if v is not None}}
+    for k, v in files.items():
+        if v is None:
+            entries.pop(k, None)
+    if not entries and "groups" not in data:
+        path.unlink(missing_ok=True)
+        return path
 
     def quote(s: str) -> str:
         import json

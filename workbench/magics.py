@@ -1,7 +1,7 @@
 """IPython magics: ``%load_ext workbench``, then ``%search QUERY`` and ``%%ask``.
 
 The magics use the notebook's ``wb`` variable when it holds a `Workbench`, else open one from
-./workbench.toml (or the defaults) and keep it. ``%search`` returns the hits (shown as a table);
+./workbench.toml or ../workbench.toml (the project's, seen from notebooks/) and keep it. ``%search`` returns the hits (shown as a table);
 ``%%ask`` streams the answer into the cell, then shows the `Answer` with its sources and timings
 (and returns it, so ``answer = _`` keeps it). ``--as-user NAME`` limits either to what that
 web-app user may read; without it the notebook acts as the operator and reads everything.
@@ -26,20 +26,16 @@ class WorkbenchMagics(Magics):
         candidate = self.shell.user_ns.get("wb")
         if isinstance(candidate, Workbench):
             return candidate
-        if WorkbenchMagics._own is None:
-            WorkbenchMagics._own = Workbench.open()
+        if WorkbenchMagics._own is None:  # ./workbench.toml, else the project's one above notebooks/
+            from pathlib import Path
+
+            config = next((p for p in (Path("workbench.toml"), Path("../workbench.toml")) if p.exists()), None)
+            WorkbenchMagics._own = Workbench.open(config)
         return WorkbenchMagics._own
 
     def principal(self, name: str | None):
         """The Principal of user ``name`` (None: the operator)."""
-        if not name:
-            return None
-        principal = self.workbench().principal(name)
-        if principal is None:
-            from workbench.errors import NotFoundError
-
-            raise NotFoundError(f"no user {name!r}: see `workbench users list`")
-        return principal
+        return self.workbench().principal(name) if name else None
 
     @magic_arguments()
     @argument("-k", type=int, default=5, help="how many passages (default 5)")

@@ -20,6 +20,13 @@ from workbench.records import Chunk, Document, Hit, IndexStatus, IngestReport
 from workbench.store import IndexReader, current_generation
 
 
+def check_collection(name: str) -> str:
+    """``name`` if it is a usable collection name (it also names a folder for uploads)."""
+    if not name or not name.replace("-", "").replace("_", "").isalnum() or not name.isascii():
+        raise WorkbenchError(f"collection name {name!r}: use letters, digits, '-' and '_'")
+    return name
+
+
 class Workbench:
     """Open with `Workbench.open("workbench.toml")`; then `ingest`, `reindex`, `search`, `status`."""
 
@@ -108,8 +115,7 @@ class Workbench:
         missing = [str(r) for r in roots if not r.exists()]
         if missing:
             raise WorkbenchError(f"no such file or folder: {', '.join(missing)}")
-        if not collection or not collection.replace("-", "").replace("_", "").isalnum():
-            raise WorkbenchError(f"collection name {collection!r}: use letters, digits, '-' and '_'")
+        check_collection(collection)
         return run_ingest(self.config, self.embedder, [(r, collection) for r in roots], wait_s, progress, on_file)
 
     def upload(self, files: Iterable[tuple[str, str | os.PathLike]], collection: str = "uploads",
@@ -125,6 +131,7 @@ class Workbench:
         from workbench.records import FileFailure
         from workbench.uploads import store_upload, upload_dir
 
+        check_collection(collection)
         refused, stored = [], []
         files = list(files)
         for name, path in files:
@@ -137,16 +144,19 @@ class Workbench:
         folder = upload_dir(self.index_dir, collection)
         if not stored:
             return IngestReport(), refused
-        if groups is not None:
-            from workbench.access import write_access_file
-            from workbench.users import parse_groups
+        from workbench.access import write_access_file
+        from workbench.users import parse_groups
 
-            write_access_file(folder, self.config.access.file_name, {p.name: parse_groups(groups) for p in stored})
+        access_file = self.config.access.file_name
+        chosen = parse_groups(groups) if groups is not None else None
+        write_access_file(folder, access_file, {p.name: chosen for p in stored})  # None: drop an old choice
         report = self.ingest(folder, collection, wait_s=wait_s, progress=False, on_file=on_file)
         unreadable = {f.path for f in report.failed}
-        for path in stored:  # an upload that cannot be read is not kept (it would fail every reindex)
-            if str(path.resolve()) in unreadable:
-                path.unlink(missing_ok=True)
+        gone = [p for p in stored if str(p.resolve()) in unreadable]
+        for path in gone:  # an upload that cannot be read is not kept (it would fail every reindex)
+            path.unlink(missing_ok=True)
+        if gone:
+            write_access_file(folder, access_file, {p.name: None for p in gone})
         return report, refused
 
     def reindex(self, wait_s: float = 0.0, progress: bool = True) -> IngestReport:
@@ -318,12 +328,14 @@ class Workbench:
 
         return FeedbackStore(self.index_dir)
 
-    def principal(self, name: str | None):
-        """The `Principal` for user ``name``, or None when no such user exists (any more)."""
+    def principal(self, name: str):
+        """The `Principal` for web-app user ``name``; NotFoundError when no such user exists (any more)."""
         from workbench.access import principal_for
 
         user = self.users.get(name)
-        return principal_for(user, self.config.web.admin_group) if user else None
+        if user is None:
+            raise NotFoundError(f"no user {name!r}: see `workbench users list`")
+        return principal_for(user, self.config.web.admin_group)
 
     def source(self, chunk_id: int, principal=None):
         """The `SourceView` of a chunk: passage, surrounding text, document.
@@ -346,9 +358,10 @@ class Workbench:
         from workbench.sources import render_pdf_page
 
         view = self.source(chunk_id, principal)
-        if not view.is_pdf or not Path(view.document.path).exists():
+        if not view.is_pdf:
             raise NotFoundError(f"source {chunk_id} has no page to show")
-        return render_pdf_page(view.document.path, view.chunk.page, width_px)
+        path = self.original_file(chunk_id, principal)  # the same checks: present and unchanged
+        return render_pdf_page(str(path), view.chunk.page, width_px)
 
     def original_file(self, chunk_id: int, principal=None) -> Path:
         """The indexed file a chunk came from (NotFoundError when gone, changed, or not readable)."""
@@ -356,6 +369,10 @@ class Workbench:
         path = Path(view.document.path)
         if not path.is_file():
             raise NotFoundError(f"{path.name} is no longer in its folder (re-index to update the sources)")
+        stat = path.stat()
+        if stat.st_size != view.document.size or abs(stat.st_mtime - view.document.mtime) > 1e-3:
+            raise NotFoundError(f"{path.name} changed since it was indexed; it is served again after the next "
+                                "re-index")
         return path
 
     # ---- interoperability -------------------------------------------------------------------

@@ -33,7 +33,12 @@ def safe_filename(name: str) -> str:
 
 
 def upload_dir(index_dir: str | Path, collection: str) -> Path:
-    return Path(index_dir) / "uploads" / collection
+    """``<index>/uploads/<collection>``; WorkbenchError when the name would lead anywhere else."""
+    base = (Path(index_dir) / "uploads").resolve()
+    folder = (base / collection).resolve()
+    if folder.parent != base or not collection.replace("-", "").replace("_", "").isalnum():
+        raise WorkbenchError(f"collection name {collection!r}: use letters, digits, '-' and '_'")
+    return folder
 
 
 def store_upload(index_dir: str | Path, collection: str, source: str | Path, name: str, max_mb: float) -> Path:
@@ -42,12 +47,12 @@ def store_upload(index_dir: str | Path, collection: str, source: str | Path, nam
     Raises WorkbenchError (type not supported, file too large) without writing anything.
     """
     clean = safe_filename(name)
+    folder = upload_dir(index_dir, collection)
     if format_for(clean) is None:
         raise WorkbenchError(f"{clean}: file type not supported (supported: {supported_suffixes()})")
     size = Path(source).stat().st_size
     if size > max_mb * 2**20:
         raise WorkbenchError(f"{clean}: {size / 2**20:.1f} MB is over the {max_mb:g} MB upload limit")
-    folder = upload_dir(index_dir, collection)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / clean
     if target.resolve().parent != folder.resolve():  # belt and braces: never outside the folder

@@ -151,7 +151,10 @@ class UserStore:
             ok = False
         if not ok:
             with self._lock:
-                self._failures.setdefault(name, []).append(time.monotonic())
+                now = time.monotonic()
+                if len(self._failures) > 10_000:  # name spraying: forget names with no recent failure
+                    self._failures = {n: ts for n, ts in self._failures.items() if now - ts[-1] < self.lockout_s}
+                self._failures.setdefault(name, []).append(now)
             return None
         with self._lock:
             self._failures.pop(name, None)
