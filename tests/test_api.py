@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import SAMPLE
+from conftest import ROOT, SAMPLE
 
 import workbench
 from workbench.config import load_config
