@@ -13,7 +13,7 @@ import html
 import re
 import time
 
-from workbench.records import Answer, Citation, IndexStatus, IngestReport
+from workbench.records import Answer, Citation, IndexStatus
 
 _SPECIAL = set("\\`*_[](){}<>#!|~&$")
 _MARKER = re.compile(r"\\\[(\d+)\\\]")  # an escaped "[n]"
@@ -53,8 +53,9 @@ def answer_markdown(text: str, citations: tuple[Citation, ...] = ()) -> str:
         label = escape_markdown(f"{c.title}{', ' + _where(c) if _where(c) else ''}").replace('"', "'")
         return f'[\\[{c.number}\\]]({source_href(c.chunk_id)} "{label}")'
 
-    body = _MARKER.sub(link, escape_markdown(text))
-    cited = {int(n) for n in _MARKER.findall(escape_markdown(text))} & set(by_number)
+    escaped = escape_markdown(text)
+    body = _MARKER.sub(link, escaped)
+    cited = {int(n) for n in _MARKER.findall(escaped)} & set(by_number)
     listed = [by_number[n] for n in sorted(cited)] or list(citations)
     if not listed:
         return body
@@ -106,10 +107,6 @@ def upload_rows_markdown(rows: list[tuple[str, str, str]]) -> str:
     lines = ["| File | Result | Detail |", "|---|---|---|"]
     lines += [f"| {escape_markdown(n)} | {escape_markdown(r)} | {escape_markdown(d)} |" for n, r, d in rows]
     return "\n".join(lines)
-
-
-def report_line(report: IngestReport) -> str:
-    return report.summary()
 
 
 def feedback_rows(entries) -> list[list[str]]:

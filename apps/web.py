@@ -22,7 +22,7 @@ from workbench.errors import EmptyIndexError, NotFoundError, WorkbenchError
 from workbench.load import SUFFIXES
 from workbench.pipeline import Workbench
 from workbench.records import Answer
-from workbench.uploads import safe_filename
+from workbench.uploads import safe_filename, upload_outcomes
 from workbench.users import parse_groups
 
 from apps import render
@@ -254,17 +254,7 @@ def build_app(wb: Workbench) -> "gr.Blocks":
                        render.status_html(wb.status()), gr.skip())
                 return
             report = result["report"]
-            done = {Path(p).name for p in (*report.added, *report.changed)}
-            failed = {Path(f.path).name: f.reason for f in (*report.failed, *result["refused"])}
-            final = []
-            for n, r, d in rows:
-                safe = safe_filename(n)
-                if safe in failed or n in failed:
-                    final.append((n, "failed", failed.get(safe) or failed.get(n, "")))
-                elif safe in done:
-                    final.append((n, "indexed", ""))
-                else:
-                    final.append((n, "unchanged", "same content as before"))
+            final = upload_outcomes([n for n, _, _ in rows], report, result["refused"])
             status = wb.status()
             yield (render.upload_rows_markdown(final) + "\n\n" + render.escape_markdown(report.summary()),
                    render.status_html(status), gr.Dropdown(choices=collection_choices(principal)))
@@ -349,7 +339,7 @@ def create_server(wb: Workbench, host: str | None = None):
     def source_page(chunk_id: int, request: Request):
         principal = principal_of(request)
         view = wb.source(chunk_id, principal)
-        wb.audit.record(principal.name, "view", view.document.display_path, wb.status().generation, [chunk_id])
+        wb.audit.record(principal.name, "view", view.document.display_path, wb.reader().generation, [chunk_id])
         file_href = f"{chunk_id}/file" + (f"#page={view.chunk.page}" if view.is_pdf else "")
         image = f"{chunk_id}/page.png" if view.is_pdf else None
         csp = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
@@ -365,7 +355,7 @@ def create_server(wb: Workbench, host: str | None = None):
     def original(chunk_id: int, request: Request):
         principal = principal_of(request)
         path = wb.original_file(chunk_id, principal)
-        wb.audit.record(principal.name, "download", str(path), wb.status().generation, [chunk_id])
+        wb.audit.record(principal.name, "download", str(path), wb.reader().generation, [chunk_id])
         inline = path.suffix.lower() == ".pdf"
         return FileResponse(path, filename=path.name, content_disposition_type="inline" if inline else "attachment",
                             media_type="application/pdf" if inline else "application/octet-stream",

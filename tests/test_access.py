@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import make_pdf, run_cli
+from conftest import run_cli
 from workbench.access import AccessRules, Principal, write_access_file
 from workbench.config import AccessSettings
 from workbench.errors import NotFoundError

@@ -8,12 +8,12 @@ signed-in user. Leaves out: retention (prune with SQLite tools) and shipping log
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.records import _Record
+from workbench.sidecar import sidecar
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -52,11 +52,8 @@ class AuditLog:
     def __init__(self, index_dir: str | Path) -> None:
         self.path = Path(index_dir) / "audit.sqlite"
 
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=10)
-        conn.executescript(_SCHEMA)
-        return conn
+    def _connect(self):
+        return sidecar(self.path, _SCHEMA)
 
     def record(self, user: str, action: str, text: str, generation: int, chunk_ids=(), refused: bool = False) -> None:
         with self._connect() as conn:

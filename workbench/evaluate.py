@@ -161,7 +161,9 @@ def load_questions(path: str | Path) -> list[LabelledQuestion]:
 
 
 def document_key(chunk) -> str:
-    """How a question file names a document: its file name, plus ' » part' for an attachment."""
+    """How a question file names a document: its file name, plus ' » part' for an attachment.
+
+    Takes anything with ``path`` and ``part`` (a `Chunk` or a `Citation`)."""
     name = Path(chunk.path).name
     return f"{name} » {chunk.part}" if chunk.part else name
 
@@ -224,7 +226,7 @@ def evaluate_answers(wb, questions: Sequence[LabelledQuestion], principal=None) 
         stats["answered"] += 1
         cited = a.cited
         stats["cited"] += bool(cited)
-        keys = {Path(c.path).name + (f" » {c.part}" if c.part else "") for c in cited}
+        keys = {document_key(c) for c in cited}
         stats["cited_relevant"] += any(fnmatch.fnmatchcase(key, p) for key in keys for p in q.relevant)
         if q.answer:
             stats["with_phrase"] += 1

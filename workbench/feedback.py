@@ -8,12 +8,12 @@ entries (reviewers read them; SQLite tools can prune).
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.records import Answer, _Record
+from workbench.sidecar import sidecar
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -53,11 +53,8 @@ class FeedbackStore:
     def __init__(self, index_dir: str | Path) -> None:
         self.path = Path(index_dir) / "feedback.sqlite"
 
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=10)
-        conn.executescript(_SCHEMA)
-        return conn
+    def _connect(self):
+        return sidecar(self.path, _SCHEMA)
 
     def add(self, user: str, answer: Answer, rating: int, comment: str = "") -> int:
         """Store a rating (+1 helpful, -1 not helpful) of ``answer``; returns the entry's id."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from workbench.config import Config, load_config
 from workbench.errors import EmptyIndexError, NotFoundError, WorkbenchError
-from workbench.records import Chunk, Document, Hit, IndexStatus, IngestReport
+from workbench.records import Answer, Chunk, Document, Hit, Hits, IndexStatus, IngestReport
 from workbench.store import IndexReader, current_generation
 
 
@@ -25,6 +25,17 @@ def check_collection(name: str) -> str:
     if not name or not name.replace("-", "").replace("_", "").isalnum() or not name.isascii():
         raise WorkbenchError(f"collection name {name!r}: use letters, digits, '-' and '_'")
     return name
+
+
+def _unchanged_file(doc: Document) -> Path:
+    """The file of ``doc`` if it is still there with the size and time it was indexed with."""
+    path = Path(doc.path)
+    if not path.is_file():
+        raise NotFoundError(f"{path.name} is no longer in its folder (re-index to update the sources)")
+    stat = path.stat()
+    if stat.st_size != doc.size or abs(stat.st_mtime - doc.mtime) > 1e-3:
+        raise NotFoundError(f"{path.name} changed since it was indexed; it is served again after the next re-index")
+    return path
 
 
 class Workbench:
@@ -128,25 +139,24 @@ class Workbench:
         choice) are written for these files into the folder's access file; None leaves them to the
         folder's rules and the collection default (no groups = admins only).
         """
+        from workbench.access import write_access_file
         from workbench.records import FileFailure
         from workbench.uploads import store_upload, upload_dir
+        from workbench.users import parse_groups
 
         check_collection(collection)
         refused, stored = [], []
-        files = list(files)
         for name, path in files:
             try:
                 stored.append(store_upload(self.index_dir, collection, path, name, self.config.web.max_upload_mb))
             except WorkbenchError as exc:
-                refused.append(FileFailure(name, str(exc).split(": ", 1)[-1], collection))
+                reason = str(exc).split(": ", 1)[-1]
+                refused.append(FileFailure(name, reason, collection))
                 if on_file is not None:
-                    on_file(name, str(exc).split(": ", 1)[-1])
+                    on_file(name, reason)
         folder = upload_dir(self.index_dir, collection)
         if not stored:
             return IngestReport(), refused
-        from workbench.access import write_access_file
-        from workbench.users import parse_groups
-
         access_file = self.config.access.file_name
         chosen = parse_groups(groups) if groups is not None else None
         write_access_file(folder, access_file, {p.name: chosen for p in stored})  # None: drop an old choice
@@ -252,8 +262,6 @@ class Workbench:
             filters = dataclasses.replace(filters, collections=cols)
         if mode not in (None, "hybrid", "dense", "lexical"):
             raise WorkbenchError(f"search mode {mode!r}: use 'hybrid', 'dense' or 'lexical'")
-        from workbench.records import Hits
-
         hits, trace = search(reader, self.embedder.embed_query, query, k, self.config.retrieval, filters, mode,
                              self.reranker)
         if principal is not None:
@@ -282,8 +290,6 @@ class Workbench:
         """
         from workbench.access import filters_for
         from workbench.answer import answer_stream
-
-        from workbench.records import Answer
 
         self._searchable_reader()  # fail early, before loading the LLM
         for item in answer_stream(self, question, history, k, filters_for(principal, filters)):
@@ -360,20 +366,11 @@ class Workbench:
         view = self.source(chunk_id, principal)
         if not view.is_pdf:
             raise NotFoundError(f"source {chunk_id} has no page to show")
-        path = self.original_file(chunk_id, principal)  # the same checks: present and unchanged
-        return render_pdf_page(str(path), view.chunk.page, width_px)
+        return render_pdf_page(str(_unchanged_file(view.document)), view.chunk.page, width_px)
 
     def original_file(self, chunk_id: int, principal=None) -> Path:
         """The indexed file a chunk came from (NotFoundError when gone, changed, or not readable)."""
-        view = self.source(chunk_id, principal)
-        path = Path(view.document.path)
-        if not path.is_file():
-            raise NotFoundError(f"{path.name} is no longer in its folder (re-index to update the sources)")
-        stat = path.stat()
-        if stat.st_size != view.document.size or abs(stat.st_mtime - view.document.mtime) > 1e-3:
-            raise NotFoundError(f"{path.name} changed since it was indexed; it is served again after the next "
-                                "re-index")
-        return path
+        return _unchanged_file(self.source(chunk_id, principal).document)
 
     # ---- interoperability -------------------------------------------------------------------
     def as_retriever(self, k: int = 5, mode: str | None = None, filters=None):

@@ -61,3 +61,20 @@ def store_upload(index_dir: str | Path, collection: str, source: str | Path, nam
     shutil.copyfile(source, tmp)
     tmp.replace(target)
     return target
+
+
+def upload_outcomes(names, report, refused) -> list[tuple[str, str, str]]:
+    """(display name, 'indexed' | 'unchanged' | 'failed', reason) for each uploaded file, from
+    `Workbench.upload`'s report and refusals (the report names files by their stored, safe names)."""
+    done = {Path(p).name for p in (*report.added, *report.changed)}
+    failed = {Path(f.path).name: f.reason for f in (*report.failed, *refused)}
+    out = []
+    for name in names:
+        safe = safe_filename(name)
+        if safe in failed or name in failed:
+            out.append((name, "failed", failed.get(safe) or failed.get(name, "")))
+        elif safe in done:
+            out.append((name, "indexed", ""))
+        else:
+            out.append((name, "unchanged", "same content as before"))
+    return out

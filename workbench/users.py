@@ -20,6 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from workbench.errors import WorkbenchError
 from workbench.records import _Record
+from workbench.sidecar import sidecar
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 8
@@ -73,12 +74,8 @@ class UserStore:
         self._failures: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=10)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.executescript(_SCHEMA)
-        return conn
+    def _connect(self):
+        return sidecar(self.path, _SCHEMA, wal=True)
 
     def add(self, name: str, password: str, groups=()) -> User:
         """Create ``name``; WorkbenchError when it exists or the password is shorter than 8 characters."""

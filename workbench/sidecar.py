@@ -1,0 +1,27 @@
+"""Small SQLite files kept beside the index generations (users, feedback, audit log).
+
+`sidecar` opens one, creates its schema if needed, runs the caller's statements in one
+transaction and closes the connection. Leaves out: the index catalog itself (`workbench.catalog`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def sidecar(path: Path, schema: str, wal: bool = False) -> Iterator[sqlite3.Connection]:
+    """A connection to ``path`` (created with ``schema``), committed on success and always closed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=10)
+    try:
+        if wal:
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(schema)
+        with conn:
+            yield conn
+    finally:
+        conn.close()
