@@ -48,7 +48,7 @@ serve: setup
 
 # JupyterLab on the analysts' notebooks, with the workbench's own kernel (this .venv)
 lab: setup
-	cd notebooks && ../$(VENV)/bin/jupyter lab
+	cd notebooks && ../$(VENV)/bin/jupyter lab $(if $(SUDO),,--allow-root)
 
 # register this .venv as a kernel ("Python (workbench)") for a JupyterLab installed elsewhere
 kernel: setup
