@@ -80,10 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("llm-serve", parents=[common], help="serve the configured LLM over an OpenAI-compatible API",
                        description="Load [llm] once and serve POST /v1/chat/completions (streaming) and GET "
                        "/v1/models, so several processes can share it (point them at it with [llm] backend = "
-                       "\"openai\"). Binds to 127.0.0.1 by default.")
+                       "\"openai\"). Binds to 127.0.0.1 by default; any other address needs an API key. "
+                       "Answers are capped at [llm] max_new_tokens, whatever a client asks for.")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    p.add_argument("--api-key-env", metavar="VAR", help="require the key held in this environment variable")
+    p.add_argument("--api-key-env", metavar="VAR",
+                   help="require the key held in this environment variable (default: [llm] api_key_env)")
 
     p = sub.add_parser("eval", parents=[common], help="score retrieval (and answers) on a labelled question file",
                        description="Read a question file (CSV or JSONL: question, relevant, answer; see "
@@ -173,9 +175,11 @@ def _run(args: argparse.Namespace) -> int:
         serve(wb, host=args.host, port=args.port)
         return 0
     if args.command == "llm-serve":
-        from workbench.serve_llm import serve
+        from workbench.serve_llm import serve, server_api_key
 
-        serve(wb.llm, args.host, args.port, args.api_key_env, wb.config.llm.max_new_tokens)
+        key_env = args.api_key_env or wb.config.llm.api_key_env
+        server_api_key(args.host, key_env)  # refuse an open bind before loading the model
+        serve(wb.llm, args.host, args.port, key_env, wb.config.llm.max_new_tokens)
         return 0
     hits = wb.search(args.query, k=args.k, collection=args.collection, mode=args.mode, principal=_acting(wb, args))
     if args.json:

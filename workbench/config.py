@@ -73,6 +73,10 @@ class IngestSettings(_Section):
     parse_memory_mb: int = Field(
         3072, ge=256, description="Address-space bound for a parser worker process."
     )
+    parse_cpu_s: int = Field(
+        120, ge=1, description="CPU-time bound (whole seconds) for parsing one file in its worker process; "
+        "a parse that uses more is stopped and the file reported."
+    )
     max_unzipped_mb: float = Field(
         512, gt=0, description="Largest total uncompressed size accepted in a DOCX/PPTX/XLSX."
     )
@@ -109,6 +113,8 @@ class RetrievalSettings(_Section):
         None, description="Optional sentence-transformers CrossEncoder (local folder or id on disk) that "
         "re-scores the fused candidates. Off when unset.")
     rerank_candidates: int = Field(20, ge=1, description="Fused candidates given to the reranker.")
+    max_query_terms: int = Field(
+        64, ge=1, description="Distinct analysed terms of a query used by lexical search (the rest are dropped).")
 
 
 class LLMSettings(_Section):
@@ -149,6 +155,8 @@ class AnswerSettings(_Section):
         "grounded", description="Prompt template: a name in workbench/prompts/ or a path to your own TOML file.")
     condense_followups: bool = Field(
         True, description="Rewrite a follow-up question into a stand-alone one before retrieval.")
+    max_question_chars: int = Field(
+        4000, ge=1, description="Longer questions are refused (searches too), before any work is done.")
 
 
 class AccessSettings(_Section):
@@ -173,8 +181,30 @@ class WebSettings(_Section):
     trusted_user_header: str | None = Field(
         None, description="Single sign-on: take the user name from this header set by a reverse proxy "
         "(e.g. 'X-Forwarded-User'). Only allowed when host is a loopback address.")
-    login_attempts: int = Field(5, ge=1, description="Failed logins per user name before a lockout.")
-    lockout_s: float = Field(300.0, ge=0, description="How long a user name stays locked after too many failures.")
+    public_url: str | None = Field(
+        None, description="The address staff open, e.g. 'https://workbench.corp.example' behind a TLS proxy. "
+        "Requests from pages of any other origin are refused and CORS is granted to this origin only; an "
+        "https address also makes the session cookie Secure. Unset: http://HOST:PORT, and requests whose "
+        "Origin matches the Host they were sent to.")
+    trusted_proxies: tuple[str, ...] = Field(
+        ("127.0.0.1", "::1"), description="Addresses of reverse proxies whose X-Forwarded-For/-Proto "
+        "headers name the real client (failed-login delays are kept per client).")
+    trusted_header_secret_env: str | None = Field(
+        None, description="Single sign-on: name of the environment variable holding a secret that the proxy "
+        "sends in the X-Workbench-Proxy-Secret header. Required with trusted_user_header.")
+    login_attempts: int = Field(
+        5, ge=1, description="Failed sign-ins for one name from one client before that client must wait "
+        "for that name (other clients are never affected).")
+    lockout_s: float = Field(
+        300.0, ge=0, description="Longest wait imposed on a client after repeated failed sign-ins for a name "
+        "(the wait doubles with each further failure, up to this).")
+    login_concurrency: int = Field(
+        2, ge=1, description="Password checks (argon2) run at once, off the web server's event loop; "
+        "more waiting than 8x this are refused as busy.")
+    session_idle_s: float = Field(
+        3600.0, gt=0, description="A session unused for this long ends (sign in again).")
+    session_max_s: float = Field(
+        43200.0, gt=0, description="A session ends this long after sign-in, however active.")
 
 
 class Config(_Section):

@@ -3,12 +3,17 @@
 Serves ``POST /v1/chat/completions`` (streamed as server-sent events, or whole) and
 ``GET /v1/models`` so that several workbench processes (the web app, notebooks, cron) can share
 one loaded model, and so that the `openai` backend can be exercised against a real server.
-One generation runs at a time; others wait. Binds to 127.0.0.1 unless told otherwise. Leaves
-out: batching and multi-GPU serving (use vLLM for that, see README).
+One generation runs at a time; others wait. Each request is bounded: a JSON body of at most
+`MAX_BODY_BYTES`, and never more new tokens than the server's configured maximum. API keys are
+compared in constant time. Binds to 127.0.0.1 unless told otherwise, and refuses any other
+address without an API key. Leaves out: batching and multi-GPU serving (use vLLM for that, see
+README), TLS (put a reverse proxy in front when it leaves the host).
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import os
 import threading
@@ -16,12 +21,74 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from workbench.errors import WorkbenchError
+
+MAX_BODY_BYTES = 1 << 20  # 1 MB: far above any prompt that fits a model's context window
+SOCKET_TIMEOUT_S = 60  # a client that stops sending mid-request is dropped
+
+
+class BadRequest(Exception):
+    """One request's problem: (HTTP status, message)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name, or "" (every interface): treat as reachable from outside
+
+
+def server_api_key(host: str, api_key_env: str | None) -> str | None:
+    """The key clients must send, read from ``api_key_env``; WorkbenchError when the variable is
+    unset, or when there is no key and ``host`` is reachable from other machines."""
+    key = None
+    if api_key_env:
+        key = os.environ.get(api_key_env)
+        if not key:
+            raise WorkbenchError(f"--api-key-env names {api_key_env}, which is not set: export {api_key_env}=<a long "
+                                 "random key> and start again")
+    if key is None and not is_loopback(host):
+        raise WorkbenchError(f"llm-serve would listen on {host} without an API key, so anyone who can reach it "
+                             "could use the model: set --api-key-env VAR (or [llm] api_key_env) to the name of an "
+                             "environment variable holding a key, or bind to 127.0.0.1")
+    return key
+
+
+def read_request(headers, rfile, default_max_tokens: int) -> tuple[list[dict], int, bool]:
+    """(messages, max_tokens, stream) from a chat request; BadRequest when it is not acceptable."""
+    if headers.get_content_type() != "application/json":
+        raise BadRequest(415, "send the request body as JSON (Content-Type: application/json)")
+    try:
+        length = int(headers.get("Content-Length", ""))
+    except ValueError:
+        raise BadRequest(411, "a Content-Length header is required") from None
+    if length < 0 or length > MAX_BODY_BYTES:
+        raise BadRequest(413, f"request body over {MAX_BODY_BYTES} bytes")
+    try:
+        body = json.loads(rfile.read(length))
+        messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in body["messages"]]
+        requested = body.get("max_tokens") or default_max_tokens
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
+            raise ValueError("max_tokens must be a positive integer")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BadRequest(400, f"bad request: {exc}") from None
+    return messages, min(requested, default_max_tokens), bool(body.get("stream"))
+
 
 def make_handler(llm, api_key: str | None = None, default_max_tokens: int = 384):
+    """A request handler serving ``llm``; ``default_max_tokens`` is also the most a client gets."""
     lock = threading.Lock()
+    expected = f"Bearer {api_key}".encode() if api_key else None
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = SOCKET_TIMEOUT_S
 
         def log_message(self, fmt, *args) -> None:  # quiet: no request log on stderr
             pass
@@ -31,11 +98,15 @@ def make_handler(llm, api_key: str | None = None, default_max_tokens: int = 384)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            if status >= 400:
+                self.send_header("Connection", "close")  # an unread body must not be taken for a request
+                self.close_connection = True
             self.end_headers()
             self.wfile.write(data)
 
         def _authorised(self) -> bool:
-            if api_key and self.headers.get("Authorization") != f"Bearer {api_key}":
+            sent = self.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+            if expected is not None and not hmac.compare_digest(sent, expected):
                 self._json(401, {"error": {"message": "invalid API key"}})
                 return False
             return True
@@ -55,41 +126,46 @@ def make_handler(llm, api_key: str | None = None, default_max_tokens: int = 384)
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
                 return
             try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                messages = [{"role": m["role"], "content": m["content"]} for m in body["messages"]]
-            except (ValueError, KeyError, TypeError) as exc:
-                self._json(400, {"error": {"message": f"bad request: {exc}"}})
+                messages, max_tokens, stream = read_request(self.headers, self.rfile, default_max_tokens)
+            except BadRequest as exc:
+                self._json(exc.status, {"error": {"message": str(exc)}})
                 return
-            max_tokens = int(body.get("max_tokens") or default_max_tokens)
-            rid, created = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time())
             with lock:
-                if not body.get("stream"):
-                    text = "".join(llm.stream(messages, max_tokens))
-                    self._json(200, {"id": rid, "object": "chat.completion", "created": created, "model": llm.name,
-                                     "choices": [{"index": 0, "finish_reason": "stop",
-                                                  "message": {"role": "assistant", "content": text}}]})
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Cache-Control", "no-cache")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                for piece in llm.stream(messages, max_tokens):
-                    chunk = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": llm.name,
-                             "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                    self.wfile.flush()
-                self.wfile.write(b"data: [DONE]\n\n")
+                if stream:
+                    self._stream(messages, max_tokens)
+                else:
+                    self._whole(messages, max_tokens)
+
+        def _whole(self, messages: list[dict], max_tokens: int) -> None:
+            text = "".join(llm.stream(messages, max_tokens))
+            self._json(200, {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion",
+                             "created": int(time.time()), "model": llm.name,
+                             "choices": [{"index": 0, "finish_reason": "stop",
+                                          "message": {"role": "assistant", "content": text}}]})
+
+        def _stream(self, messages: list[dict], max_tokens: int) -> None:
+            rid, created = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time())
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for piece in llm.stream(messages, max_tokens):
+                chunk = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": llm.name,
+                         "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.flush()
-                self.close_connection = True
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+            self.close_connection = True
 
     return Handler
 
 
 def serve(llm, host: str = "127.0.0.1", port: int = 8000, api_key_env: str | None = None,
           max_tokens: int = 384) -> None:
-    """Serve ``llm`` until interrupted."""
-    key = os.environ.get(api_key_env) if api_key_env else None
+    """Serve ``llm`` until interrupted; ``max_tokens`` bounds every answer."""
+    key = server_api_key(host, api_key_env)
     server = ThreadingHTTPServer((host, port), make_handler(llm, key, max_tokens))
     print(f"serving {llm.name} at http://{host}:{server.server_port}/v1 (OpenAI-compatible)", flush=True)
     try:

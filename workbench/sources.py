@@ -1,17 +1,33 @@
 """The source viewer's data: a cited passage in its surrounding text, and a PDF page as an image.
 
-`source_view` reads only the catalog (the extracted text kept at ingest); `render_pdf_page`
-opens the original file with pdfium. Callers check permissions first (`workbench.access`).
+`source_view` reads only the catalog (the extracted text kept at ingest). `render_pdf_page` has
+pdfium draw the original page in a separate bounded process (`workbench.render_worker`: clean
+environment, no network, memory, CPU and pixel limits) under a wall-clock deadline, at most
+`RENDERS_AT_ONCE` at a time per process. Callers check permissions first (`workbench.access`).
 Leaves out: rendering Office formats (the viewer shows their extracted text and offers the file).
 """
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
+from workbench.errors import NotFoundError, WorkbenchError
+from workbench.load.sandbox import killed_by_cpu_limit, read_frame, worker_env, write_frame
 from workbench.records import Chunk, Document, _Record
 
 CONTEXT_CHARS = 1200
+RENDERS_AT_ONCE = 2
+MAX_WORKER_OUTPUT = 64 * 2**20  # a PNG of at most 4 Mpx is far smaller
+_render_slots = threading.BoundedSemaphore(RENDERS_AT_ONCE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,19 +56,95 @@ def source_view(catalog, chunk: Chunk, document: Document, context_chars: int = 
     return SourceView(chunk, document, before, after)
 
 
-def render_pdf_page(path: str, page: int, width_px: int = 1000) -> bytes:
-    """PNG bytes of page ``page`` (1-based) of the PDF at ``path``, ``width_px`` wide."""
-    import io
+@dataclass(frozen=True, slots=True)
+class RenderLimits:
+    """Bounds on drawing one page image."""
 
-    import pypdfium2 as pdfium
+    timeout_s: float = 20.0  # wall clock, worker start-up included
+    cpu_s: int = 10
+    memory_mb: int = 1024
+    wait_s: float = 30.0  # for one of the RENDERS_AT_ONCE slots
 
-    pdf = pdfium.PdfDocument(path)
+
+def render_pdf_page(path: str, page: int, width_px: int = 1000, *, limits: RenderLimits = RenderLimits()) -> bytes:
+    """PNG bytes of page ``page`` (1-based) of the PDF at ``path``, ``width_px`` wide (smaller when
+    the page's shape would need more than `workbench.render_worker.MAX_PIXELS`).
+
+    Raises NotFoundError when the file or page is gone, WorkbenchError when drawing it failed or
+    overran its limits, or when too many images are being drawn already.
+    """
+    if not _render_slots.acquire(timeout=limits.wait_s):
+        raise WorkbenchError(f"{RENDERS_AT_ONCE} page images are being drawn already; try again in a moment")
     try:
-        p = pdf[page - 1]
-        scale = width_px / max(p.get_width(), 1.0)
-        image = p.render(scale=min(scale, 4.0)).to_pil()
-        buf = io.BytesIO()
-        image.save(buf, format="PNG", optimize=False)
-        return buf.getvalue()
+        return _render_in_worker(path, page, width_px, limits)
     finally:
-        pdf.close()
+        _render_slots.release()
+
+
+def _render_in_worker(path: str, page: int, width_px: int, limits: RenderLimits) -> bytes:
+    what = f"page {page} of {Path(path).name}"
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.render_worker", str(limits.memory_mb), str(limits.cpu_s)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            close_fds=True, env=worker_env())
+    try:
+        write_frame(proc.stdin, json.dumps({"path": path, "page": page, "width_px": width_px}).encode())
+        proc.stdin.close()
+        output = _read_output(proc, limits.timeout_s)
+    except TimeoutError:
+        raise WorkbenchError(f"drawing {what} took longer than {limits.timeout_s:g}s and was stopped; "
+                             "open the PDF instead") from None
+    except (BrokenPipeError, OverflowError):
+        output = b""
+    finally:
+        _reap(proc)
+    return _image_from(output, proc.returncode, what, limits)
+
+
+def _image_from(output: bytes, returncode: int, what: str, limits: RenderLimits) -> bytes:
+    """The PNG in a worker's output, or the error that says why there is none."""
+    stream = io.BytesIO(output)
+    status, png = read_frame(stream), read_frame(stream)
+    if status is None:
+        if killed_by_cpu_limit(returncode):
+            raise WorkbenchError(f"drawing {what} used more than {limits.cpu_s} s of CPU and was stopped; "
+                                 "open the PDF instead")
+        why = f"signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
+        raise WorkbenchError(f"the page renderer stopped on {what} ({why}; drawing it may need more than "
+                             f"{limits.memory_mb} MB); open the PDF instead")
+    status = json.loads(status)
+    if status.get("missing"):
+        raise NotFoundError(f"cannot show {what}: {status['reason']}")
+    if not status["ok"] or png is None:
+        raise WorkbenchError(f"cannot draw {what} ({status.get('reason', 'no image')}); open the PDF instead")
+    return png
+
+
+def _read_output(proc: subprocess.Popen, timeout_s: float) -> bytes:
+    """Everything the worker writes until it closes stdout; TimeoutError past the deadline,
+    OverflowError past MAX_WORKER_OUTPUT."""
+    deadline, fd, chunks, size = time.monotonic() + timeout_s, proc.stdout.fileno(), [], 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass  # it said all it had to; _reap stops it
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_WORKER_OUTPUT:
+            raise OverflowError
+        chunks.append(chunk)
+
+
+def _reap(proc: subprocess.Popen) -> None:
+    proc.kill()  # a no-op when it has exited
+    proc.wait()
+    for stream in (proc.stdin, proc.stdout):
+        try:
+            stream.close()
+        except OSError:
+            pass

@@ -11,7 +11,8 @@ Layout::
 
 A writer copies the current generation, changes the copy, then publishes it with a rename and an
 atomic replace of CURRENT. A reader opens whatever CURRENT names, so it always sees a complete
-index, and a process killed at any moment leaves the last published generation intact.
+index, and a process killed at any moment leaves the last published generation intact. Folders
+the workbench creates here are 0700 and files 0600 (the service user's alone), whatever the umask.
 Leaves out: deciding what changes (`workbench.sync`) and search ranking (`workbench.retrieve`).
 """
 
@@ -31,6 +32,28 @@ import numpy as np
 
 from workbench.catalog import SCHEMA_VERSION, Catalog
 from workbench.errors import IndexBusyError, IndexMismatchError
+
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+
+
+def private_dir(path: Path) -> None:
+    """Create folder ``path`` (parents as usual) for this user only; an existing folder is kept as is."""
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+
+
+def private_file(path: Path) -> Path:
+    """Create ``path`` empty with mode 0600 unless it exists (SQLite gives its -wal/-shm/-journal files
+    the mode of the database, so they follow)."""
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT, PRIVATE_FILE))
+    return path
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a new or truncated 0600 file and fsync it."""
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE), "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _fsync_dir(path: Path) -> None:
@@ -105,7 +128,7 @@ class EmbeddingCache:
     """Vectors by (model, text hash), committed per batch so a killed run keeps its work."""
 
     def __init__(self, path: Path, model: str) -> None:
-        self.conn = sqlite3.connect(path)
+        self.conn = sqlite3.connect(private_file(path))
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("""CREATE TABLE IF NOT EXISTS embeddings (model TEXT NOT NULL, text_hash TEXT NOT NULL,
             vector BLOB NOT NULL, PRIMARY KEY (model, text_hash)) WITHOUT ROWID""")
@@ -139,8 +162,8 @@ class IndexWriter:
         self.published = False
 
     def _lock(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        private_dir(self.root)
+        self._lock_fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         deadline = time.monotonic() + self.wait_s
         while True:
             try:
@@ -163,15 +186,15 @@ class IndexWriter:
         self._lock()
         try:
             gens = self.root / "gen"
-            gens.mkdir(exist_ok=True)
+            private_dir(gens)
             self.base = current_generation(self.root)
             for stale in gens.iterdir():  # left by a writer killed before or during publish; we hold the lock
                 if stale.name.endswith(".partial") or (stale.name.isdigit() and int(stale.name) > (self.base or 0)):
                     shutil.rmtree(stale, ignore_errors=True)
             self.generation = (self.base or 0) + 1
             self.dir = gens / f"{self.generation:06d}.partial"
-            self.dir.mkdir()
-            conn = sqlite3.connect(self.dir / "catalog.sqlite")
+            self.dir.mkdir(mode=PRIVATE_DIR)
+            conn = sqlite3.connect(private_file(self.dir / "catalog.sqlite"))
             if self.base is not None:
                 src = sqlite3.connect(f"file:{_gen_dir(self.root, self.base) / 'catalog.sqlite'}?mode=ro", uri=True)
                 src.backup(conn)
@@ -217,21 +240,18 @@ class IndexWriter:
         self.catalog.set_meta(generation=str(self.generation), published_at=published_at)
         self.catalog.conn.commit()
         self.catalog.conn.close()
-        faiss.write_index(self.vectors, str(self.dir / "vectors.faiss"))
+        faiss.write_index(self.vectors, str(private_file(self.dir / "vectors.faiss")))
         manifest = {"generation": self.generation, "published_at": published_at, "documents": docs,
                     "chunks": chunks, "embedding_model": self.model, "embedding_dim": self.dim}
-        (self.dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        for name in ("catalog.sqlite", "vectors.faiss", "manifest.json"):
+        _write_private(self.dir / "manifest.json", json.dumps(manifest, indent=2))
+        for name in ("catalog.sqlite", "vectors.faiss"):
             with open(self.dir / name, "rb") as fh:
                 os.fsync(fh.fileno())
         final = _gen_dir(self.root, self.generation)
         os.rename(self.dir, final)
         _fsync_dir(final.parent)
         tmp = self.root / "CURRENT.tmp"
-        with open(tmp, "w") as fh:
-            fh.write(f"{self.generation}\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        _write_private(tmp, f"{self.generation}\n")
         os.replace(tmp, self.root / "CURRENT")
         _fsync_dir(self.root)
         self.published = True

@@ -1,16 +1,27 @@
-"""Parse files in worker processes bounded in time and memory.
+"""Parse files in worker processes bounded in time, CPU, memory and reach.
 
 Each worker is a fresh interpreter (`python -m workbench.load.sandbox`: no inherited torch threads
-or model weights, and the caller's script is never re-imported) with an address-space limit
-(RLIMIT_AS). The parent hands it one path at a time over a pipe and waits
-with a deadline: a worker that overruns is killed and replaced, one that dies (a parser crash, an
-allocation abort) is replaced, and either way the file gets a failure reason and the batch goes
-on. Messages are JSON, never pickle. Leaves out: deciding what to parse (see `workbench.sync`).
+or model weights, and the caller's script is never re-imported) started with a clean environment
+(`worker_env`: no API keys, tokens or other secrets of the parent). Before it reads its first path
+it calls `enter_sandbox`: a private, empty network namespace where the OS lets an unprivileged
+process have one, a guard that makes Python-level network use raise in every case, no core dumps,
+and an address-space limit (RLIMIT_AS); before each file it also takes a CPU-time limit
+(RLIMIT_CPU). The parent hands it one path at a time over a pipe and waits with a deadline: a
+worker that overruns is killed and replaced, one that dies (a parser crash, an allocation abort,
+the CPU limit) is replaced, and either way the file gets a failure reason and the batch goes on.
+Messages are JSON, never pickle. `workbench.render_worker` draws PDF pages under the same bounds.
+Leaves out: deciding what to parse (see `workbench.sync`); a file-system sandbox (a worker can
+read what the service user can read, and the parent chooses the paths).
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
+import os
+import resource
+import signal
 import subprocess
 import sys
 import time
@@ -20,10 +31,103 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
 
+from workbench.config import IngestSettings
 from workbench.errors import ParseError
 from workbench.load import LoadLimits, parse_bytes
+from workbench.privacy import OFFLINE_SWITCHES
 from workbench.records import Block, ParsedDocument
 
+DEFAULT_CPU_S = IngestSettings.model_fields["parse_cpu_s"].default
+# What a worker needs to start and to decode text; everything else (API keys, tokens, cloud
+# credentials, proxies) stays in the parent.
+PASSED_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+              "PYTHONPATH", "PYTHONHOME", "PYTHONUTF8", "LD_LIBRARY_PATH")
+_CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
+
+
+# ---- isolating one worker process ------------------------------------------------------------
+
+def worker_env() -> dict[str, str]:
+    """The whole environment of a worker: `PASSED_ENV` from ours, plus the offline switches."""
+    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    env.update(OFFLINE_SWITCHES)
+    return env
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as fh:
+        fh.write(text)
+
+
+def _unshare_network() -> bool:
+    """Move this (single-threaded) process into a new network namespace: only a loopback device
+    that is down, so no address outside is reachable. False where the OS forbids it.
+
+    Other users get a new user namespace too (that is what lets them unshare); root does not, as
+    root in a new user namespace could no longer read files of other owners it is asked to parse.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if os.geteuid() == 0:
+            return libc.unshare(_CLONE_NEWNET) == 0
+        uid, gid = os.getuid(), os.getgid()
+        if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) != 0:
+            return False
+        _write("/proc/self/setgroups", "deny")  # keep our own uid/gid visible inside
+        _write("/proc/self/uid_map", f"{uid} {uid} 1")
+        _write("/proc/self/gid_map", f"{gid} {gid} 1")
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+def _refuse(*_args, **_kwargs):
+    raise PermissionError(errno.EACCES, "network access is disabled in the workbench's sandboxed workers")
+
+
+def block_network() -> None:
+    """Make socket connect/bind/send-to and name lookups raise for anything but AF_UNIX."""
+    import socket
+
+    def guarded(method):
+        def call(self, *args, **kwargs):
+            if self.family == socket.AF_UNIX:
+                return method(self, *args, **kwargs)
+            _refuse()
+        return call
+
+    for name in ("connect", "connect_ex", "bind", "sendto", "sendmsg"):
+        setattr(socket.socket, name, guarded(getattr(socket.socket, name)))
+    for name in ("getaddrinfo", "create_connection", "gethostbyname", "gethostbyname_ex", "gethostbyaddr"):
+        setattr(socket, name, _refuse)
+
+
+def enter_sandbox(memory_mb: int) -> bool:
+    """Bound this worker before it reads any input. True when it got a private network namespace."""
+    isolated = _unshare_network()
+    block_network()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    limit = memory_mb * 2**20
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    return isolated
+
+
+def limit_cpu(seconds: int) -> None:
+    """SIGXCPU (which ends the process) once it has used at least ``seconds`` (at most one more)
+    of CPU time beyond what it has used so far. Called before each file, so the bound is per file."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    soft = int(used.ru_utime + used.ru_stime) + 1 + int(seconds)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+
+
+def killed_by_cpu_limit(returncode: int | None) -> bool:
+    return returncode == -signal.SIGXCPU
+
+
+# ---- parsing -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class ParseOutcome:
@@ -59,7 +163,7 @@ def parse_path(path: str, limits: LoadLimits, memory_mb: int) -> dict:
         return {"ok": False, "reason": f"parser error ({type(exc).__name__}: {exc})"}
 
 
-def _read_frame(stream) -> bytes | None:
+def read_frame(stream) -> bytes | None:
     """One length-prefixed frame, or None at end of stream."""
     head = stream.read(4)
     if len(head) < 4:
@@ -69,37 +173,32 @@ def _read_frame(stream) -> bytes | None:
     return body if len(body) == size else None
 
 
-def _write_frame(stream, payload: bytes) -> None:
+def write_frame(stream, payload: bytes) -> None:
     stream.write(len(payload).to_bytes(4, "big") + payload)
     stream.flush()
 
 
-def worker_main(memory_mb: int, max_unzipped_mb: float) -> None:
+def worker_main(memory_mb: int, max_unzipped_mb: float, cpu_s: int = DEFAULT_CPU_S) -> None:
     """Body of `python -m workbench.load.sandbox`: paths in on stdin, JSON results out on stdout."""
-    import os
-    import resource
-    import sys
-
-    limit = memory_mb * 2**20
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    soft = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    enter_sandbox(memory_mb)
     protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr  # a parser that prints must not corrupt the protocol
     limits = LoadLimits(max_unzipped_mb=max_unzipped_mb)
-    while (frame := _read_frame(sys.stdin.buffer)) is not None:
+    while (frame := read_frame(sys.stdin.buffer)) is not None:
         path = frame.decode("utf-8", "surrogateescape")
-        _write_frame(protocol_out, json.dumps(parse_path(path, limits, memory_mb)).encode())
+        limit_cpu(cpu_s)
+        write_frame(protocol_out, json.dumps(parse_path(path, limits, memory_mb)).encode())
 
 
 class _Worker:
     """A separate interpreter (not a fork or multiprocessing child: it never re-imports the
     caller's __main__ script, and inherits no torch threads or model weights)."""
 
-    def __init__(self, memory_mb: int, max_unzipped_mb: float) -> None:
+    def __init__(self, memory_mb: int, max_unzipped_mb: float, cpu_s: int) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "workbench.load.sandbox", str(memory_mb), str(max_unzipped_mb)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
+            [sys.executable, "-m", "workbench.load.sandbox", str(memory_mb), str(max_unzipped_mb), str(cpu_s)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True,
+            env=worker_env())
         self.path: str | None = None
         self.deadline = 0.0
 
@@ -107,10 +206,10 @@ class _Worker:
         return self.proc.stdout.fileno()
 
     def send(self, path: str) -> None:
-        _write_frame(self.proc.stdin, path.encode("utf-8", "surrogateescape"))
+        write_frame(self.proc.stdin, path.encode("utf-8", "surrogateescape"))
 
     def receive(self) -> dict | None:
-        frame = _read_frame(self.proc.stdout)
+        frame = read_frame(self.proc.stdout)
         return None if frame is None else json.loads(frame)
 
     def kill(self) -> None:
@@ -126,10 +225,12 @@ class _Worker:
 class ParserPool:
     """A small pool of bounded parser processes. Use as a context manager."""
 
-    def __init__(self, workers: int, timeout_s: float, memory_mb: int, limits: LoadLimits) -> None:
+    def __init__(self, workers: int, timeout_s: float, memory_mb: int, limits: LoadLimits,
+                 cpu_s: int = DEFAULT_CPU_S) -> None:
         self.n = max(1, workers)
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
+        self.cpu_s = cpu_s
         self.limits = limits
         self.workers: list[_Worker] = []
 
@@ -142,7 +243,7 @@ class ParserPool:
         self.workers.clear()
 
     def _spawn(self) -> _Worker:
-        w = _Worker(self.memory_mb, self.limits.max_unzipped_mb)
+        w = _Worker(self.memory_mb, self.limits.max_unzipped_mb, self.cpu_s)
         self.workers.append(w)
         return w
 
@@ -150,6 +251,12 @@ class ParserPool:
         w.kill()
         self.workers.remove(w)
         self._spawn()
+
+    def _crash_reason(self, code: int | None) -> str:
+        if killed_by_cpu_limit(code):
+            return f"parsing used more than {self.cpu_s} s of CPU (ingest.parse_cpu_s)"
+        why = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        return f"parser process crashed ({why}); the file may be malformed or need more than {self.memory_mb} MB"
 
     def map(self, paths: Iterable[str]) -> Iterator[ParseOutcome]:
         """Parse each path; yield outcomes as they complete (not in input order)."""
@@ -175,11 +282,9 @@ class ParserPool:
                 if w in ready:
                     msg = w.receive()
                     if msg is None:
-                        code = w.proc.wait(5)
-                        why = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                        reason = self._crash_reason(w.proc.wait(5))
                         self._replace(w)
-                        yield ParseOutcome(path, error=f"parser process crashed ({why}); the file may be "
-                                           f"malformed or need more than {self.memory_mb} MB")
+                        yield ParseOutcome(path, error=reason)
                         continue
                     w.path = None
                     if msg.get("fatal"):
@@ -195,4 +300,4 @@ class ParserPool:
 
 
 if __name__ == "__main__":
-    worker_main(int(sys.argv[1]), float(sys.argv[2]))
+    worker_main(int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]))
