@@ -163,3 +163,127 @@ def test_upload_entries_are_removed_when_the_choice_is_dropped(tmp_path):
     assert rules.groups_for(tmp_path / "a.pdf") == ("staff",) and rules.groups_for(tmp_path / "b.pdf") == ("hr",)
     write_access_file(tmp_path, ".workbench-access", {"b.pdf": None})
     assert not (tmp_path / ".workbench-access").exists()
+
+
+# ---- malformed access files fail closed --------------------------------------------------------------
+
+@pytest.mark.parametrize("body, says", [
+    ('[files]\nsalaries-2026.xlsx = ["finance"]\n', 'quote file names that contain dots: "salaries-2026.xlsx" = ["finance"]'),
+    ('[files]\n"a.pdf" = "finance"\n', 'must be a list of group names in quotes, e.g. "a.pdf" = ["finance"] (got the string "finance")'),
+    ('[files]\n"a.pdf" = "finance,xlsx"\n', "got the string"),  # never split at commas like a --groups option
+    ('[files]\n"a.pdf" = 3\n', "must be a list of group names"),
+    ('[files]\n"a.pdf" = ["finance", 3]\n', "must be a list of group names"),
+    ('[files]\n"a.pdf" = [["finance"]]\n', "must be a list of group names"),
+    ('[files.sub]\n"a.pdf" = ["finance"]\n', "quote file names that contain dots"),
+    ('files = ["a.pdf"]\n', "[files] table"),
+    ('groups = "finance"\n', 'groups must be a list of group names in quotes, e.g. groups = ["finance"]'),
+    ('groups = "finance,staff"\n', "got the string"),
+    ("groups = 7\n", "groups must be a list of group names"),
+    ('groups = ["finance", true]\n', "groups must be a list of group names"),
+    ('groups = { finance = true }\n', "groups must be a list of group names"),
+    ('groups = ["no spaces allowed"]\n', "group name"),
+    ('salaries-2026.xlsx = ["finance"]\n', '[files], with its name in quotes: "salaries-2026.xlsx"'),
+])
+def test_every_bad_value_shape_closes_the_folder_and_says_what_to_do(tmp_path, body, says):
+    (tmp_path / "sub").mkdir()
+    for rel in ("salaries-2026.xlsx", "a.pdf", "sub/b.pdf"):
+        (tmp_path / rel).write_text("x")
+    (tmp_path / ".workbench-access").write_text(body)
+    rules = AccessRules(tmp_path, "default", AccessSettings(collections={"default": ["everyone"]}))
+    for rel in ("salaries-2026.xlsx", "a.pdf", "sub/b.pdf"):
+        assert rules.groups_for(tmp_path / rel) == (), rel  # admins only, not the default nor "xlsx"
+    assert [f.path for f in rules.failures] == [str(tmp_path / ".workbench-access")]  # reported once
+    assert "admins only" in rules.failures[0].reason and says in rules.failures[0].reason
+
+
+def test_a_list_of_strings_is_still_fine_and_upload_refuses_to_rewrite_a_malformed_file(tmp_path):
+    from workbench.errors import WorkbenchError
+
+    (tmp_path / ".workbench-access").write_text('groups = [" staff "]\n[files]\n"a.b.pdf" = []\n')
+    rules = AccessRules(tmp_path, "default", AccessSettings())
+    assert rules.groups_for(tmp_path / "a.b.pdf") == () and rules.groups_for(tmp_path / "c.pdf") == ("staff",)
+    assert rules.failures == []
+    (tmp_path / ".workbench-access").write_text('[files]\nsalaries-2026.xlsx = ["finance"]\n')
+    with pytest.raises(WorkbenchError, match="quote file names that contain dots"):
+        write_access_file(tmp_path, ".workbench-access", {"new.pdf": ("hr",)})  # would turn it into a rule for "xlsx"
+    assert "salaries-2026.xlsx" in (tmp_path / ".workbench-access").read_text()  # left as it was
+
+
+def _readable(make_wb, idx, principal) -> set[str]:
+    return {d.path.rsplit("/", 1)[-1] for d in make_wb(idx).documents(principal=principal)}
+
+
+def test_cli_reports_an_unquoted_dotted_name_and_the_folder_is_admins_only(make_wb, tmp_path):
+    from conftest import make_xlsx
+
+    root = tmp_path / "docs"
+    (root / "fin").mkdir(parents=True)
+    (root / "welcome.txt").write_text("Welcome to the company handbook.")
+    (root / "fin" / "memo.txt").write_text("Finance memo: salaries are reviewed in March.")
+    make_xlsx(root / "fin" / "salaries-2026.xlsx")
+    (root / ".workbench-access").write_text('groups = ["staff"]\n')
+    bad = root / "fin" / ".workbench-access"
+    bad.write_text('groups = ["managers"]\n[files]\nsalaries-2026.xlsx = ["finance"]\n')
+    idx = tmp_path / "idx"
+    result = run_cli("ingest", str(root), "--index", str(idx), "--json")
+    assert result.returncode == 1, result.stderr
+    failed = {f["path"]: f["reason"] for f in json.loads(result.stdout)["failed"]}
+    assert list(failed) == [str(bad)]
+    assert 'quote file names that contain dots: "salaries-2026.xlsx" = ["finance"]' in failed[str(bad)]
+    assert _readable(make_wb, idx, None) == {"welcome.txt", "memo.txt", "salaries-2026.xlsx"}  # all indexed
+    for group in ("finance", "xlsx", "managers"):
+        assert _readable(make_wb, idx, Principal("u", (group,))) == set(), group
+    assert _readable(make_wb, idx, Principal("u", ("staff",))) == {"welcome.txt"}  # not the folder above either
+    everyone_but_admins = Principal("u", ("finance", "xlsx", "managers", "staff"))
+    hits = make_wb(idx).search("salaries reviewed in March", k=5, principal=everyone_but_admins)
+    assert hits and all("/fin/" not in h.chunk.path for h in hits)
+    bad.write_text('groups = ["managers"]\n[files]\n"salaries-2026.xlsx" = ["finance"]\n')  # fixed: quoted
+    assert run_cli("reindex", "--index", str(idx)).returncode == 0
+    assert _readable(make_wb, idx, Principal("u", ("finance",))) == {"salaries-2026.xlsx"}
+    assert _readable(make_wb, idx, Principal("u", ("managers",))) == {"memo.txt"}
+
+
+# ---- overlapping sources agree --------------------------------------------------------------------
+
+def _company(root):
+    (root / "board").mkdir(parents=True)
+    (root / "news.txt").write_text("Company news: the canteen reopens on Monday.")
+    (root / "board" / "minutes.txt").write_text("Board minutes: the merger vote is scheduled for June.")
+    (root / ".workbench-access").write_text('groups = ["board"]\n')  # the child folder has none of its own
+    return root
+
+
+def test_a_nested_source_reads_the_access_files_of_the_source_around_it(tmp_path):
+    root = _company(tmp_path / "co")
+    minutes = root / "board" / "minutes.txt"
+    settings = AccessSettings(collections={"default": ["everyone"]})
+    assert AccessRules(root / "board", "default", settings).groups_for(minutes) == ("everyone",)  # alone: stops there
+    for roots in ([root, root / "board"], [root / "board", root], [root / "board", root, minutes]):
+        assert AccessRules(roots, "default", settings).groups_for(minutes) == ("board",)
+    assert AccessRules([minutes], "default", settings).groups_for(minutes) == ("everyone",)  # a single file: its folder
+    # a single file does not widen the folder sources next to it: /co/news.txt's folder is /co, not /co/board's limit
+    assert AccessRules([root / "board", root / "news.txt"], "default", settings).groups_for(minutes) == ("everyone",)
+
+
+def test_cli_nested_source_keeps_the_parent_folders_groups_through_ingest_and_reindex(make_wb, tmp_path):
+    root = _company(tmp_path / "co")
+    idx = str(tmp_path / "idx")
+    board, staff = Principal("b", ("board",)), Principal("s", ("staff",))
+    for step in (("ingest", str(root)), ("ingest", str(root / "board")), ("reindex",)):
+        result = run_cli(*step, "--index", idx)
+        assert result.returncode == 0, (step, result.stdout, result.stderr)
+        assert _readable(make_wb, idx, board) == {"news.txt", "minutes.txt"}, step
+        assert _readable(make_wb, idx, staff) == set(), step
+        assert [h.chunk.path for h in make_wb(idx).search("merger vote", k=3, principal=board)][:1] == \
+            [str(root / "board" / "minutes.txt")], step
+
+
+def test_nested_source_first_then_the_folder_around_it(make_wb, tmp_path):
+    root = _company(tmp_path / "co")
+    wb = make_wb()
+    wb.ingest(root / "board", progress=False)
+    assert {d.groups for d in wb.documents()} == {()}  # /co is not a source yet: its access file is not read
+    report = wb.ingest(root, progress=False)
+    assert report.regrouped == 1 and {d.groups for d in wb.documents()} == {("board",)}
+    assert wb.reindex(progress=False).regrouped == 0
+    assert wb.ingest(root / "board", progress=False).regrouped == 0

@@ -8,9 +8,15 @@ decides everywhere:
 - others read a document only when it is shared with one of their groups;
 - a document with no groups is readable by admins only.
 
-A document's groups are set at ingest and re-computed at every `reindex` (no re-embedding), from,
-nearest first: an entry for the file in the nearest access file, that access file's ``groups``, an
-access file further up (up to the source folder), the collection's default (``[access] collections``).
+A document's groups are set at ingest and re-computed at every `reindex` (no re-embedding). Access
+files are read from the file's folder upwards, up to the outermost source of the document's collection
+that holds the file (a folder ingested into that collection; for a single file ingested on its own, its
+folder); access files above that are never read. Walking up, the first access file that says
+something about the file decides: its ``[files]`` entry for the file if it has one, else its
+``groups``. When none does, the collection's default (``[access] collections``) applies; otherwise
+the document gets no groups (admins only). Because the limit is the outermost source, a folder
+ingested both on its own and as part of a bigger folder (``ingest /shares/co`` then
+``ingest /shares/co/board``) gets the same groups through either source, and after `reindex`.
 
 Access file (``.workbench-access``, TOML, in any source folder; applies to that folder and below)::
 
@@ -19,15 +25,23 @@ Access file (``.workbench-access``, TOML, in any source folder; applies to that 
     "salaries-2026.xlsx" = ["finance"]      # one file (a name or glob, relative to this folder)
     "public/*.pdf" = ["staff"]              # ``*`` stays within one folder level
 
-A malformed access file is reported as a failed file and the documents it covers get no groups
-(admins only): access control fails closed. Leaves out: audit logging (`workbench.audit`).
+Quote file names in ``[files]``: TOML reads ``salaries-2026.xlsx = [...]`` (no quotes) as a nested
+table, which is an error here. ``groups`` and every ``[files]`` value must be a list of group names
+in quotes; anything else (a table, a string, a number, a list holding a non-string), a group name
+that is not valid, an unknown key or a TOML syntax error makes the file malformed. A malformed access file is reported as a failed
+file (its path and what to fix) and closes its folder and everything below that no nearer access
+file covers: those documents get no groups (admins only), whatever the files above or the
+collection default say. Access control fails closed. Leaves out: audit logging (`workbench.audit`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import json
+import os
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,12 +91,73 @@ class _Rules:
 _CLOSED = _Rules((), ())  # what a broken access file means: admins only
 
 
-class AccessRules:
-    """Groups for the files of one source (root folder or single file) of one collection."""
+def _group_list(value, where: str, name: str | None = None) -> tuple[str, ...]:
+    """``value`` if it is a TOML list of group-name strings (validated), else ValueError saying how to write
+    it. ``where`` names the setting in the message; ``name`` is the file name of a ``[files]`` entry."""
+    from workbench.users import parse_groups
 
-    def __init__(self, root: str | Path, collection: str, settings) -> None:
-        root = Path(root)
-        self.top = root if root.is_dir() else root.parent
+    if _is_list_of_str(value):
+        return parse_groups(value)  # never a bare string: parse_groups would split "a,b" at commas
+    if name is not None and isinstance(value, dict):
+        leaf = value  # salaries-2026.xlsx = [...] is read as {"salaries-2026": {"xlsx": [...]}}
+        while isinstance(leaf, dict) and len(leaf) == 1:
+            (key, leaf), = leaf.items()
+            name += f".{key}"
+        raise ValueError(f"{where} is read as a table, not a list of groups (TOML splits a key without quotes "
+                         f"at its dots): quote file names that contain dots: "
+                         f"{_toml_line(name, leaf if _is_list_of_str(leaf) else ['finance'])}")
+    if isinstance(value, str):
+        got = f"the string {json.dumps(value, ensure_ascii=False)}"
+    elif isinstance(value, list):
+        got = f"a list holding {next(g for g in value if not isinstance(g, str))!r}"
+    else:
+        got = "a table" if isinstance(value, dict) else repr(value)
+    example = _toml_line(name, ["finance"]) if name is not None else 'groups = ["finance"]'
+    raise ValueError(f"{where} must be a list of group names in quotes, e.g. {example} (got {got})")
+
+
+def _is_list_of_str(value) -> bool:
+    return isinstance(value, list) and all(isinstance(g, str) for g in value)
+
+
+def _toml_line(name: str, groups) -> str:
+    return f"{json.dumps(name, ensure_ascii=False)} = [{', '.join(json.dumps(g, ensure_ascii=False) for g in groups)}]"
+
+
+def _parse(data: dict) -> _Rules:
+    """The rules of one access file's TOML ``data``; ValueError saying what to fix when it is not valid."""
+    unknown = set(data) - {"groups", "files"}
+    if unknown:
+        hint = ('; a file entry goes under [files], with its name in quotes: "salaries-2026.xlsx" = ["finance"]'
+                if any(isinstance(data[k], dict) for k in unknown) else "")
+        raise ValueError(f"unknown keys {sorted(unknown)} (use groups = [...] and [files]{hint})")
+    groups = _group_list(data["groups"], "groups") if "groups" in data else None
+    files = data.get("files", {})
+    if not isinstance(files, dict):
+        raise ValueError('files must be a [files] table of lines like "salaries-2026.xlsx" = ["finance"]')
+    entries = tuple((name, _group_list(value, f"[files] {json.dumps(name, ensure_ascii=False)}", name))
+                    for name, value in files.items())
+    return _Rules(groups, entries)
+
+
+def _contains(root: Path, path: Path) -> Path | None:
+    """The folder access files are read up to for ``path`` within source ``root`` (None: not in it)."""
+    if root in path.parents:
+        return root
+    return root.parent if root == path else None  # a single file ingested on its own: its folder
+
+
+class AccessRules:
+    """Groups for the files of one collection's sources (folders or single files).
+
+    ``roots`` are the collection's sources (one path or several): access files are read from a
+    file's folder up to the outermost of those sources that holds it, so a file reached through a
+    nested source gets the same groups as through the folder around it.
+    """
+
+    def __init__(self, roots: str | os.PathLike | Iterable[str | os.PathLike], collection: str, settings) -> None:
+        roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
+        self.roots = tuple(dict.fromkeys(Path(r) for r in roots))
         self.file_name = settings.file_name
         self.default = tuple(settings.collections.get(collection, ()))
         self.failures: list[FileFailure] = []
@@ -95,26 +170,25 @@ class AccessRules:
         return self._cache[folder]
 
     def _read(self, path: Path) -> _Rules | None:
-        from workbench.users import parse_groups
-
         if not path.is_file():
             return None
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-            unknown = set(data) - {"groups", "files"}
-            if unknown:
-                raise ValueError(f"unknown keys {sorted(unknown)} (use groups = [...] and [files])")
-            groups = parse_groups(data["groups"]) if "groups" in data else None
-            files = tuple((str(k), parse_groups(v)) for k, v in dict(data.get("files", {})).items())
-            return _Rules(groups, files)
+            return _parse(tomllib.loads(path.read_text(encoding="utf-8")))
         except Exception as exc:  # noqa: BLE001 - any problem in the file closes what it covers
             self.failures.append(FileFailure(str(path), f"access file not valid, its folder is now readable by "
                                              f"admins only: {exc}", self.collection))
             return _CLOSED
 
-    def groups_for(self, path: str | Path) -> tuple[str, ...]:
-        """The groups that may read the file at ``path`` (a file under this source)."""
+    def _top(self, path: str | Path) -> Path:
+        """The highest folder whose access file counts for ``path``: the outermost source holding it."""
         path = Path(path)
+        tops = [t for t in (_contains(r, path) for r in self.roots) if t is not None]
+        return min(tops, key=lambda t: len(t.parts)) if tops else path.parent
+
+    def groups_for(self, path: str | Path) -> tuple[str, ...]:
+        """The groups that may read the file at ``path`` (a file under one of the sources)."""
+        path = Path(path)
+        top = self._top(path)
         folder = path.parent
         while True:
             rules = self._rules(folder)
@@ -125,7 +199,7 @@ class AccessRules:
                         return groups
                 if rules.groups is not None:
                     return rules.groups
-            if folder == self.top or self.top not in folder.parents:
+            if folder == top or top not in folder.parents:
                 return self.default
             folder = folder.parent
 
@@ -142,16 +216,17 @@ def _matches(rel: str, pattern: str) -> bool:
 def write_access_file(folder: Path, file_name: str, files: dict[str, tuple[str, ...] | None]) -> Path:
     """Add, replace (or, for None, remove) ``[files]`` entries in ``folder``'s access file; other keys are kept.
 
-    Raises WorkbenchError when the existing file is not valid TOML (fix it first).
+    Raises WorkbenchError when the existing file is not a valid access file (fix it first).
     """
     from workbench.errors import WorkbenchError
 
     path = folder / file_name
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise WorkbenchError(f"{path}: not valid TOML ({exc}); fix or remove it, then upload again") from None
-    entries = {**dict(data.get("files", {})), **{k: list(v) for k, v in files.items() if v is not None}}
+        _parse(data)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError, WorkbenchError) as exc:
+        raise WorkbenchError(f"{path}: not a valid access file ({exc}); fix or remove it, then upload again") from None
+    entries = {**data.get("files", {}), **{k: list(v) for k, v in files.items() if v is not None}}
     for k, v in files.items():
         if v is None:
             entries.pop(k, None)
@@ -159,16 +234,11 @@ def write_access_file(folder: Path, file_name: str, files: dict[str, tuple[str, 
         path.unlink(missing_ok=True)
         return path
 
-    def quote(s: str) -> str:
-        import json
-
-        return json.dumps(s, ensure_ascii=False)
-
     lines = []
     if "groups" in data:
-        lines.append(f"groups = [{', '.join(quote(g) for g in data['groups'])}]")
+        lines.append(f"groups = [{', '.join(json.dumps(g, ensure_ascii=False) for g in data['groups'])}]")
     lines.append("[files]")
-    lines += [f"{quote(k)} = [{', '.join(quote(g) for g in v)}]" for k, v in sorted(entries.items())]
+    lines += [_toml_line(k, v) for k, v in sorted(entries.items())]
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp.replace(path)

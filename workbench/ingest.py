@@ -133,10 +133,14 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
     ing = config.ingest
     with IndexWriter(config.index.dir, embedder.name, embedder.dim, wait_s, config.index.keep_generations) as w:
         jobs: dict[str, tuple[ToParse, str, str]] = {}
-        access: dict[str, AccessRules] = {}
+        for root, collection in sources:
+            w.catalog.upsert_source(str(root), collection)
+        roots: dict[str, list[Path]] = {}
+        for s in w.catalog.sources():  # all of a collection's sources, so that nested ones agree on groups
+            roots.setdefault(s["collection"], []).append(Path(s["root"]))
+        access = {c: AccessRules(roots[c], c, config.access) for _, c in sources}
         for root, collection in sources:
             root_s = str(root)
-            w.catalog.upsert_source(root_s, collection)
             if not root.exists():
                 n = len(w.catalog.source_documents(collection, root_s))
                 t.failed.append(FileFailure(root_s, f"source is missing; its {n} documents were kept "
@@ -147,14 +151,12 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
             plan = plan_sync(files, w.catalog.source_documents(collection, root_s),
                              w.catalog.failure_signatures(collection, root_s), int(ing.max_file_mb * 2**20))
             _apply_plan(w, plan, collection, root_s, t)
-            rules = access[root_s] = AccessRules(root, collection, config.access)
-            _regroup(w, rules, collection, root_s, t)
-            t.failed += rules.failures
+            _regroup(w, access[collection], collection, root_s, t)
             jobs.update({item.file.path: (item, collection, root_s) for item in plan.to_parse})
         emb = _Embedding(w, embedder, t)
         limits = LoadLimits(max_unzipped_mb=ing.max_unzipped_mb)
         bar = tqdm(total=len(jobs), unit="file", desc="ingest", disable=not progress or not jobs)
-        with ParserPool(ing.workers, ing.parse_timeout_s, ing.parse_memory_mb, limits) as pool:
+        with ParserPool(ing.workers, ing.parse_timeout_s, ing.parse_memory_mb, limits, cpu_s=ing.parse_cpu_s) as pool:
             for outcome in pool.map(list(jobs)):
                 item, collection, root_s = jobs[outcome.path]
                 f = item.file
@@ -168,7 +170,7 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
                         doc = Document(doc_id=secrets.token_hex(8), collection=collection, path=f.path,
                                        part=parsed.part, title=parsed.title, format=parsed.format,
                                        size=f.size, mtime=f.mtime, content_hash=item.content_hash,
-                                       groups=access[root_s].groups_for(f.path),
+                                       groups=access[collection].groups_for(f.path),
                                        language=detect_language(parsed.text, config.retrieval.languages))
                         emb.language[doc.doc_id] = doc.language
                         w.catalog.insert_document(doc, root_s, parsed.text, parsed.metadata)
@@ -180,6 +182,8 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
                 bar.set_postfix(chunks=t.chunks_added + len(emb.pending), failed=len(t.failed))
         emb.flush()
         bar.close()
+        for rules in access.values():  # broken access files, read while regrouping or for new files
+            t.failed += rules.failures
         generation = w.base or 0
         if t.dirty:
             generation = w.publish()
@@ -188,3 +192,14 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
         unchanged=t.unchanged, failed=tuple(t.failed), skipped=tuple(t.skipped), chunks_added=t.chunks_added,
         chunks_embedded=t.embedded, chunks_from_cache=t.cached, regrouped=t.regrouped, generation=generation, published=t.dirty,
         seconds=time.perf_counter() - started)
+
+
+def try_parse(config: Config, paths: list[str]) -> dict[str, str | None]:
+    """{path: None if it parses, else the reason} through the same bounded parser pool as ingest
+    (uploads are checked this way before they replace an indexed file). Nothing is indexed."""
+    if not paths:
+        return {}
+    ing = config.ingest
+    limits = LoadLimits(max_unzipped_mb=ing.max_unzipped_mb)
+    with ParserPool(ing.workers, ing.parse_timeout_s, ing.parse_memory_mb, limits, cpu_s=ing.parse_cpu_s) as pool:
+        return {outcome.path: outcome.error for outcome in pool.map(paths)}
