@@ -8,12 +8,20 @@ user's `Principal`, so the pipeline's access rule applies here too. No pipeline 
 Safe defaults: no analytics, no share link, no SSR/node server, no MCP, no API page, the queue
 bounded (``[web] queue_size``) with a concurrency limit sized to the LLM backend, the REST routes
 that skip the queue closed, uploads capped at ``[web] max_upload_mb``, model output escaped.
+Sign-in, sessions and sign-out are the workbench's own (`workbench.sessions`: idle and absolute
+expiry, revocation when the account changes, failed-login delays per client, password checks off
+the event loop); `apps.guard` refuses requests from other sites' pages and non-admin uploads.
+Uploaded files wait in a private folder under the index and are deleted once processed.
 """
 
 import argparse
+import asyncio
+import hmac
 import html
 import ipaddress
+import os
 import queue
+import shutil
 import threading
 from pathlib import Path
 
@@ -23,9 +31,11 @@ from workbench.load import SUFFIXES
 from workbench.pipeline import Workbench
 from workbench.records import Answer
 from workbench.uploads import safe_filename, upload_outcomes
+from workbench.sessions import GradioTokens, LoginThrottle, SessionStore
 from workbench.users import parse_groups
 
 from apps import render
+from apps.guard import WebGuard, cookies_of, origin_of, public_origins
 
 CSS = """
 .wb-source { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px; margin-bottom: 10px; }
@@ -36,6 +46,8 @@ CSS = """
 """
 BACKEND_CAPACITY = {"transformers": 1, "llamacpp": 1, "openai": 4}
 LOOPBACK_HOSTS = {"localhost"}
+PROXY_SECRET_HEADER = "X-Workbench-Proxy-Secret"
+LOGIN_QUEUE_FACTOR = 8  # password checks waiting beyond login_concurrency x this are refused as busy
 
 
 def concurrency_for(wb: Workbench) -> int:
@@ -72,6 +84,26 @@ def _admin(wb: Workbench, request):
     return principal
 
 
+def _remove_uploaded(paths, cache: str) -> None:
+    """Delete Gradio's temp copies of ``paths`` (only inside ``cache``) and their now-empty folders."""
+    base = Path(cache).resolve()
+    for p in paths or ():
+        path = Path(str(p)).resolve()
+        if base in path.parents:
+            path.unlink(missing_ok=True)
+            if path.parent != base:
+                shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def private_upload_dir(wb: Workbench) -> Path:
+    """``<index>/web-uploads``: where Gradio keeps uploads until they are processed (0700, emptied at start)."""
+    folder = wb.index_dir / "web-uploads"
+    shutil.rmtree(folder, ignore_errors=True)  # leftovers of a previous run: nobody will process them now
+    folder.mkdir(parents=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    return folder
+
+
 def build_app(wb: Workbench) -> "gr.Blocks":
     """The staff app's Blocks (launch it with `create_server`/`serve`, which add login and sources)."""
     import gradio as gr
@@ -79,7 +111,8 @@ def build_app(wb: Workbench) -> "gr.Blocks":
     web = wb.config.web
     upload_types = sorted(SUFFIXES)
 
-    with gr.Blocks(title=web.title, analytics_enabled=False, fill_height=True) as demo:
+    # uploads nobody submitted are deleted after an hour (submitted ones as soon as they are processed)
+    with gr.Blocks(title=web.title, analytics_enabled=False, fill_height=True, delete_cache=(600, 3600)) as demo:
         answer_state = gr.State(None)  # the last Answer, for feedback
         history_state = gr.State([])  # [(question, answer text)] for follow-up questions
         with gr.Row():
@@ -100,7 +133,8 @@ def build_app(wb: Workbench) -> "gr.Blocks":
                                                       "Answers cite their sources; click a number to see it.")
                         with gr.Row():
                             question = gr.Textbox(label="Your question", placeholder="Type a question and press Enter",
-                                                  scale=5, elem_id="wb-question", max_lines=6, autofocus=True)
+                                                  scale=5, elem_id="wb-question", max_lines=6, autofocus=True,
+                                                  max_length=wb.config.answer.max_question_chars)
                             send = gr.Button("Ask", variant="primary", scale=1, elem_id="wb-ask")
                         with gr.Row():
                             new_chat = gr.Button("New conversation", size="sm", elem_id="wb-new")
@@ -151,6 +185,9 @@ def build_app(wb: Workbench) -> "gr.Blocks":
             if status.chunks and len(choices) == 1:
                 note = ("**No documents are shared with your groups yet.** Ask an administrator to give your "
                         "groups access (see `workbench users groups`).")
+            if status.chunks and not note and not wb.llm_loaded:
+                note = ("*The language model is loading (only after a restart; a large model can take minutes). "
+                        "You can ask now: the answer starts once it is ready.*")
             groups = ", ".join(principal.groups) or "no groups"
             return (f"Signed in as **{render.escape_markdown(principal.name)}** ({render.escape_markdown(groups)})",
                     note, gr.Dropdown(choices=choices, value=""), gr.Tab(visible=principal.is_admin))
@@ -164,8 +201,8 @@ def build_app(wb: Workbench) -> "gr.Blocks":
             chat_history = [*chat_history, {"role": "user", "content": render.escape_markdown(message)},
                             {"role": "assistant", "content": "Searching the documents…"}]
             if not wb.llm_loaded:
-                chat_history[-1]["content"] = "Loading the language model (only after a restart; this can take a " \
-                                              "minute)…"
+                chat_history[-1]["content"] = "The language model is loading (only after a restart; this can take " \
+                                              "a few minutes)…"
             yield chat_history, "", gr.skip(), gr.skip(), ""
             from workbench.retrieve import Filters
 
@@ -216,6 +253,14 @@ def build_app(wb: Workbench) -> "gr.Blocks":
 
         def do_upload(paths, col: str, groups: str, request: gr.Request):
             principal = _admin(wb, request)
+            try:
+                for update in _upload(principal, paths, col, groups):
+                    yield *update, gr.skip()
+            finally:  # the uploaded copies are not kept once processed (the index keeps its own copy)
+                _remove_uploaded(paths, demo.GRADIO_CACHE)
+            yield gr.skip(), gr.skip(), gr.skip(), None  # empty the file picker: its files are gone
+
+        def _upload(principal, paths, col: str, groups: str):
             col = (col or "uploads").strip()
             try:
                 chosen = parse_groups(groups) or None
@@ -236,7 +281,8 @@ def build_app(wb: Workbench) -> "gr.Blocks":
             def work() -> None:
                 try:
                     result["report"], result["refused"] = wb.upload(list(zip(names.values(), names)), col,
-                                                                    on_file=on_file, groups=chosen)
+                                                                    on_file=on_file, groups=chosen,
+                                                                    principal=principal)
                 except Exception as exc:  # noqa: BLE001 - shown to the admin instead of a bare error
                     result["error"] = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
                 finally:
@@ -260,9 +306,9 @@ def build_app(wb: Workbench) -> "gr.Blocks":
                    render.status_html(status), gr.Dropdown(choices=collection_choices(principal)))
 
         def do_reindex(request: gr.Request):
-            _admin(wb, request)
+            principal = _admin(wb, request)
             try:
-                report = wb.reindex(wait_s=5.0, progress=False)
+                report = wb.reindex(wait_s=5.0, progress=False, principal=principal)
             except WorkbenchError as exc:
                 return render.escape_markdown(str(exc)), render.status_html(wb.status())
             failed = "".join(f"\n- {render.escape_markdown(str(f))}" for f in report.failed)
@@ -283,7 +329,8 @@ def build_app(wb: Workbench) -> "gr.Blocks":
         down.click(rate(-1), [answer_state, comment], [feedback_note, comment], **quick)
         admin_tab.select(status_now, None, [status_box, feedback_table], **quick)
         refresh_btn.click(status_now, None, [status_box, feedback_table], **quick)
-        upload_btn.click(do_upload, [files, up_collection, up_groups], [upload_result, status_box, collection], api_visibility="private",
+        upload_btn.click(do_upload, [files, up_collection, up_groups], [upload_result, status_box, collection, files],
+                         api_visibility="private",
                          concurrency_limit=1, concurrency_id="admin")
         reindex_btn.click(do_reindex, None, [reindex_note, status_box], api_visibility="private",
                           concurrency_limit=1, concurrency_id="admin")
@@ -291,35 +338,71 @@ def build_app(wb: Workbench) -> "gr.Blocks":
     return demo
 
 
-def create_server(wb: Workbench, host: str | None = None):
+def _proxy_secret(web) -> str | None:
+    """The single sign-on proxy's shared secret (WorkbenchError when SSO is on without one)."""
+    if not web.trusted_user_header:
+        return None
+    secret = os.environ.get(web.trusted_header_secret_env or "", "")
+    if len(secret) < 16:
+        raise WorkbenchError("[web] trusted_user_header is set, so the proxy must prove itself with a shared secret: "
+                             "set [web] trusted_header_secret_env to the name of an environment variable holding a "
+                             f"secret of 16+ characters, and have the proxy send it in the {PROXY_SECRET_HEADER} header")
+    return secret
+
+
+def create_server(wb: Workbench, host: str | None = None, port: int | None = None):
     """A FastAPI app serving the staff app at / and the source viewer at /source/{chunk_id}.
 
-    With ``[web] trusted_user_header`` set, the user name comes from that header (single sign-on
-    through a reverse proxy) and the server must listen on a loopback address only.
+    Sign-in (POST /login) and sign-out (GET /logout) are answered here, not by Gradio: see the module
+    docstring. With ``[web] trusted_user_header`` set, the user name comes from that header (single
+    sign-on through a reverse proxy), only together with the proxy's shared secret, and the server
+    must listen on a loopback address only.
     """
-    import gradio as gr
-    from fastapi import FastAPI, Request
-    from fastapi.responses import FileResponse, HTMLResponse, Response
+    from fastapi import FastAPI, Form, Request
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
     web = wb.config.web
     host = host or web.host
+    port = port if port is not None else web.port
     header = web.trusted_user_header
     if header and not is_loopback(host):
         raise WorkbenchError(f"[web] trusted_user_header is set but the app would listen on {host}: single sign-on "
                              "by header is only safe behind a reverse proxy on the same machine; use host 127.0.0.1")
+    secret = _proxy_secret(web)
+    uploads = private_upload_dir(wb)
+    os.environ["GRADIO_TEMP_DIR"] = str(uploads)  # read by gr.Blocks and Gradio's app as they are created
+    import gradio as gr
+
     demo = build_app(wb)
+    demo.GRADIO_CACHE = str(uploads)
+    sessions = SessionStore(wb.users, web.session_idle_s, web.session_max_s)
+    throttle = LoginThrottle(web.login_attempts, web.lockout_s)
+    https = bool(web.public_url) and origin_of(web.public_url).startswith("https://")
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     gradio_app = {}
 
-    def user_of(request: Request) -> str | None:
-        if header:
-            return request.headers.get(header) or None
-        inner = gradio_app.get("app")
-        if inner is None:
+    def cookie_names() -> tuple[str, str]:
+        cookie_id = gradio_app["app"].cookie_id
+        return f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"
+
+    def token_of(cookies) -> str | None:
+        if "app" not in gradio_app:
             return None
-        token = request.cookies.get(f"access-token-{inner.cookie_id}") or \
-            request.cookies.get(f"access-token-unsecure-{inner.cookie_id}")
-        return inner.tokens.get(token)
+        secure, plain = cookie_names()
+        return cookies.get(secure) or cookies.get(plain)
+
+    def sso_user(request) -> str | None:
+        return sso_name(request.headers)
+
+    def sso_name(headers) -> str | None:
+        given = headers.get(PROXY_SECRET_HEADER.lower(), "")
+        if not hmac.compare_digest(given.encode(), secret.encode()):
+            return None
+        name = headers.get(header.lower())
+        return name if name and wb.users.get(name) else None
+
+    def user_of(request: Request) -> str | None:
+        return sso_user(request) if header else sessions.user_of(token_of(request.cookies))
 
     def principal_of(request: Request):
         name = user_of(request)
@@ -335,11 +418,14 @@ def create_server(wb: Workbench, host: str | None = None):
         return HTMLResponse(f"<!doctype html><title>Not available</title><p>{html.escape(str(exc))}</p>"
                             "<p><a href='/'>Back to the assistant</a></p>", status_code=404, headers=secure_headers)
 
+    @app.exception_handler(WorkbenchError)
+    def unavailable(request: Request, exc: Exception) -> HTMLResponse:  # e.g. a page image over its time limit
+        return HTMLResponse(f"<!doctype html><title>Not available now</title><p>{html.escape(str(exc))}</p>",
+                            status_code=503, headers=secure_headers)
+
     @app.get("/source/{chunk_id}", response_class=HTMLResponse)
     def source_page(chunk_id: int, request: Request):
-        principal = principal_of(request)
-        view = wb.source(chunk_id, principal)
-        wb.audit.record(principal.name, "view", view.document.display_path, wb.reader().generation, [chunk_id])
+        view = wb.source(chunk_id, principal_of(request))
         file_href = f"{chunk_id}/file" + (f"#page={view.chunk.page}" if view.is_pdf else "")
         image = f"{chunk_id}/page.png" if view.is_pdf else None
         csp = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
@@ -353,20 +439,67 @@ def create_server(wb: Workbench, host: str | None = None):
 
     @app.get("/source/{chunk_id}/file")
     def original(chunk_id: int, request: Request):
-        principal = principal_of(request)
-        path = wb.original_file(chunk_id, principal)
-        wb.audit.record(principal.name, "download", str(path), wb.reader().generation, [chunk_id])
+        path = wb.original_file(chunk_id, principal_of(request))
         inline = path.suffix.lower() == ".pdf"
         return FileResponse(path, filename=path.name, content_disposition_type="inline" if inline else "attachment",
                             media_type="application/pdf" if inline else "application/octet-stream",
                             headers=secure_headers)
 
-    def check_login(name: str, password: str) -> bool:
-        return wb.users.verify(name, password) is not None
+    checks = {"waiting": 0}
+    check_slots = asyncio.Semaphore(web.login_concurrency)
+    busy = object()
 
-    def sso_user(request) -> str | None:
-        name = request.headers.get(header)
-        return name if wb.users.get(name) else None
+    async def check_password(name: str, password: str):
+        """users.verify in a worker thread, at most login_concurrency at once: the event loop (pages, answer
+        streams) never runs argon2. ``busy`` when too many checks are waiting already."""
+        if checks["waiting"] >= web.login_concurrency * LOGIN_QUEUE_FACTOR:
+            return busy
+        checks["waiting"] += 1
+        try:
+            async with check_slots:
+                return await asyncio.to_thread(wb.users.verify, name, password)
+        finally:
+            checks["waiting"] -= 1
+
+    def refuse(detail: str) -> JSONResponse:  # Gradio's login page shows any 400 as "Incorrect Credentials"
+        return JSONResponse({"detail": detail}, status_code=400, headers=secure_headers)
+
+    if not header:
+        @app.post("/login")
+        @app.post("/login/")
+        async def login(request: Request, username: str = Form(""), password: str = Form("")):
+            name, client = username.strip()[:200], request.client.host if request.client else "?"
+            wait = throttle.wait_s(client, name)
+            if wait > 0:
+                wb.audit.record(name, "login-failed", f"from {client}: refused, {wait:.0f} s wait after failures")
+                return refuse(f"Too many failed sign-ins for this name from your address: try again in {wait:.0f} s.")
+            user = await check_password(name, password)
+            if user is busy:
+                return refuse("The server is busy checking other sign-ins: try again in a moment.")
+            if user is None:
+                throttle.failed(client, name)
+                wb.audit.record(name, "login-failed", f"from {client}: wrong name or password")
+                return refuse("Incorrect credentials.")
+            throttle.succeeded(client, name)
+            wb.audit.record(user.name, "login", f"from {client}")
+            response = JSONResponse({"success": True})
+            secure, plain = cookie_names()
+            response.set_cookie(secure if https else plain, sessions.start(user), httponly=True, samesite="lax",
+                                secure=https, path="/", max_age=int(web.session_max_s))
+            return response
+
+        @app.get("/logout")
+        def logout(request: Request):
+            token = token_of(request.cookies)
+            if token:
+                sessions.end(token)
+            response = RedirectResponse(url="./", status_code=302)
+            for name in cookie_names():
+                response.delete_cookie(name, path="/", samesite="lax", secure=https, httponly=True)
+            return response
+
+    def check_login(name: str, password: str) -> bool:  # never reached: POST /login above answers first
+        return False
 
     auth = dict(auth_dependency=sso_user) if header else dict(
         auth=check_login, auth_message=f"{web.title}: sign in with the account your administrator gave you.")
@@ -375,7 +508,23 @@ def create_server(wb: Workbench, host: str | None = None):
                               footer_links=[], enable_monitoring=False, css=CSS, **auth)
     from starlette.routing import Mount
 
-    gradio_app["app"] = next(r.app for r in app.routes if isinstance(r, Mount))
+    inner = next(r.app for r in app.routes if isinstance(r, Mount))
+    inner.tokens = GradioTokens(sessions)  # Gradio's own routes (upload, files, config, queue) see our sessions
+    inner.uploaded_file_dir = str(uploads)
+    gradio_app["app"] = inner
+
+    def is_admin(name: str) -> bool:
+        try:
+            return wb.principal(name).is_admin
+        except NotFoundError:
+            return False
+
+    def guard_user(headers: dict[str, str]) -> str | None:
+        return sso_name(headers) if header else sessions.user_of(token_of(cookies_of(headers)), touch=False)
+
+    app.add_middleware(WebGuard, origins=public_origins(web, host, port), user_of=guard_user, is_admin=is_admin,
+                       same_host_ok=not web.public_url)
+    app.state.sessions = sessions
     return app
 
 
@@ -383,12 +532,13 @@ def serve(wb: Workbench, host: str | None = None, port: int | None = None) -> No
     """Run the staff app until interrupted (loads the models in the background first)."""
     import uvicorn
 
-    host, port = host or wb.config.web.host, port if port is not None else wb.config.web.port
-    app = create_server(wb, host)
-    if not wb.users.list() and wb.config.web.trusted_user_header is None:
+    web = wb.config.web
+    host, port = host or web.host, port if port is not None else web.port
+    app = create_server(wb, host, port)
+    if not wb.users.list() and web.trusted_user_header is None:
         print("workbench: no users yet; create one with `workbench users add NAME --groups admin`")
 
-    def warm() -> None:
+    def warm() -> None:  # each model has its own lock: pages, sign-in and status never wait for this
         try:
             wb.embedder
             wb.llm
@@ -397,7 +547,8 @@ def serve(wb: Workbench, host: str | None = None, port: int | None = None) -> No
 
     threading.Thread(target=warm, daemon=True).start()
     print(f"workbench: staff app on http://{host}:{port}/ (index {wb.index_dir}); Ctrl+C stops it")
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False, proxy_headers=True,
+                forwarded_allow_ips=list(web.trusted_proxies))
 
 
 def main(argv=None) -> int:

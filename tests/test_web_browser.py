@@ -146,6 +146,26 @@ def test_admin_upload_then_ask_cites_the_new_document(context, server, tmp_path)
     shot(page, "07-admin-answer-from-upload")
     n = source_number(page, "Canteen menu", "pho noodle soup")
     assert page.locator("#wb-chat [data-testid=bot]").last.locator(f"a:text-is('[{n}]')").count() >= 1
+    # the uploaded copies were deleted once processed; only the index keeps the document
+    uploads = server["cfg"].parent / "index" / "web-uploads"
+    assert not [f for f in uploads.rglob("*") if f.is_file() and f.name in ("canteen-menu.md", "broken.pdf")]
+    # a broken re-upload of the same name is refused and the good version stays indexed
+    page.get_by_role("tab", name="Admin").click()
+    broken_again = tmp_path / "again" / "canteen-menu.md"
+    broken_again.parent.mkdir()
+    broken_again.write_bytes(b"\x00\x01 not text at all" * 50)
+    page.locator("#wb-files input[type=file]").set_input_files([str(broken_again)])
+    page.wait_for_timeout(1000)
+    page.locator("#wb-upload").click()
+    page.wait_for_function("""() => /canteen-menu\\.md\\s+failed\\s+\\S/.test(
+        document.querySelector('#wb-upload-result').innerText)""", timeout=120_000)
+    kept = server["cfg"].parent / "index" / "uploads" / "uploads" / "canteen-menu.md"
+    assert kept.read_text().startswith("# Canteen menu")
+    page.get_by_role("tab", name="Ask").click()
+    page.locator("#wb-new").click()
+    page.wait_for_selector("#wb-sources .wb-empty", timeout=30_000)  # cleared (the question box too) ...
+    ask(page, "What does the Level 3 canteen serve on Thursdays?")  # ... before the next question is typed
+    source_number(page, "Canteen menu", "pho noodle soup")
     # the feedback list shows the staff member's rating from the other test, with its question
     page.get_by_role("tab", name="Admin").click()
     page.locator("#wb-refresh").click()

@@ -42,14 +42,54 @@ def test_users_are_stored_with_argon2_hashes_and_verified(tmp_path):
     assert store.get("alice") is None and store.list() == []
 
 
-def test_repeated_failures_lock_the_name_out(tmp_path):
-    store = UserStore(tmp_path, max_attempts=3, lockout_s=60)
-    store.add("carol", "right password")
+def test_failed_logins_delay_only_that_client_for_that_name():
+    from workbench.sessions import LoginThrottle
+
+    now = [1000.0]
+    throttle = LoginThrottle(attempts=3, max_delay_s=60, clock=lambda: now[0])
     for _ in range(3):
-        assert store.verify("carol", "guess") is None
-    assert store.locked("carol")
-    assert store.verify("carol", "right password") is None  # even the right password, while locked
-    assert UserStore(tmp_path).verify("carol", "right password")  # lockout is per process and time-bound
+        assert throttle.wait_s("10.0.0.9", "carol") == 0
+        throttle.failed("10.0.0.9", "carol")
+    assert throttle.wait_s("10.0.0.9", "carol") == pytest.approx(1.0)  # the attacker's client waits ...
+    assert throttle.wait_s("10.0.0.7", "carol") == 0  # ... the rightful user's client never does
+    assert throttle.wait_s("10.0.0.9", "dave") == 0  # and other names are not affected
+    for _ in range(10):
+        throttle.failed("10.0.0.9", "carol")
+    assert throttle.wait_s("10.0.0.9", "carol") == pytest.approx(60.0)  # doubling, capped at max_delay_s
+    now[0] += 61
+    assert throttle.wait_s("10.0.0.9", "Carol") == 0
+    throttle.succeeded("10.0.0.9", "carol")
+    throttle.failed("10.0.0.9", "carol")
+    assert throttle.wait_s("10.0.0.9", "carol") == 0  # a success starts the count again
+
+
+def test_sessions_expire_when_idle_or_old_and_end_when_the_account_changes(tmp_path):
+    from workbench.sessions import GradioTokens, SessionStore
+
+    users = UserStore(tmp_path)
+    users.add("erin", "erin's password", "staff")
+    now = [0.0]
+    store = SessionStore(users, idle_s=10, max_s=25, clock=lambda: now[0])
+    tokens = GradioTokens(store)
+    token = store.start(users.get("erin"))
+    for _ in range(4):  # used every 6 s: never idle ...
+        now[0] += 6
+        assert tokens.get(token) == "erin" and token in tokens
+    now[0] += 6  # ... but older than 25 s
+    assert tokens.get(token) is None
+    idle = store.start(users.get("erin"))
+    now[0] += 11
+    assert tokens.get(idle) is None
+    for change in (lambda: users.set_password("erin", "another password"), lambda: users.set_groups("erin", "hr"),
+                   lambda: users.remove("erin")):
+        if users.get("erin") is None:
+            users.add("erin", "erin's password", "staff")
+        token = store.start(users.get("erin"))
+        assert tokens.get(token) == "erin"
+        change()
+        assert tokens.get(token) is None
+    with pytest.raises(RuntimeError):
+        tokens["forged"] = "erin"
 
 
 def test_users_commands(tmp_path):
@@ -193,7 +233,7 @@ def test_sources_panel_escapes_document_text():
 
 # ---- server guards -------------------------------------------------------------------------------
 
-def test_header_sso_is_refused_unless_listening_on_loopback(make_wb):
+def test_header_sso_is_refused_unless_listening_on_loopback(make_wb, monkeypatch):
     from apps.web import concurrency_for, create_server
 
     wb = make_wb()
@@ -201,6 +241,10 @@ def test_header_sso_is_refused_unless_listening_on_loopback(make_wb):
     wb.config = wb.config.model_copy(update={"web": web})
     with pytest.raises(WorkbenchError, match="only safe behind a reverse proxy"):
         create_server(wb, host="0.0.0.0")
+    with pytest.raises(WorkbenchError, match="shared secret"):  # and only with the proxy's secret
+        create_server(wb, host="127.0.0.1")
+    wb.config = wb.config.replace("web", trusted_header_secret_env="WB_TEST_PROXY_SECRET")
+    monkeypatch.setenv("WB_TEST_PROXY_SECRET", "s3cret-shared-with-the-proxy")
     assert create_server(wb, host="127.0.0.1") is not None
     assert concurrency_for(wb) == 1
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -49,6 +50,8 @@ class Server:
         while True:
             try:
                 urllib.request.urlopen(self.url, timeout=2)
+                return
+            except urllib.error.HTTPError:  # it answers (e.g. 401 without the single sign-on headers)
                 return
             except OSError:
                 assert self.proc.poll() is None, self.log_path.read_text()

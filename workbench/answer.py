@@ -55,8 +55,12 @@ def condense(llm, template, history: Sequence[tuple[str, str]], question: str) -
 
 
 def answer_stream(wb, question: str, history: Sequence[tuple[str, str]] = (), k: int | None = None,
-                  filters=None, llm=None) -> Iterator[str | Answer]:
-    """Yield answer text pieces, then the `Answer`."""
+                  filters=None, llm=None, on_sources=None) -> Iterator[str | Answer]:
+    """Yield answer text pieces, then the `Answer`.
+
+    ``on_sources(hits, generation)`` is called once retrieval is done and before anything is
+    generated (the audit log's hook); an exception from it stops the answer.
+    """
     cfg = wb.config
     template = load_template(cfg.answer.prompt)
     started = time.perf_counter()
@@ -67,6 +71,8 @@ def answer_stream(wb, question: str, history: Sequence[tuple[str, str]] = (), k:
     hits, trace = wb.search_with_trace(standalone, k=k or cfg.answer.k, filters=filters)
     retrieval_ms = (time.perf_counter() - started) * 1000
     generation = trace.generation  # the generation these hits came from, even if a reindex lands now
+    if on_sources is not None:
+        on_sources(hits, generation)
     gap = evidence_gap(hits, trace, cfg)
     if gap:
         yield template.refusal

@@ -1,14 +1,22 @@
 """The audit log: who asked what, when, and which chunks of which index generation grounded it.
 
-Entries go to ``<index>/audit.sqlite`` (append-only from the workbench's side). `Workbench.ask`
-records every answer (refusals too); searches and source views are recorded when made for a
-signed-in user. Leaves out: retention (prune with SQLite tools) and shipping logs elsewhere.
+Entries go to ``<index>/audit.sqlite``. `Workbench.ask` records each question with the chunks that
+ground it right after retrieval, before a word is generated (no record, no answer), then marks the
+entry answered or refused; a reader who closes the page mid-answer leaves an ``asked`` entry.
+Searches made for a user, source views, page images, downloads, uploads, re-indexes and sign-ins
+(failed ones too) are recorded. `AuditEntry.__str__` escapes control characters, so a question
+holding terminal escapes cannot rewrite the screen of whoever reads the log. Leaves out: retention
+(prune with SQLite tools), tamper evidence and shipping logs elsewhere.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +32,31 @@ CREATE TABLE IF NOT EXISTS audit (
   text TEXT NOT NULL,
   generation INTEGER NOT NULL,
   chunk_ids TEXT NOT NULL,
-  refused INTEGER NOT NULL DEFAULT 0
+  refused INTEGER NOT NULL DEFAULT 0,
+  outcome TEXT NOT NULL DEFAULT ''
 );
 """
+_OUTCOME = "ALTER TABLE audit ADD COLUMN outcome TEXT NOT NULL DEFAULT ''"
+
+
+def printable(text: str) -> str:
+    """``text`` with control, format (bidi) and line-break characters shown as escapes (\\x1b, \\u202e)."""
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry(_Record):
-    """One audited action: ``ask``, ``search``, ``view`` (source viewer) or ``download``."""
+    """One audited action: ``ask``, ``search``, ``view`` (source viewer), ``page`` (page image),
+    ``download``, ``upload``, ``reindex``, ``login`` or ``login-failed``. ``outcome``: for ``ask``,
+    ``asked`` (retrieval done, answer not finished), ``answered`` or ``refused``."""
 
     id: int
     at: float
@@ -41,36 +66,54 @@ class AuditEntry(_Record):
     generation: int
     chunk_ids: tuple[int, ...]
     refused: bool
+    outcome: str = ""
 
     def __str__(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.at))
-        return (f"{when}\t{self.user}\t{self.action}\tgen {self.generation}\t"
-                f"{','.join(map(str, self.chunk_ids)) or '-'}{' (refused)' if self.refused else ''}\t{self.text}")
+        shown = {"refused": " (refused)", "asked": " (unfinished)"}.get(self.outcome, " (refused)" if self.refused else "")
+        return (f"{when}\t{printable(self.user)}\t{self.action}\tgen {self.generation}\t"
+                f"{','.join(map(str, self.chunk_ids)) or '-'}{shown}\t{printable(self.text)}")
 
 
 class AuditLog:
     def __init__(self, index_dir: str | Path) -> None:
         self.path = Path(index_dir) / "audit.sqlite"
 
-    def _connect(self):
-        return sidecar(self.path, _SCHEMA)
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        with sidecar(self.path, _SCHEMA) as conn:
+            if "outcome" not in {r[1] for r in conn.execute("PRAGMA table_info(audit)")}:
+                conn.execute(_OUTCOME)  # a log written before outcomes were recorded
+            yield conn
 
-    def record(self, user: str, action: str, text: str, generation: int, chunk_ids=(), refused: bool = False) -> None:
+    def record(self, user: str, action: str, text: str, generation: int | None = 0, chunk_ids=(),
+               refused: bool = False, outcome: str = "") -> int:
+        """Append an entry; its id. Raises (sqlite3 / OS errors) when it cannot be written."""
         with self._connect() as conn:
-            conn.execute("INSERT INTO audit (at, user, action, text, generation, chunk_ids, refused) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         (time.time(), user, action, text[:4000], int(generation), json.dumps([int(i) for i in chunk_ids]),
-                          int(refused)))
+            cur = conn.execute(
+                "INSERT INTO audit (at, user, action, text, generation, chunk_ids, refused, outcome) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), user[:200], action, text[:4000], int(generation or 0),
+                 json.dumps([int(i) for i in chunk_ids]), int(refused or outcome == "refused"), outcome))
+            return int(cur.lastrowid)
+
+    def finish(self, entry_id: int, outcome: str, chunk_ids=None) -> None:
+        """Set the outcome of entry ``entry_id`` (and the chunks finally used, when given)."""
+        with self._connect() as conn:
+            conn.execute("UPDATE audit SET outcome=?, refused=?, chunk_ids=coalesce(?, chunk_ids) WHERE id=?",
+                         (outcome, int(outcome == "refused"),
+                          None if chunk_ids is None else json.dumps([int(i) for i in chunk_ids]), entry_id))
 
     def entries(self, user: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """The newest ``limit`` entries (of ``user``), newest first."""
         if not self.path.exists():
             return []
-        sql = "SELECT id, at, user, action, text, generation, chunk_ids, refused FROM audit"
+        sql = "SELECT id, at, user, action, text, generation, chunk_ids, refused, outcome FROM audit"
         params: list = []
         if user:
             sql += " WHERE user=?"
             params.append(user)
         with self._connect() as conn:
             rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
-        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), bool(r[7])) for r in rows]
+        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), bool(r[7]), r[8])
+                for r in rows]

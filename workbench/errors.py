@@ -37,3 +37,15 @@ class NotFoundError(WorkbenchError):
 
 class ParseError(Exception):
     """A loader could not read one file. The message is the reason shown in the ingest report."""
+
+
+class AuditError(WorkbenchError):
+    """An action that must be audited could not be recorded, so it was not carried out."""
+
+
+class UploadRefusedError(WorkbenchError):
+    """An uploaded file was refused before parsing (type not supported, too large, unusable name)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name, self.reason = name, reason

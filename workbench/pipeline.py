@@ -15,9 +15,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from workbench.config import Config, load_config
-from workbench.errors import EmptyIndexError, NotFoundError, WorkbenchError
+from workbench.errors import AuditError, EmptyIndexError, NotFoundError, WorkbenchError
 from workbench.records import Answer, Chunk, Document, Hit, Hits, IndexStatus, IngestReport
 from workbench.store import IndexReader, current_generation
+
+OPERATOR = "(operator)"  # the audit log's name for the CLI / notebook user acting for everyone
 
 
 def check_collection(name: str) -> str:
@@ -48,7 +50,11 @@ class Workbench:
         self._reranker = None
         self._reader: IndexReader | None = None
         self._users = None
-        self._lock = threading.RLock()  # the web app calls from many threads: load and reopen once
+        # the web app calls from many threads: one lock per resource, so that loading a model (minutes
+        # for Llama 3.1 on a CPU) never blocks work that does not need that model
+        self._embedder_lock = threading.Lock()
+        self._llm_lock = threading.Lock()
+        self._reader_lock = threading.Lock()
 
     @classmethod
     def open(cls, config: str | os.PathLike | Config | None = None, index_dir: str | os.PathLike | None = None
@@ -69,7 +75,7 @@ class Workbench:
     @property
     def embedder(self):
         """The embedding model, loaded on first use (seconds), then kept."""
-        with self._lock:
+        with self._embedder_lock:
             if self._embedder is None:
                 from workbench.embed import load_embedder
 
@@ -79,7 +85,7 @@ class Workbench:
     @property
     def llm(self):
         """The configured language model, loaded on first use, then kept."""
-        with self._lock:
+        with self._llm_lock:
             if self._llm is None:
                 from workbench.generate import load_llm
 
@@ -94,12 +100,20 @@ class Workbench:
     def reader(self) -> IndexReader | None:
         """The latest published generation (reopened when a newer one was published)."""
         generation = current_generation(self.index_dir)
-        with self._lock:
+        with self._reader_lock:
             if self._reader is not None and self._reader.generation != generation:
                 self._reader = None  # not closed: another thread may still be reading it; GC closes it
             if self._reader is None and generation is not None:
                 self._reader = IndexReader.open(self.index_dir)
             return self._reader
+
+    def _check_question(self, question: str) -> str:
+        """``question`` if it is within ``[answer] max_question_chars``, else WorkbenchError."""
+        limit = self.config.answer.max_question_chars
+        if len(question or "") > limit:
+            raise WorkbenchError(f"the question is {len(question):,} characters long; the limit is {limit:,} "
+                                 "(answer.max_question_chars): shorten it")
+        return question
 
     def _searchable_reader(self) -> IndexReader:
         """The current generation, or EmptyIndexError saying how to fill it."""
@@ -130,55 +144,78 @@ class Workbench:
         return run_ingest(self.config, self.embedder, [(r, collection) for r in roots], wait_s, progress, on_file)
 
     def upload(self, files: Iterable[tuple[str, str | os.PathLike]], collection: str = "uploads",
-               wait_s: float = 30.0, on_file=None, groups=None) -> tuple[IngestReport, list]:
-        """Copy uploaded files (display name, temp path) into ``<index>/uploads/<collection>/`` and ingest.
+               wait_s: float = 30.0, on_file=None, groups=None, principal=None) -> tuple[IngestReport, list]:
+        """Put uploaded files (display name, temp path) into ``<index>/uploads/<collection>/`` and ingest.
 
-        Returns the ingest report and a list of FileFailure for uploads refused before ingest
-        (unsupported type, over ``[web] max_upload_mb``). Names are made safe (`workbench.uploads`);
-        an upload that fails to parse is reported and removed again. ``groups`` (the uploader's
-        choice) are written for these files into the folder's access file; None leaves them to the
-        folder's rules and the collection default (no groups = admins only).
+        Returns the ingest report and a list of FileFailure for uploads refused before parsing
+        (unsupported type, over ``[web] max_upload_mb``). Names are made safe (`workbench.uploads`).
+        Each file is parsed first in a private staging folder: one that cannot be read is reported
+        in the report's ``failed`` and never enters the folder, so a bad re-upload keeps the good
+        version that was there. ``groups`` (the uploader's choice) are written for these files into
+        the folder's access file; None leaves them to the folder's rules and the collection default
+        (no groups = admins only). Each file's outcome is audited for ``principal``.
         """
+        import secrets
+        import shutil
+
         from workbench.access import write_access_file
+        from workbench.errors import UploadRefusedError
+        from workbench.ingest import try_parse
         from workbench.records import FileFailure
-        from workbench.uploads import store_upload, upload_dir
+        from workbench.uploads import check_upload, place_upload, upload_dir
         from workbench.users import parse_groups
 
         check_collection(collection)
-        refused, stored = [], []
-        for name, path in files:
-            try:
-                stored.append(store_upload(self.index_dir, collection, path, name, self.config.web.max_upload_mb))
-            except WorkbenchError as exc:
-                reason = str(exc).split(": ", 1)[-1]
-                refused.append(FileFailure(name, reason, collection))
-                if on_file is not None:
-                    on_file(name, reason)
         folder = upload_dir(self.index_dir, collection)
-        if not stored:
-            return IngestReport(), refused
-        access_file = self.config.access.file_name
+        user = principal.name if principal else OPERATOR
         chosen = parse_groups(groups) if groups is not None else None
+        refused, staged = [], {}
+        staging = self.index_dir / "upload-staging" / secrets.token_hex(8)
+        try:
+            for name, path in files:
+                try:
+                    clean = check_upload(path, name, self.config.web.max_upload_mb)
+                except UploadRefusedError as exc:
+                    refused.append(FileFailure(name, exc.reason, collection))
+                    self.audit.record(user, "upload", f"{collection}/{name}: refused: {exc.reason}")
+                    if on_file is not None:
+                        on_file(name, exc.reason)
+                    continue
+                staged[clean] = place_upload(staging, path, clean)
+            unreadable = []
+            for path, error in try_parse(self.config, [str(p) for p in staged.values()]).items():
+                if error is not None:
+                    clean = Path(path).name
+                    unreadable.append(FileFailure(str(folder / clean), error, collection))
+                    self.audit.record(user, "upload", f"{collection}/{clean}: not readable: {error}")
+                    if on_file is not None:
+                        on_file(str(folder / clean), error)
+                    del staged[clean]
+            if not staged:
+                return IngestReport(failed=tuple(unreadable)), refused
+            stored = [place_upload(folder, p, clean, move=True) for clean, p in staged.items()]
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        access_file = self.config.access.file_name
         write_access_file(folder, access_file, {p.name: chosen for p in stored})  # None: drop an old choice
         report = self.ingest(folder, collection, wait_s=wait_s, progress=False, on_file=on_file)
-        unreadable = {f.path for f in report.failed}
-        gone = [p for p in stored if str(p.resolve()) in unreadable]
-        for path in gone:  # an upload that cannot be read is not kept (it would fail every reindex)
-            path.unlink(missing_ok=True)
-        if gone:
-            write_access_file(folder, access_file, {p.name: None for p in gone})
-        return report, refused
+        for path in stored:
+            self.audit.record(user, "upload", f"{collection}/{path.name} (groups: "
+                              f"{', '.join(chosen) if chosen else 'folder rules'})", report.generation)
+        return dataclasses.replace(report, failed=(*unreadable, *report.failed)), refused
 
-    def reindex(self, wait_s: float = 0.0, progress: bool = True) -> IngestReport:
-        """Re-sync every source ingested before (safe from cron: one writer at a time)."""
+    def reindex(self, wait_s: float = 0.0, progress: bool = True, principal=None) -> IngestReport:
+        """Re-sync every source ingested before (safe from cron: one writer at a time); audited."""
         from workbench.ingest import run_ingest
 
         reader = self.reader()
         sources = reader.catalog.sources() if reader else []
         if not sources:
             raise WorkbenchError(f"nothing to re-index in {self.index_dir}: run `workbench ingest FOLDER` first")
-        return run_ingest(self.config, self.embedder, [(Path(s["root"]), s["collection"]) for s in sources],
-                          wait_s, progress)
+        report = run_ingest(self.config, self.embedder, [(Path(s["root"]), s["collection"]) for s in sources],
+                            wait_s, progress)
+        self.audit.record(principal.name if principal else OPERATOR, "reindex", report.summary(), report.generation)
+        return report
 
     # ---- reading ----------------------------------------------------------------------------
     def status(self) -> IndexStatus:
@@ -255,6 +292,7 @@ class Workbench:
         from workbench.access import filters_for
         from workbench.retrieve import search
 
+        self._check_question(query)
         reader = self._searchable_reader()
         filters = filters_for(principal, filters)
         if collection:
@@ -291,11 +329,23 @@ class Workbench:
         from workbench.access import filters_for
         from workbench.answer import answer_stream
 
+        self._check_question(question)
         self._searchable_reader()  # fail early, before loading the LLM
-        for item in answer_stream(self, question, history, k, filters_for(principal, filters)):
-            if isinstance(item, Answer):
-                self.audit.record(principal.name if principal else "(operator)", "ask", question, item.generation,
-                                  [h.chunk.chunk_id for h in item.hits], item.refused)
+        user = principal.name if principal else OPERATOR
+        entry: list[int] = []
+
+        def on_sources(hits, generation) -> None:  # recorded before a word is generated, or no answer
+            try:
+                entry.append(self.audit.record(user, "ask", question, generation, [h.chunk.chunk_id for h in hits],
+                                               outcome="asked"))
+            except Exception as exc:  # noqa: BLE001 - any failure to record refuses the answer
+                raise AuditError(f"the question could not be recorded in the audit log ({exc}), so it is not "
+                                 f"answered: check {self.audit.path}") from None
+
+        for item in answer_stream(self, question, history, k, filters_for(principal, filters), on_sources=on_sources):
+            if isinstance(item, Answer) and entry:
+                self.audit.finish(entry[0], "refused" if item.refused else "answered",
+                                  [h.chunk.chunk_id for h in item.hits])
             yield item
 
     def ask(self, question: str, history=(), k: int | None = None, filters=None, on_token=None, principal=None):
@@ -316,8 +366,7 @@ class Workbench:
         if self._users is None:
             from workbench.users import UserStore
 
-            web = self.config.web
-            self._users = UserStore(self.index_dir, web.login_attempts, web.lockout_s)
+            self._users = UserStore(self.index_dir)
         return self._users
 
     @property
@@ -343,12 +392,7 @@ class Workbench:
             raise NotFoundError(f"no user {name!r}: see `workbench users list`")
         return principal_for(user, self.config.web.admin_group)
 
-    def source(self, chunk_id: int, principal=None):
-        """The `SourceView` of a chunk: passage, surrounding text, document.
-
-        Raises NotFoundError when the chunk does not exist in the current generation or
-        ``principal`` may not read its document (the two are not told apart).
-        """
+    def _source(self, chunk_id: int, principal):
         from workbench.access import can_read
         from workbench.sources import source_view
 
@@ -357,20 +401,41 @@ class Workbench:
         doc = reader.catalog.document(chunks[0].doc_id) if chunks else None
         if doc is None or not can_read(principal, doc):
             raise NotFoundError(f"no source {chunk_id} (it may have been re-indexed: ask again)")
-        return source_view(reader.catalog, chunks[0], doc)
+        return source_view(reader.catalog, chunks[0], doc), reader.generation
+
+    def _audit_source(self, principal, action: str, what: str, generation: int, chunk_id: int) -> None:
+        self.audit.record(principal.name if principal else OPERATOR, action, what, generation, [int(chunk_id)])
+
+    def source(self, chunk_id: int, principal=None):
+        """The `SourceView` of a chunk: passage, surrounding text, document (audited as a ``view``).
+
+        Raises NotFoundError when the chunk does not exist in the current generation or
+        ``principal`` may not read its document (the two are not told apart).
+        """
+        view, generation = self._source(chunk_id, principal)
+        self._audit_source(principal, "view", view.document.display_path, generation, chunk_id)
+        return view
 
     def page_image(self, chunk_id: int, principal=None, width_px: int = 1000) -> bytes:
-        """PNG of the PDF page a chunk sits on (NotFoundError for other formats or no access)."""
+        """PNG of the PDF page a chunk sits on (NotFoundError for other formats or no access); audited
+        as a ``page``. Rendered in a bounded worker process (`workbench.sources.render_pdf_page`)."""
         from workbench.sources import render_pdf_page
 
-        view = self.source(chunk_id, principal)
+        view, generation = self._source(chunk_id, principal)
         if not view.is_pdf:
             raise NotFoundError(f"source {chunk_id} has no page to show")
-        return render_pdf_page(str(_unchanged_file(view.document)), view.chunk.page, width_px)
+        path = _unchanged_file(view.document)
+        self._audit_source(principal, "page", f"{view.document.display_path} page {view.chunk.page}", generation,
+                           chunk_id)
+        return render_pdf_page(str(path), view.chunk.page, width_px)
 
     def original_file(self, chunk_id: int, principal=None) -> Path:
-        """The indexed file a chunk came from (NotFoundError when gone, changed, or not readable)."""
-        return _unchanged_file(self.source(chunk_id, principal).document)
+        """The indexed file a chunk came from (NotFoundError when gone, changed, or not readable);
+        audited as a ``download``."""
+        view, generation = self._source(chunk_id, principal)
+        path = _unchanged_file(view.document)
+        self._audit_source(principal, "download", str(path), generation, chunk_id)
+        return path
 
     # ---- interoperability -------------------------------------------------------------------
     def as_retriever(self, k: int = 5, mode: str | None = None, filters=None):

@@ -104,10 +104,10 @@ def query_terms(reader: IndexReader, query: str, settings: RetrievalSettings) ->
     """(detected language, terms). An undetermined query is analysed in every indexed language."""
     lang = detect_language(query, settings.languages)
     langs = [lang] if lang != UNDETERMINED else [*reader.catalog.languages(), UNDETERMINED]
-    out: list[str] = []
+    out: dict[str, None] = {}  # ordered and de-duplicated in linear time
     for lg in langs:
-        out += [t for t in terms(query, lg) if t not in out]
-    return lang, tuple(out)
+        out.update(dict.fromkeys(terms(query, lg)))
+    return lang, tuple(out)[: settings.max_query_terms]
 
 
 def lexical_ranking(reader: IndexReader, words: Sequence[str], n: int, filters: Filters,

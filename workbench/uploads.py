@@ -3,18 +3,22 @@
 Uploads land in ``<index>/uploads/<collection>/`` and nowhere else: the name a browser sends is
 reduced to its last path component, normalised (NFKC), stripped of control and separator
 characters and of leading dots, and shortened. That folder is then ingested like any source, so
-re-uploading a file of the same name replaces the old version. Leaves out: virus scanning.
+re-uploading a file of the same name replaces the old version (`Workbench.upload` parses the new
+version first, in a private staging folder, and keeps the old one when the new one cannot be read).
+Leaves out: virus scanning.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import unicodedata
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from workbench.errors import WorkbenchError
+from workbench.errors import UploadRefusedError, WorkbenchError
 from workbench.load import format_for, supported_suffixes
+from workbench.store import private_dir
 
 MAX_NAME = 120
 
@@ -41,26 +45,43 @@ def upload_dir(index_dir: str | Path, collection: str) -> Path:
     return folder
 
 
+def check_upload(source: str | Path, name: str, max_mb: float) -> str:
+    """The safe file name for uploaded ``source`` sent as ``name``; UploadRefusedError (type not
+    supported, file too large) otherwise. Reads only the file's size."""
+    clean = safe_filename(name)
+    if format_for(clean) is None:
+        raise UploadRefusedError(clean, f"file type not supported (supported: {supported_suffixes()})")
+    size = Path(source).stat().st_size
+    if size > max_mb * 2**20:
+        raise UploadRefusedError(clean, f"{size / 2**20:.1f} MB is over the {max_mb:g} MB upload limit")
+    return clean
+
+
+def place_upload(folder: Path, source: str | Path, clean: str, move: bool = False) -> Path:
+    """Copy (or move) ``source`` into ``folder`` as ``clean`` atomically; never outside ``folder``.
+    New folders are 0700 and the file 0600, like the rest of the index."""
+    private_dir(folder.parent)
+    private_dir(folder)
+    target = folder / clean
+    if target.resolve().parent != folder.resolve():  # belt and braces: never outside the folder
+        raise UploadRefusedError(clean, "not a usable file name")
+    tmp = folder / f".{clean}.part"
+    if move:
+        shutil.move(str(source), tmp)
+    else:
+        shutil.copyfile(source, tmp)
+    os.chmod(tmp, 0o600)
+    tmp.replace(target)
+    return target
+
+
 def store_upload(index_dir: str | Path, collection: str, source: str | Path, name: str, max_mb: float) -> Path:
     """Copy the uploaded temp file ``source`` into the collection's upload folder as ``name``.
 
-    Raises WorkbenchError (type not supported, file too large) without writing anything.
+    Raises UploadRefusedError (type not supported, file too large) without writing anything.
     """
-    clean = safe_filename(name)
     folder = upload_dir(index_dir, collection)
-    if format_for(clean) is None:
-        raise WorkbenchError(f"{clean}: file type not supported (supported: {supported_suffixes()})")
-    size = Path(source).stat().st_size
-    if size > max_mb * 2**20:
-        raise WorkbenchError(f"{clean}: {size / 2**20:.1f} MB is over the {max_mb:g} MB upload limit")
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / clean
-    if target.resolve().parent != folder.resolve():  # belt and braces: never outside the folder
-        raise WorkbenchError(f"{name!r}: not a usable file name")
-    tmp = folder / f".{clean}.part"
-    shutil.copyfile(source, tmp)
-    tmp.replace(target)
-    return target
+    return place_upload(folder, source, check_upload(source, name, max_mb))
 
 
 def upload_outcomes(names, report, refused) -> list[tuple[str, str, str]]:

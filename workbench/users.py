@@ -1,16 +1,16 @@
 """Staff accounts: names, groups and argon2id password hashes in ``<index>/users.sqlite``.
 
 The store lives beside the index generations (not inside one), so re-indexing never touches it.
-`UserStore.verify` checks a password in constant work whether or not the user exists and locks a
-name out for a while after repeated failures (per process). Leaves out: password policy beyond a
-minimum length, sessions (the web app keeps those), and document permissions (`workbench.access`).
+`UserStore.verify` checks a password in constant work whether or not the user exists. Every change
+of password or groups moves the user's ``changed_at``, which ends their open sessions
+(`workbench.sessions`). Leaves out: password policy beyond a minimum length, failed-login delays
+(`workbench.sessions.LoginThrottle`), and document permissions (`workbench.access`).
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +42,7 @@ class User(_Record):
     name: str
     groups: tuple[str, ...]
     created_at: float
+    changed_at: float = 0.0  # last change of password or groups (sessions older than that end)
 
     def __str__(self) -> str:
         return f"{self.name}\t{','.join(self.groups) or '-'}"
@@ -66,13 +67,10 @@ def parse_groups(groups: str | list[str] | tuple[str, ...] | None) -> tuple[str,
 class UserStore:
     """Add, list, remove and verify users in ``<index_dir>/users.sqlite``."""
 
-    def __init__(self, index_dir: str | Path, max_attempts: int = 5, lockout_s: float = 300.0) -> None:
+    def __init__(self, index_dir: str | Path) -> None:
         self.path = Path(index_dir) / "users.sqlite"
-        self.max_attempts, self.lockout_s = max_attempts, lockout_s
         self._hasher = PasswordHasher()  # argon2id, library defaults (RFC 9106 low-memory profile)
         self._dummy = self._hasher.hash("not a real password")
-        self._failures: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
 
     def _connect(self):
         return sidecar(self.path, _SCHEMA, wal=True)
@@ -92,16 +90,18 @@ class UserStore:
         return self.get(name)
 
     def set_password(self, name: str, password: str) -> None:
+        """Set a new password; the user's open sessions end."""
         self._check_password(password)
         with self._connect() as conn:
-            cur = conn.execute("UPDATE users SET password_hash=?, updated_at=? WHERE name=?",
+            cur = conn.execute("UPDATE users SET password_hash=?, updated_at=max(?, updated_at + 1e-6) WHERE name=?",
                                (self._hasher.hash(password), time.time(), name))
         if cur.rowcount == 0:
             raise WorkbenchError(f"no user {name!r}: see `workbench users list`")
 
     def set_groups(self, name: str, groups) -> User:
+        """Replace the user's groups; their open sessions end (they sign in again with the new rights)."""
         with self._connect() as conn:
-            cur = conn.execute("UPDATE users SET groups=?, updated_at=? WHERE name=?",
+            cur = conn.execute("UPDATE users SET groups=?, updated_at=max(?, updated_at + 1e-6) WHERE name=?",
                                (",".join(parse_groups(groups)), time.time(), name))
         if cur.rowcount == 0:
             raise WorkbenchError(f"no user {name!r}: see `workbench users list`")
@@ -117,27 +117,22 @@ class UserStore:
         if not name or not self.path.exists():
             return None
         with self._connect() as conn:
-            row = conn.execute("SELECT name, groups, created_at FROM users WHERE name=?", (name,)).fetchone()
-        return User(row[0], parse_groups(row[1]), row[2]) if row else None
+            row = conn.execute("SELECT name, groups, created_at, updated_at FROM users WHERE name=?",
+                               (name,)).fetchone()
+        return User(row[0], parse_groups(row[1]), row[2], row[3]) if row else None
 
     def list(self) -> list[User]:
         if not self.path.exists():
             return []
         with self._connect() as conn:
-            rows = conn.execute("SELECT name, groups, created_at FROM users ORDER BY name").fetchall()
-        return [User(r[0], parse_groups(r[1]), r[2]) for r in rows]
-
-    def locked(self, name: str) -> bool:
-        """True while ``name`` has had ``max_attempts`` failures within ``lockout_s`` seconds."""
-        with self._lock:
-            recent = [t for t in self._failures.get(name, []) if time.monotonic() - t < self.lockout_s]
-            self._failures[name] = recent
-            return len(recent) >= self.max_attempts
+            rows = conn.execute("SELECT name, groups, created_at, updated_at FROM users ORDER BY name").fetchall()
+        return [User(r[0], parse_groups(r[1]), r[2], r[3]) for r in rows]
 
     def verify(self, name: str, password: str) -> User | None:
-        """The user when ``password`` is right (and the name not locked out), else None."""
-        if self.locked(name):
-            return None
+        """The user when ``password`` is right, else None (same argon2 work for unknown names).
+
+        CPU-heavy (tens of milliseconds): servers call it off their event loop, behind a bound.
+        """
         row = None
         if NAME_RE.match(name or "") and self.path.exists():
             with self._connect() as conn:
@@ -146,16 +141,7 @@ class UserStore:
             ok = self._hasher.verify(row[0] if row else self._dummy, password or "") and row is not None
         except (VerificationError, InvalidHashError):
             ok = False
-        if not ok:
-            with self._lock:
-                now = time.monotonic()
-                if len(self._failures) > 10_000:  # name spraying: forget names with no recent failure
-                    self._failures = {n: ts for n, ts in self._failures.items() if now - ts[-1] < self.lockout_s}
-                self._failures.setdefault(name, []).append(now)
-            return None
-        with self._lock:
-            self._failures.pop(name, None)
-        return self.get(name)
+        return self.get(name) if ok else None
 
     @staticmethod
     def _check_password(password: str) -> None:
