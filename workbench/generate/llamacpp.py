@@ -12,11 +12,13 @@ from pathlib import Path
 
 from workbench.config import LLMSettings
 from workbench.errors import WorkbenchError
-from workbench.generate import Message, _missing_weights, resolve_llm_path
+from workbench.generate.base import Message, missing_weights, resolve_llm_path
 
 
 class LlamaCppLLM:
     """A GGUF model in-process through llama-cpp-python, streamed."""
+
+    max_concurrency = 1
 
     def __init__(self, settings: LLMSettings) -> None:
         try:
@@ -27,7 +29,7 @@ class LlamaCppLLM:
         folder, gguf = resolve_llm_path(settings)
         path = Path(folder) / gguf if gguf else Path(folder)
         if path.suffix != ".gguf" or not path.is_file():
-            raise _missing_weights(settings.model, FileNotFoundError(f"no GGUF file at {path}"))
+            raise missing_weights(settings.model, FileNotFoundError(f"no GGUF file at {path}"))
         self.llm = Llama(model_path=str(path), n_ctx=settings.context_window, n_threads=settings.threads,
                          verbose=False)
         self.name = settings.model
