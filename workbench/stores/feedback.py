@@ -12,8 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench.errors import InvalidInputError
 from workbench.records import Answer, _Record
-from workbench.sidecar import sidecar
+from workbench.stores.sidecar import sidecar
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -59,7 +60,7 @@ class FeedbackStore:
     def add(self, user: str, answer: Answer, rating: int, comment: str = "") -> int:
         """Store a rating (+1 helpful, -1 not helpful) of ``answer``; returns the entry's id."""
         if rating not in (1, -1):
-            raise ValueError("rating must be +1 or -1")
+            raise InvalidInputError(f"rating {rating!r}: use +1 (helpful) or -1 (not helpful)")
         cited = [c.to_dict() for c in answer.cited]
         with self._connect() as conn:
             cur = conn.execute(

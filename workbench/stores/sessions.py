@@ -4,13 +4,13 @@
 request. A session ends when it was idle for ``[web] session_idle_s``, when it is older than
 ``session_max_s``, when the user signs out, and when the user's password or groups changed or the
 user was removed since sign-in (`workbench users ...` from another process included: the user's
-``changed_at`` is compared on each lookup). `GradioTokens` lets Gradio's own routes (upload, files,
-config, queue) use the same store.
+``changed_at`` is compared on each lookup). The web app plugs the store into Gradio's own routes.
 
-`LoginThrottle` delays failed sign-ins per (client, name): after ``attempts`` failures that client
-must wait before trying that name again, the wait doubling up to ``max_delay_s``. Other clients
-are never delayed, so nobody can lock the rightful user out. Leaves out: persistence (a restart
-signs everyone out) and password checks themselves (`workbench.users`).
+`LoginThrottle` delays failed sign-ins per (client, name) and per client: after ``attempts``
+failures that client must wait before trying that name again, the wait doubling up to
+``max_delay_s``; it also bounds the checks one client runs at once. Other clients are never
+delayed, so nobody can lock the rightful user out. Leaves out: persistence (a restart
+signs everyone out) and password checks themselves (`workbench.stores.users`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -41,7 +41,7 @@ class SessionStore:
         self._lock = threading.Lock()
 
     def start(self, user) -> str:
-        """A new session for ``user`` (a `workbench.users.User`); returns its token."""
+        """A new session for ``user`` (a `workbench.stores.users.User`); returns its token."""
         token = secrets.token_urlsafe(32)
         now = self.clock()
         with self._lock:
@@ -94,66 +94,84 @@ class SessionStore:
                               if now - s.last_seen <= self.idle_s and now - s.started <= self.max_s}
 
 
-class GradioTokens(MutableMapping):
-    """Gradio's ``app.tokens`` (token → user name) backed by a `SessionStore`.
+def client_key(address: str) -> str:
+    """The unit a client is counted in: its IPv4 address, or its IPv6 /64 (one host's many addresses)."""
+    import ipaddress
 
-    Gradio reads it on every authenticated route and deletes from it at /logout; sign-in goes
-    through the workbench's own route (`SessionStore.start`), so setting items is refused.
-    """
-
-    def __init__(self, store: SessionStore) -> None:
-        self.store = store
-
-    def __getitem__(self, token: str) -> str:
-        user = self.store.user_of(token)
-        if user is None:
-            raise KeyError(token)
-        return user
-
-    def get(self, token, default=None):
-        return self.store.user_of(token) or default
-
-    def __contains__(self, token) -> bool:
-        return self.store.user_of(token, touch=False) is not None
-
-    def __setitem__(self, token: str, user: str) -> None:
-        raise RuntimeError("sign-in goes through the workbench's /login route")
-
-    def __delitem__(self, token: str) -> None:
-        self.store.end(token)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter([t for t, _ in self.store.tokens()])
-
-    def __len__(self) -> int:
-        return len(self.store.tokens())
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 class LoginThrottle:
-    """Failed sign-ins counted per (client, name); a client waits only for the names it failed."""
+    """Failed sign-ins counted per (client, name) and per client; a client waits only for itself.
 
-    def __init__(self, attempts: int, max_delay_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.attempts, self.max_delay_s, self.clock = attempts, max_delay_s, clock
-        self._failures: dict[tuple[str, str], tuple[int, float]] = {}  # (client, name) -> (count, last)
+    `begin` reserves a password check (refusing a second one for the same client and name while one
+    runs, and more than ``per_client`` at once for one client), `end` records its result. After
+    ``attempts`` failures for a name, that client waits before trying that name again; after
+    ``attempts`` x 4 failures across names (spraying), before trying any. The wait starts at 1 s
+    and doubles per further failure, up to ``max_delay_s``.
+    """
+
+    def __init__(self, attempts: int, max_delay_s: float, per_client: int = 2,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.attempts, self.max_delay_s, self.per_client, self.clock = attempts, max_delay_s, per_client, clock
+        self._failures: dict[tuple[str, str], tuple[int, float]] = {}  # (client, name or "*") -> (count, last)
+        self._running: dict[str, set[str]] = {}  # client -> names being checked now
         self._lock = threading.Lock()
+
+    def _wait(self, key: tuple[str, str], threshold: int, now: float) -> float:
+        count, last = self._failures.get(key, (0, 0.0))
+        if count < threshold:
+            return 0.0
+        return max(0.0, last + min(self.max_delay_s, 2.0 ** (count - threshold)) - now)
 
     def wait_s(self, client: str, name: str) -> float:
         """Seconds ``client`` must still wait before trying ``name`` again (0: go ahead)."""
+        client, now = client_key(client), self.clock()
         with self._lock:
-            count, last = self._failures.get((client, name.lower()), (0, 0.0))
-        if count < self.attempts:
-            return 0.0
-        delay = min(self.max_delay_s, 2.0 ** (count - self.attempts))
-        return max(0.0, last + delay - self.clock())
+            return max(self._wait((client, name.lower()), self.attempts, now),
+                       self._wait((client, "*"), self.attempts * 4, now))
+
+    def begin(self, client: str, name: str) -> float:
+        """0 when a password check may start now (it is reserved: call `end`), else seconds to wait."""
+        wait = self.wait_s(client, name)
+        if wait > 0:
+            return wait
+        client = client_key(client)
+        with self._lock:
+            running = self._running.setdefault(client, set())
+            if name.lower() in running or len(running) >= self.per_client:
+                return 1.0
+            running.add(name.lower())
+        return 0.0
+
+    def end(self, client: str, name: str, ok: bool) -> None:
+        """The result of a check `begin` allowed."""
+        client, now = client_key(client), self.clock()
+        with self._lock:
+            running = self._running.get(client, set())
+            running.discard(name.lower())
+            if not running:
+                self._running.pop(client, None)
+            if ok:
+                self._failures.pop((client, name.lower()), None)
+                return
+            if len(self._failures) > 20_000:  # spraying from many addresses: forget long-finished waits
+                self._failures = {k: v for k, v in self._failures.items() if now - v[1] < self.max_delay_s}
+            for key in ((client, name.lower()), (client, "*")):
+                count, _ = self._failures.get(key, (0, 0.0))
+                self._failures[key] = (count + 1, now)
 
     def failed(self, client: str, name: str) -> None:
-        now = self.clock()
-        with self._lock:
-            if len(self._failures) > 10_000:  # spraying: forget pairs whose wait is long over
-                self._failures = {k: v for k, v in self._failures.items() if now - v[1] < self.max_delay_s}
-            count, _ = self._failures.get((client, name.lower()), (0, 0.0))
-            self._failures[(client, name.lower())] = (count + 1, now)
+        """Record a failure without a reserved check (same as `begin` + `end(ok=False)`)."""
+        self.end(client, name, False)
 
     def succeeded(self, client: str, name: str) -> None:
-        with self._lock:
-            self._failures.pop((client, name.lower()), None)
+        self.end(client, name, True)

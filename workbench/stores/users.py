@@ -3,8 +3,8 @@
 The store lives beside the index generations (not inside one), so re-indexing never touches it.
 `UserStore.verify` checks a password in constant work whether or not the user exists. Every change
 of password or groups moves the user's ``changed_at``, which ends their open sessions
-(`workbench.sessions`). Leaves out: password policy beyond a minimum length, failed-login delays
-(`workbench.sessions.LoginThrottle`), and document permissions (`workbench.access`).
+(`workbench.stores.sessions`). Leaves out: password policy beyond a minimum length, failed-login delays
+(`workbench.stores.sessions.LoginThrottle`), and document permissions (`workbench.access`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from workbench.errors import WorkbenchError
+from workbench.errors import InvalidInputError, NotFoundError, WorkbenchError
 from workbench.records import _Record
-from workbench.sidecar import sidecar
+from workbench.stores.sidecar import sidecar
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 8
@@ -51,7 +51,7 @@ class User(_Record):
 def check_name(name: str, what: str = "user name") -> str:
     """``name`` if it is a valid user or group name, else WorkbenchError saying what is allowed."""
     if not NAME_RE.match(name or ""):
-        raise WorkbenchError(f"{what} {name!r}: use 1-64 letters, digits, '.', '_', '@' or '-', "
+        raise InvalidInputError(f"{what} {name!r}: use 1-64 letters, digits, '.', '_', '@' or '-', "
                              "starting with a letter or digit")
     return name
 
@@ -96,7 +96,7 @@ class UserStore:
             cur = conn.execute("UPDATE users SET password_hash=?, updated_at=max(?, updated_at + 1e-6) WHERE name=?",
                                (self._hasher.hash(password), time.time(), name))
         if cur.rowcount == 0:
-            raise WorkbenchError(f"no user {name!r}: see `workbench users list`")
+            raise NotFoundError(f"no user {name!r}: see `workbench users list`")
 
     def set_groups(self, name: str, groups) -> User:
         """Replace the user's groups; their open sessions end (they sign in again with the new rights)."""
@@ -104,14 +104,14 @@ class UserStore:
             cur = conn.execute("UPDATE users SET groups=?, updated_at=max(?, updated_at + 1e-6) WHERE name=?",
                                (",".join(parse_groups(groups)), time.time(), name))
         if cur.rowcount == 0:
-            raise WorkbenchError(f"no user {name!r}: see `workbench users list`")
+            raise NotFoundError(f"no user {name!r}: see `workbench users list`")
         return self.get(name)
 
     def remove(self, name: str) -> None:
         with self._connect() as conn:
             cur = conn.execute("DELETE FROM users WHERE name=?", (name,))
         if cur.rowcount == 0:
-            raise WorkbenchError(f"no user {name!r}: see `workbench users list`")
+            raise NotFoundError(f"no user {name!r}: see `workbench users list`")
 
     def get(self, name: str | None) -> User | None:
         if not name or not self.path.exists():
@@ -146,4 +146,4 @@ class UserStore:
     @staticmethod
     def _check_password(password: str) -> None:
         if len(password or "") < MIN_PASSWORD:
-            raise WorkbenchError(f"password too short: use at least {MIN_PASSWORD} characters")
+            raise InvalidInputError(f"password too short: use at least {MIN_PASSWORD} characters")
