@@ -27,16 +27,14 @@ def embedder():
 
 @pytest.fixture
 def make_wb(tmp_path, embedder):
-    """Factory: a Workbench on a fresh index folder, sharing the session's embedder."""
+    """Factory: a Workbench on a fresh index folder, handed the session's embedder."""
     from workbench.pipeline import Workbench
 
     def factory(index_dir: Path | None = None, **ingest_overrides) -> Workbench:
         cfg = Config().with_index_dir(index_dir or tmp_path / "index")
         if ingest_overrides:
-            cfg = cfg.model_copy(update={"ingest": cfg.ingest.model_copy(update=ingest_overrides)})
-        wb = Workbench(cfg)
-        wb._embedder = embedder
-        return wb
+            cfg = cfg.replace("ingest", **ingest_overrides)
+        return Workbench(cfg, embedder=embedder)
 
     return factory
 
@@ -52,12 +50,10 @@ def llm():
 
 @pytest.fixture
 def sample_wb(make_wb, llm):
-    """A Workbench over the sample documents, with the session's embedder and LLM (48 new tokens)."""
+    """A Workbench over the sample documents, handed the session's embedder and LLM (48 new tokens)."""
     wb = make_wb()
     wb.ingest(SAMPLE, progress=False)
-    wb._llm = llm
-    wb.config = wb.config.replace("llm", max_new_tokens=48)
-    return wb
+    return wb.replace(config=wb.config.replace("llm", max_new_tokens=48), llm=llm)
 
 
 def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:

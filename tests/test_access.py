@@ -49,7 +49,8 @@ def test_a_broken_access_file_is_reported_and_closes_its_folder(tmp_path):
     (tmp_path / ".workbench-access").write_text("groups = staff\n")  # not a list
     rules = AccessRules(tmp_path, "default", AccessSettings(collections={"default": ["everyone"]}))
     assert rules.groups_for(tmp_path / "x.txt") == ()
-    assert len(rules.failures) == 1 and "admins only" in rules.failures[0].reason
+    assert len(rules.failures) == 1
+    assert "admins only" in rules.failures[0].reason
 
 
 def test_upload_choices_are_written_to_the_access_file(tmp_path):
@@ -67,18 +68,24 @@ def test_ingest_sets_groups_and_reindex_regroups_without_re_embedding(make_wb, t
     wb = make_wb()
     wb.ingest(root, progress=False)
     groups = {d.path.rsplit("/", 1)[-1]: d.groups for d in wb.documents()}
-    assert groups["f.txt"] == ("finance",) and groups["a.txt"] == ("staff",) and groups["pay.txt"] == ("payroll",)
+    assert groups["f.txt"] == ("finance",)
+    assert groups["a.txt"] == ("staff",)
+    assert groups["pay.txt"] == ("payroll",)
     (root / "finance" / ".workbench-access").write_text('groups = ["finance", "audit"]\n')
     report = wb.reindex(progress=False)
-    assert report.regrouped == 3 and report.chunks_embedded == 0 and report.published
+    assert report.regrouped == 3
+    assert report.chunks_embedded == 0
+    assert report.published
     assert "access changed for 3 documents" in report.summary()
     groups = {d.path.rsplit("/", 1)[-1]: d.groups for d in wb.documents()}
-    assert groups["pay.txt"] == ("finance", "audit") and groups["budget.txt"] == ("finance", "audit")
+    assert groups["pay.txt"] == ("finance", "audit")
+    assert groups["budget.txt"] == ("finance", "audit")
     # a collection default set in the config applies at the next reindex too
     (root / ".workbench-access").unlink()
     wb.config = wb.config.replace("access", collections={"default": ["everyone"]})
     report = wb.reindex(progress=False)
-    assert report.regrouped == 2 and report.chunks_embedded == 0
+    assert report.regrouped == 2
+    assert report.chunks_embedded == 0
     assert {d.path.rsplit("/", 1)[-1]: d.groups for d in wb.documents()}["a.txt"] == ("everyone",)
 
 
@@ -122,9 +129,12 @@ def test_answers_are_audited_with_their_chunks_and_generation(sample_wb):
     entries = sample_wb.audit.entries()
     assert [(e.user, e.action) for e in entries] == [("(operator)", "ask"), ("sam", "search"), ("sam", "ask")]
     asked = entries[2]
-    assert asked.text == answer.question and asked.generation == answer.generation
-    assert asked.chunk_ids == tuple(h.chunk.chunk_id for h in answer.hits) and not asked.refused
-    assert entries[0].refused and [e.action for e in sample_wb.audit.entries(user="sam")] == ["search", "ask"]
+    assert asked.text == answer.question
+    assert asked.generation == answer.generation
+    assert asked.chunk_ids == tuple(h.chunk.chunk_id for h in answer.hits)
+    assert not asked.refused
+    assert entries[0].refused
+    assert [e.action for e in sample_wb.audit.entries(user="sam")] == ["search", "ask"]
 
 
 def test_cli_acts_as_a_user_and_reads_the_audit_log(tmp_path):
@@ -137,9 +147,11 @@ def test_cli_acts_as_a_user_and_reads_the_audit_log(tmp_path):
     as_sam = json.loads(run_cli("search", "finance/f.txt payroll", "-k", "10", "--json", "--as-user", "sam",
                                 "--index", idx).stdout)
     assert any("finance" in h["path"] for h in everything)
-    assert as_sam and not any("/finance/" in h["path"] for h in as_sam)
+    assert as_sam
+    assert not any("/finance/" in h["path"] for h in as_sam)
     nobody = run_cli("search", "x", "--as-user", "mallory", "--index", idx)
-    assert nobody.returncode == 2 and "no user 'mallory'" in nobody.stderr
+    assert nobody.returncode == 2
+    assert "no user 'mallory'" in nobody.stderr
     log = run_cli("audit", "--index", idx)
     assert "\tsam\tsearch\t" in log.stdout
 
@@ -160,7 +172,8 @@ def test_upload_entries_are_removed_when_the_choice_is_dropped(tmp_path):
     write_access_file(tmp_path, ".workbench-access", {"a.pdf": ("hr",), "b.pdf": ("hr",)})
     write_access_file(tmp_path, ".workbench-access", {"a.pdf": None})
     rules = AccessRules(tmp_path, "uploads", AccessSettings(collections={"uploads": ["staff"]}))
-    assert rules.groups_for(tmp_path / "a.pdf") == ("staff",) and rules.groups_for(tmp_path / "b.pdf") == ("hr",)
+    assert rules.groups_for(tmp_path / "a.pdf") == ("staff",)
+    assert rules.groups_for(tmp_path / "b.pdf") == ("hr",)
     write_access_file(tmp_path, ".workbench-access", {"b.pdf": None})
     assert not (tmp_path / ".workbench-access").exists()
 
@@ -193,7 +206,8 @@ def test_every_bad_value_shape_closes_the_folder_and_says_what_to_do(tmp_path, b
     for rel in ("salaries-2026.xlsx", "a.pdf", "sub/b.pdf"):
         assert rules.groups_for(tmp_path / rel) == (), rel  # admins only, not the default nor "xlsx"
     assert [f.path for f in rules.failures] == [str(tmp_path / ".workbench-access")]  # reported once
-    assert "admins only" in rules.failures[0].reason and says in rules.failures[0].reason
+    assert "admins only" in rules.failures[0].reason
+    assert says in rules.failures[0].reason
 
 
 def test_a_list_of_strings_is_still_fine_and_upload_refuses_to_rewrite_a_malformed_file(tmp_path):
@@ -201,7 +215,8 @@ def test_a_list_of_strings_is_still_fine_and_upload_refuses_to_rewrite_a_malform
 
     (tmp_path / ".workbench-access").write_text('groups = [" staff "]\n[files]\n"a.b.pdf" = []\n')
     rules = AccessRules(tmp_path, "default", AccessSettings())
-    assert rules.groups_for(tmp_path / "a.b.pdf") == () and rules.groups_for(tmp_path / "c.pdf") == ("staff",)
+    assert rules.groups_for(tmp_path / "a.b.pdf") == ()
+    assert rules.groups_for(tmp_path / "c.pdf") == ("staff",)
     assert rules.failures == []
     (tmp_path / ".workbench-access").write_text('[files]\nsalaries-2026.xlsx = ["finance"]\n')
     with pytest.raises(WorkbenchError, match="quote file names that contain dots"):
@@ -236,7 +251,8 @@ def test_cli_reports_an_unquoted_dotted_name_and_the_folder_is_admins_only(make_
     assert _readable(make_wb, idx, Principal("u", ("staff",))) == {"welcome.txt"}  # not the folder above either
     everyone_but_admins = Principal("u", ("finance", "xlsx", "managers", "staff"))
     hits = make_wb(idx).search("salaries reviewed in March", k=5, principal=everyone_but_admins)
-    assert hits and all("/fin/" not in h.chunk.path for h in hits)
+    assert hits
+    assert all("/fin/" not in h.chunk.path for h in hits)
     bad.write_text('groups = ["managers"]\n[files]\n"salaries-2026.xlsx" = ["finance"]\n')  # fixed: quoted
     assert run_cli("reindex", "--index", str(idx)).returncode == 0
     assert _readable(make_wb, idx, Principal("u", ("finance",))) == {"salaries-2026.xlsx"}
@@ -284,6 +300,7 @@ def test_nested_source_first_then_the_folder_around_it(make_wb, tmp_path):
     wb.ingest(root / "board", progress=False)
     assert {d.groups for d in wb.documents()} == {()}  # /co is not a source yet: its access file is not read
     report = wb.ingest(root, progress=False)
-    assert report.regrouped == 1 and {d.groups for d in wb.documents()} == {("board",)}
+    assert report.regrouped == 1
+    assert {d.groups for d in wb.documents()} == {("board",)}
     assert wb.reindex(progress=False).regrouped == 0
     assert wb.ingest(root / "board", progress=False).regrouped == 0

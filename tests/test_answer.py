@@ -13,15 +13,16 @@ from conftest import SAMPLE, run_cli
 from workbench.cite import check_citations, markers
 from workbench.config import LLMSettings
 from workbench.errors import ModelNotFoundError
-from workbench.generate import TransformersLLM
+from workbench.generate import LLM, TransformersLLM
 from workbench.prompt import build_messages, load_template
 
 
-class ScriptedLLM:
-    """A fake that follows the LLM protocol: replies with a fixed script, records its prompts."""
+class ScriptedLLM(LLM):
+    """A fake LLM (subclassing the protocol): replies with a fixed script, records its prompts."""
 
     name = "scripted"
     context_window = 4096
+    max_concurrency = 1
 
     def __init__(self, reply: str, condensed: str = "") -> None:
         self.reply, self.condensed, self.prompts = reply, condensed, []
@@ -41,59 +42,73 @@ class ExplodingLLM(ScriptedLLM):
 
 
 def test_transformers_backend_loads_gguf_and_streams(llm):
-    assert llm.context_window >= 2048 and llm.dtype in ("bfloat16", "float32")
+    assert llm.context_window >= 2048
+    assert llm.dtype in ("bfloat16", "float32")
     messages = [{"role": "user", "content": "Say hello in one word."}]
     assert llm.count_tokens(messages) > 5
     pieces = list(llm.stream(messages, 12))
-    assert len(pieces) >= 2 and "".join(pieces).strip()
+    assert len(pieces) >= 2
+    assert "".join(pieces).strip()
 
 
 def test_ask_answers_from_the_right_source_with_timings(sample_wb):
     streamed: list[str] = []
     answer = sample_wb.ask("How many days of paid annual leave do full-time employees accrue?", on_token=streamed.append)
-    assert not answer.refused and answer.text and "".join(streamed).strip()
+    assert not answer.refused
+    assert answer.text
+    assert "".join(streamed).strip()
     first = answer.citations[0]
-    assert first.path.endswith("employee-handbook.pdf") and first.page == 2 and "25 days" in first.snippet
-    assert answer.generation == 1 and answer.model == "SmolLM2-135M-Instruct"
+    assert first.path.endswith("employee-handbook.pdf")
+    assert first.page == 2
+    assert "25 days" in first.snippet
+    assert answer.generation == 1
+    assert answer.model == "SmolLM2-135M-Instruct"
     t = answer.timings
-    assert t["prompt_tokens"] > 50 and t["time_to_first_token_s"] > 0 and t["retrieval_ms"] > 0
+    assert t.prompt_tokens > 50
+    assert t.time_to_first_token_s > 0
+    assert t.retrieval_ms > 0
     assert set(markers(answer.text)) <= {c.number for c in answer.citations}
     assert "employee-handbook.pdf" in answer._repr_html_()
 
 
 def test_unrelated_question_is_refused_without_calling_the_model(sample_wb):
-    sample_wb._llm = ExplodingLLM("")
+    sample_wb = sample_wb.replace(llm=ExplodingLLM(""))
     answer = sample_wb.ask("What is the boiling point of tungsten in kelvin?")
-    assert answer.refused and answer.model == "(not called)"
+    assert answer.refused
+    assert answer.model == "(not called)"
     assert "answer.min_dense_score" in answer.refusal_reason
     assert answer.text == load_template("grounded").refusal
 
 
 def test_invented_citations_are_dropped_and_uncited_sentences_flagged(sample_wb):
-    sample_wb._llm = ScriptedLLM("Full-time staff accrue 25 days of leave [1]. Up to five days carry over [9]. "
-                                 "Managers can approve exceptions in writing.")
-    answer = sample_wb.ask("How many days of annual leave do full-time employees accrue?")
-    assert "[9]" not in answer.text and "[1]" in answer.text
+    fake = ScriptedLLM("Full-time staff accrue 25 days of leave [1]. Up to five days carry over [9]. "
+                       "Managers can approve exceptions in writing.")
+    answer = sample_wb.replace(llm=fake).ask("How many days of annual leave do full-time employees accrue?")
+    assert "[9]" not in answer.text
+    assert "[1]" in answer.text
     assert answer.invented_citations == (9,)
     assert answer.uncited_sentences == ("Up to five days carry over.", "Managers can approve exceptions in writing.")
     assert [c.number for c in answer.cited] == [1]
-    prompt = sample_wb._llm.prompts[0]
-    assert "ONLY the numbered sources" in prompt[0]["content"] and "[1] " in prompt[1]["content"]
+    prompt = fake.prompts[0]
+    assert "ONLY the numbered sources" in prompt[0]["content"]
+    assert "[1] " in prompt[1]["content"]
 
 
 def test_check_citations_unit():
     text, valid, invented, uncited = check_citations("A is true [1, 4]. B holds [2][3]. C is unsupported here.", 3)
-    assert text == "A is true [1]. B holds [2][3]. C is unsupported here." and valid == [1, 2, 3]
-    assert invented == [4] and uncited == ["C is unsupported here."]
+    assert text == "A is true [1]. B holds [2][3]. C is unsupported here."
+    assert valid == [1, 2, 3]
+    assert invented == [4]
+    assert uncited == ["C is unsupported here."]
 
 
 def test_follow_up_is_rewritten_before_retrieval(sample_wb):
     fake = ScriptedLLM("Hamburg has 145 people [1].", condensed="What is the headcount of the Hamburg office?")
-    sample_wb._llm = fake
-    answer = sample_wb.ask("And in Hamburg?", history=[("What is the headcount of the Toulouse office?",
+    answer = sample_wb.replace(llm=fake).ask("And in Hamburg?", history=[("What is the headcount of the Toulouse office?",
                                                         "Toulouse has 310 people [1].")])
     assert answer.standalone_question == "What is the headcount of the Hamburg office?"
-    assert answer.citations[0].path.endswith("offices.xlsx") and "Hamburg" in answer.citations[0].snippet
+    assert answer.citations[0].path.endswith("offices.xlsx")
+    assert "Hamburg" in answer.citations[0].snippet
 
 
 def test_prompt_is_trimmed_to_the_models_context(sample_wb, llm):
@@ -102,8 +117,10 @@ def test_prompt_is_trimmed_to_the_models_context(sample_wb, llm):
     full, used_all = build_messages(template, "Q?", hits, llm.count_tokens, 100_000)
     budget = llm.count_tokens(full) // 2
     small, used = build_messages(template, "Q?", hits, llm.count_tokens, budget)
-    assert llm.count_tokens(small) <= budget and 0 < len(used) < len(used_all)
-    assert f"[{len(used)}] " in small[1]["content"] and f"[{len(used) + 1}] " not in small[1]["content"]
+    assert llm.count_tokens(small) <= budget
+    assert 0 < len(used) < len(used_all)
+    assert f"[{len(used)}] " in small[1]["content"]
+    assert f"[{len(used) + 1}] " not in small[1]["content"]
 
 
 def test_missing_llm_weights_say_how_to_get_them():
@@ -116,12 +133,16 @@ def test_cli_ask_streams_the_answer_then_lists_sources(tmp_path):
     assert run_cli("ingest", str(SAMPLE), "--index", idx).returncode == 0
     out = run_cli("ask", "Which phone extension do I call to report a lost laptop?", "--index", idx)
     assert out.returncode == 0, out.stderr
-    assert "[1] " in out.stdout and "employee-handbook.pdf" in out.stdout and "page 5" in out.stdout
+    assert "[1] " in out.stdout
+    assert "employee-handbook.pdf" in out.stdout
+    assert "page 5" in out.stdout
     data = json.loads(run_cli("ask", "Who is the site manager in Montreal?", "--index", idx, "--json").stdout)
-    assert data["citations"][0]["path"].endswith("offices.xlsx") and data["timings"]["prompt_tokens"] > 0
+    assert data["citations"][0]["path"].endswith("offices.xlsx")
+    assert data["timings"]["prompt_tokens"] > 0
     refused = json.loads(run_cli("ask", "What is the airspeed velocity of an unladen swallow on Mars?", "--index",
                                  idx, "--json").stdout)
-    assert refused["refused"] and refused["model"] == "(not called)"
+    assert refused["refused"]
+    assert refused["model"] == "(not called)"
 
 
 def test_langchain_retriever_and_embeddings(sample_wb):
@@ -131,23 +152,25 @@ def test_langchain_retriever_and_embeddings(sample_wb):
     retriever = sample_wb.as_retriever(k=2)
     assert isinstance(retriever, BaseRetriever)
     docs = retriever.invoke("per diem in Singapore")
-    assert docs[0].metadata["source"].endswith("travel-policy.docx") and "Singapore" in docs[0].page_content
+    assert docs[0].metadata["source"].endswith("travel-policy.docx")
+    assert "Singapore" in docs[0].page_content
     emb = sample_wb.as_embeddings()
     assert isinstance(emb, Embeddings)
     vec = emb.embed_query("hangar")
-    assert len(vec) == 384 and np.allclose(vec, sample_wb.embedder.embed_query("hangar"), atol=1e-6)
+    assert len(vec) == 384
+    assert np.allclose(vec, sample_wb.embedder.embed_query("hangar"), atol=1e-6)
     assert len(emb.embed_documents(["a", "b"])) == 2
 
 
 def test_the_calibrated_gate_separates_covered_from_uncovered_questions(sample_wb):
     from calibration_questions import ANSWERABLE, UNANSWERABLE
 
-    sample_wb._llm = ScriptedLLM("Answer [1].")
+    answering = sample_wb.replace(llm=ScriptedLLM("Answer [1]."))
     for question in ANSWERABLE:
-        assert not sample_wb.ask(question).refused, question
-    sample_wb._llm = ExplodingLLM("")
+        assert not answering.ask(question).refused, question
+    refusing = sample_wb.replace(llm=ExplodingLLM(""))
     for question in UNANSWERABLE:
-        assert sample_wb.ask(question).refused, question
+        assert refusing.ask(question).refused, question
 
 
 @pytest.fixture
@@ -172,15 +195,18 @@ def llm_server():
 def test_openai_backend_against_a_real_local_server(sample_wb, llm_server):
     from workbench.generate import load_llm
 
-    settings = sample_wb.config.llm.model_copy(update={"backend": "openai", "base_url": llm_server,
-                                                       "model": "SmolLM2-135M-Instruct", "max_new_tokens": 32})
+    settings = sample_wb.config.replace("llm", backend="openai", base_url=llm_server, model="SmolLM2-135M-Instruct",
+                                        max_new_tokens=32).llm
     remote = load_llm(settings)
     pieces = list(remote.stream([{"role": "user", "content": "Name a colour."}], 16))
-    assert len(pieces) >= 2 and "".join(pieces).strip()
-    sample_wb._llm = remote
-    answer = sample_wb.ask("When does the shuttle bus leave car park D?")
-    assert not answer.refused and answer.text and answer.model == "SmolLM2-135M-Instruct"
-    assert answer.citations[0].path.endswith("hangar4-announcement.eml") and answer.citations[0].part == "shuttle-notice.txt"
+    assert len(pieces) >= 2
+    assert "".join(pieces).strip()
+    answer = sample_wb.replace(llm=remote).ask("When does the shuttle bus leave car park D?")
+    assert not answer.refused
+    assert answer.text
+    assert answer.model == "SmolLM2-135M-Instruct"
+    assert answer.citations[0].path.endswith("hangar4-announcement.eml")
+    assert answer.citations[0].part == "shuttle-notice.txt"
 
 
 def test_openai_backend_reports_an_unreachable_server():
@@ -198,8 +224,11 @@ def test_llamacpp_backend_on_the_same_gguf(sample_wb):
     local = load_llm(LLMSettings(backend="llamacpp", max_new_tokens=32))
     messages = [{"role": "user", "content": "Name a colour."}]
     pieces = list(local.stream(messages, 16))
-    assert len(pieces) >= 2 and "".join(pieces).strip() and local.count_tokens(messages) > 3
-    sample_wb._llm = local
-    answer = sample_wb.ask("Who is the site manager in Montreal?")
-    assert not answer.refused and answer.text and answer.citations[0].path.endswith("offices.xlsx")
-    assert answer.timings["tokens_per_s"] > 0
+    assert len(pieces) >= 2
+    assert "".join(pieces).strip()
+    assert local.count_tokens(messages) > 3
+    answer = sample_wb.replace(llm=local).ask("Who is the site manager in Montreal?")
+    assert not answer.refused
+    assert answer.text
+    assert answer.citations[0].path.endswith("offices.xlsx")
+    assert answer.timings.tokens_per_s > 0

@@ -15,9 +15,10 @@ from workbench.errors import ConfigError
 
 def test_public_api_is_pinned():
     assert workbench.__all__ == [
-        "Answer", "Chunk", "Citation", "Config", "ConfigError", "Document", "EmptyIndexError", "FileFailure", "Hit", "IndexBusyError",
-        "IndexMismatchError", "IndexStatus", "IngestReport", "ModelNotFoundError", "Workbench", "WorkbenchError",
-        "load_config",
+        "Answer", "AuditError", "Chunk", "Citation", "Config", "ConfigError", "Document", "EmptyIndexError",
+        "FailureKind", "FileFailure", "Filters", "Hit", "Hits", "IndexBusyError", "IndexCorruptError",
+        "IndexMismatchError", "IndexStatus", "IngestReport", "InvalidInputError", "ModelNotFoundError", "NotFoundError",
+        "Principal", "SearchTrace", "SourceView", "UploadRefusedError", "Workbench", "WorkbenchError", "load_config",
     ]
     for name in workbench.__all__:
         assert getattr(workbench, name) is not None
@@ -35,7 +36,8 @@ def test_config_file_relative_index_dir_and_typos(tmp_path):
     cfg_file = tmp_path / "workbench.toml"
     cfg_file.write_text('[index]\ndir = "my-index"\n[chunking]\nmax_tokens = 128\n')
     cfg = load_config(cfg_file)
-    assert cfg.index.dir == tmp_path / "my-index" and cfg.chunking.max_tokens == 128
+    assert cfg.index.dir == tmp_path / "my-index"
+    assert cfg.chunking.max_tokens == 128
     cfg_file.write_text("[chunking]\nmax_token = 128\n")
     with pytest.raises(ConfigError, match="chunking.max_token: Extra inputs are not permitted"):
         load_config(cfg_file)
@@ -55,11 +57,16 @@ def test_missing_embedding_model_says_what_to_do():
 def test_python_workflow_with_rich_reprs(tmp_path, make_wb):
     wb = make_wb()
     report = wb.ingest(SAMPLE, collection="handbook", progress=False)
-    assert report.ok and "9 added" in report.summary() and "<table" not in report._repr_html_()
+    assert report.ok
+    assert "9 added" in report.summary()
+    assert "<table" not in report._repr_html_()
     hits = wb.search("Who manages the Hamburg office?", k=3)
-    assert hits[0].chunk.path.endswith("offices.xlsx") and hits[0].chunk.sheet == "Offices"
-    assert "Jonas Weber" in hits[0].chunk.text and "offices.xlsx" in hits[0]._repr_html_()
-    assert "generation:   1" in str(wb.status()) and "<pre>" in wb.status()._repr_html_()
+    assert hits[0].chunk.path.endswith("offices.xlsx")
+    assert hits[0].chunk.sheet == "Offices"
+    assert "Jonas Weber" in hits[0].chunk.text
+    assert "offices.xlsx" in hits[0]._repr_html_()
+    assert "generation:   1" in str(wb.status())
+    assert "<pre>" in wb.status()._repr_html_()
     docs = {d.display_path.rsplit("/", 1)[-1]: d for d in wb.documents()}
     assert docs["hangar4-announcement.eml » shuttle-notice.txt"].format == "text"
     assert all(d.groups == ("staff",) for d in docs.values())  # data/sample/.workbench-access
@@ -85,3 +92,38 @@ def test_a_non_editable_install_ships_the_prompt_templates():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["tool"]["setuptools"]["package-data"]["workbench"] == ["prompts/*.toml"]
     assert (ROOT / "workbench" / "prompts" / "grounded.toml").exists()
+
+
+def _modules(package: str) -> list:
+    return sorted(p for p in (ROOT / package).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_the_library_never_imports_the_web_app():
+    import ast
+
+    for path in _modules("workbench"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not [n for n in names if n.split(".")[0] in ("workbench_web", "apps")], path
+
+
+def test_sql_lives_in_the_catalog_and_store_layer():
+    allowed = {"catalog.py", "store.py"}
+    for path in _modules("workbench"):
+        if path.name in allowed or "stores" in path.parts:
+            continue
+        text = path.read_text()
+        assert ".execute(" not in text, path
+        assert "SELECT " not in text, path
+
+
+def test_the_readme_layout_names_every_module():
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    for package in ("workbench", "workbench_web"):
+        for path in _modules(package):
+            name = path.name if path.parent.name in ("workbench", "workbench_web") else f"{path.parent.name}/"
+            if name == "__init__.py":
+                continue
+            assert name.replace(".py", "") in layout, f"{path.relative_to(ROOT)} is missing from the README's layout"

@@ -24,6 +24,7 @@ import pytest
 from conftest import SAMPLE, make_pdf, run_cli
 
 from workbench.errors import NotFoundError, WorkbenchError
+from workbench.generate import LLM
 from workbench.load import LoadLimits
 from workbench.load.sandbox import ParserPool, worker_env
 
@@ -103,15 +104,20 @@ def test_worker_env_keeps_what_a_worker_needs_and_no_secret(monkeypatch):
     monkeypatch.setenv("LANG", "C.UTF-8")
     env = worker_env()
     assert not set(SECRETS) & set(env)
-    assert env["PATH"] == os.environ["PATH"] and env["LANG"] == "C.UTF-8"
-    assert env["HF_HUB_OFFLINE"] == "1" and env["TRANSFORMERS_OFFLINE"] == "1"
+    assert env["PATH"] == os.environ["PATH"]
+    assert env["LANG"] == "C.UTF-8"
+    assert env["HF_HUB_OFFLINE"] == "1"
+    assert env["TRANSFORMERS_OFFLINE"] == "1"
 
 
 def test_a_real_worker_process_holds_no_secret_of_the_parent(tmp_path, probed_worker):
     report, proc_environ = _probe(tmp_path, probed_worker)
     for key, value in SECRETS.items():
-        assert key not in report["environ"] and value not in report["proc_environ"] and value not in proc_environ
-    assert report["environ"]["HF_HUB_OFFLINE"] == "1" and report["environ"]["DO_NOT_TRACK"] == "1"
+        assert key not in report["environ"]
+        assert value not in report["proc_environ"]
+        assert value not in proc_environ
+    assert report["environ"]["HF_HUB_OFFLINE"] == "1"
+    assert report["environ"]["DO_NOT_TRACK"] == "1"
     assert "PATH" in report["environ"]
 
 
@@ -134,7 +140,8 @@ def test_a_parse_that_uses_too_much_cpu_is_stopped_and_the_batch_goes_on(tmp_pat
     with ParserPool(1, 120, 1024, LoadLimits(), cpu_s=1) as pool:
         out = {o.path: o for o in pool.map([str(heavy), str(fine)])}
     assert out[str(heavy)].error == "parsing used more than 1 s of CPU (ingest.parse_cpu_s)"
-    assert out[str(fine)].docs and out[str(fine)].error is None
+    assert out[str(fine)].docs
+    assert out[str(fine)].error is None
     assert time.monotonic() - start < 60  # stopped by the CPU bound, not the 120 s wall clock
 
 
@@ -198,7 +205,7 @@ def _render_workers() -> list[int]:
 
 
 def test_a_normal_page_renders_at_the_asked_width():
-    from workbench.sources import render_pdf_page
+    from workbench.viewer import render_pdf_page
 
     width, height = _size(render_pdf_page(str(SAMPLE / "employee-handbook.pdf"), 1))
     assert width == 1000 and 1300 < height < 1500  # A4 portrait
@@ -212,7 +219,7 @@ def test_a_giant_page_is_drawn_within_the_pixel_cap(tmp_path, page_mm, width_px)
     from fpdf import FPDF
 
     from workbench.render_worker import MAX_PIXELS
-    from workbench.sources import render_pdf_page
+    from workbench.viewer import render_pdf_page
 
     pdf = FPDF(format=page_mm)
     pdf.add_page()
@@ -225,17 +232,18 @@ def test_a_giant_page_is_drawn_within_the_pixel_cap(tmp_path, page_mm, width_px)
 
 
 def test_a_page_that_takes_too_long_to_draw_is_killed_and_reported(tmp_path):
-    from workbench.sources import RenderLimits, render_pdf_page
+    from workbench.viewer import RenderLimits, render_pdf_page
 
     bomb = _slow_pdf(tmp_path / "forms.pdf")
     start = time.monotonic()
     with pytest.raises(WorkbenchError, match=r"drawing page 1 of forms\.pdf took longer than 3s and was stopped"):
         render_pdf_page(str(bomb), 1, limits=RenderLimits(timeout_s=3, cpu_s=600))
-    assert time.monotonic() - start < 10 and not _render_workers()
+    assert time.monotonic() - start < 10
+    assert not _render_workers()
 
 
 def test_a_page_that_uses_too_much_cpu_is_stopped(tmp_path):
-    from workbench.sources import RenderLimits, render_pdf_page
+    from workbench.viewer import RenderLimits, render_pdf_page
 
     bomb = _slow_pdf(tmp_path / "forms.pdf")
     with pytest.raises(WorkbenchError, match=r"used more than 1 s of CPU and was stopped; open the PDF instead"):
@@ -243,7 +251,7 @@ def test_a_page_that_uses_too_much_cpu_is_stopped(tmp_path):
 
 
 def test_only_a_few_pages_are_drawn_at_once(tmp_path):
-    from workbench.sources import RENDERS_AT_ONCE, RenderLimits, render_pdf_page
+    from workbench.viewer import RENDERS_AT_ONCE, RenderLimits, render_pdf_page
 
     bomb = _slow_pdf(tmp_path / "forms.pdf")
     slow = RenderLimits(timeout_s=6, cpu_s=600)
@@ -266,17 +274,19 @@ def test_only_a_few_pages_are_drawn_at_once(tmp_path):
         render_pdf_page(str(SAMPLE / "employee-handbook.pdf"), 1, limits=RenderLimits(wait_s=0.5))
     for t in threads:
         t.join(30)
-    assert len(errors) == RENDERS_AT_ONCE and all("took longer" in str(e) for e in errors)
+    assert len(errors) == RENDERS_AT_ONCE
+    assert all("took longer" in str(e) for e in errors)
     assert _size(render_pdf_page(str(SAMPLE / "employee-handbook.pdf"), 1))[0] == 1000  # slots are free again
 
 
 # ---- 3. llm-serve ----------------------------------------------------------------------------
 
-class RecordingLLM:
-    """Follows the LLM protocol; tells what it was asked for (this tests the HTTP layer)."""
+class RecordingLLM(LLM):
+    """A fake LLM (subclassing the protocol); tells what it was asked for (this tests the HTTP layer)."""
 
     name = "recording"
     context_window = 4096
+    max_concurrency = 1
 
     def __init__(self) -> None:
         self.max_tokens: list[int] = []
@@ -310,10 +320,12 @@ KEY = {"Authorization": "Bearer s3cret"}
 def test_llm_server_never_generates_more_than_its_maximum(llm_http):
     url, llm = llm_http
     r = httpx.post(f"{url}/v1/chat/completions", json={**CHAT, "max_tokens": 1_000_000}, headers=KEY)
-    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "ok 16"
+    assert r.status_code == 200
+    assert r.json()["choices"][0]["message"]["content"] == "ok 16"
     with httpx.stream("POST", f"{url}/v1/chat/completions", json={**CHAT, "max_tokens": 10**9, "stream": True},
                       headers=KEY) as r:
-        assert r.status_code == 200 and "data: [DONE]" in r.read().decode()
+        assert r.status_code == 200
+        assert "data: [DONE]" in r.read().decode()
     assert httpx.post(f"{url}/v1/chat/completions", json={**CHAT, "max_tokens": 4}, headers=KEY).status_code == 200
     assert httpx.post(f"{url}/v1/chat/completions", json=CHAT, headers=KEY).status_code == 200
     assert llm.max_tokens == [16, 16, 4, 16]
@@ -338,7 +350,8 @@ def test_llm_server_wants_a_json_body_of_bounded_size(llm_http):
     for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
         headers = {**KEY, **({"Content-Type": content_type} if content_type else {})}
         r = httpx.post(f"{url}/v1/chat/completions", content=body, headers=headers)
-        assert r.status_code == 415 and "application/json" in r.json()["error"]["message"]
+        assert r.status_code == 415
+        assert "application/json" in r.json()["error"]["message"]
     conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
     conn.putrequest("POST", "/v1/chat/completions")  # announces 2 MB, sends nothing: answered at once
     for name, value in {**KEY, "Content-Type": "application/json", "Content-Length": str(2 << 20)}.items():
@@ -385,7 +398,8 @@ def test_llm_serve_on_an_open_address_with_a_key(tmp_path):
         url = f"http://127.0.0.1:{match.group(1)}/v1"
         assert httpx.get(f"{url}/models").status_code == 401
         r = httpx.get(f"{url}/models", headers={"Authorization": f"Bearer {env['WB_TEST_LLM_KEY']}"})
-        assert r.status_code == 200 and r.json()["data"][0]["id"]
+        assert r.status_code == 200
+        assert r.json()["data"][0]["id"]
     finally:
         proc.terminate()
         proc.wait(10)
@@ -394,7 +408,7 @@ def test_llm_serve_on_an_open_address_with_a_key(tmp_path):
 # ---- 4. a private index folder ---------------------------------------------------------------
 
 def test_index_folder_and_files_are_private_to_the_service_user(tmp_path):
-    from workbench.audit import AuditLog
+    from workbench.stores.audit import AuditLog
 
     index = tmp_path / "index"
     old = os.umask(0o022)

@@ -56,7 +56,8 @@ def test_a_lone_heading_is_carried_into_the_next_section():
             Block("Section", headings=("Chapter", "Section"), kind="heading", page=1),
             Block("Body of the section.", headings=("Chapter", "Section"), page=1))
     [c] = chunk_document(d, "d", "h", words)
-    assert c.text.startswith("Chapter") and c.text.endswith("Body of the section.")
+    assert c.text.startswith("Chapter")
+    assert c.text.endswith("Body of the section.")
     assert c.headings == ("Chapter", "Section")
 
 

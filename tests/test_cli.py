@@ -24,26 +24,36 @@ def test_ingest_status_search_on_the_sample_documents(tmp_path):
     ing = run_cli("ingest", str(SAMPLE), "--index", idx, "--collection", "handbook", "--json")
     assert ing.returncode == 0, ing.stderr
     report = json.loads(ing.stdout)
-    assert report["ok"] and len(report["added"]) == 9 and report["generation"] == 1
+    assert report["ok"]
+    assert len(report["added"]) == 9
+    assert report["generation"] == 1
 
     status = json.loads(run_cli("status", "--index", idx, "--json").stdout)
-    assert status["documents"] == 10 and status["collections"] == {"handbook": 10}
-    assert status["embedding_model"] == "all-MiniLM-L6-v2" and status["generation"] == 1
+    assert status["documents"] == 10
+    assert status["collections"] == {"handbook": 10}
+    assert status["embedding_model"] == "all-MiniLM-L6-v2"
+    assert status["generation"] == 1
 
     out = run_cli("search", "How many days of annual leave can be carried over?", "-k", "3", "--index", idx, "--json")
     top = json.loads(out.stdout)[0]
-    assert top["path"].endswith("employee-handbook.pdf") and top["page"] == 2
-    assert top["headings"] == ["Annual leave"] and "carried over" in top["text"]
+    assert top["path"].endswith("employee-handbook.pdf")
+    assert top["page"] == 2
+    assert top["headings"] == ["Annual leave"]
+    assert "carried over" in top["text"]
 
     out = run_cli("search", "per diem in Montreal", "--index", idx, "-k", "1")
-    assert "travel-policy.docx" in out.stdout and "Per diem rates" in out.stdout
+    assert "travel-policy.docx" in out.stdout
+    assert "Per diem rates" in out.stdout
 
     out = run_cli("search", "How far along is the Hangar 4 construction, in percent?", "--index", idx, "--json", "-k", "1")
     top = json.loads(out.stdout)[0]
-    assert top["path"].endswith(".pptx") and top["page"] == 3 and top["location"] == "slide 3"
+    assert top["path"].endswith(".pptx")
+    assert top["page"] == 3
+    assert top["location"] == "slide 3"
 
     text = run_cli("status", "--index", idx).stdout
-    assert "documents:    10" in text and "handbook (10 docs)" in text
+    assert "documents:    10" in text
+    assert "handbook (10 docs)" in text
 
 
 def test_bad_files_are_reported_and_the_rest_is_indexed(tmp_path):
@@ -73,7 +83,8 @@ def test_bad_files_are_reported_and_the_rest_is_indexed(tmp_path):
                             "bomb.xlsx", "huge.txt"}
     assert "password-protected" in reasons["locked.pdf"]
     assert "corrupt" in reasons["corrupt.pdf"]
-    assert "empty file" in reasons["empty.txt"] and "empty file" in reasons["zero.docx"]
+    assert "empty file" in reasons["empty.txt"]
+    assert "empty file" in reasons["zero.docx"]
     assert "binary content" in reasons["junk.txt"]
     assert "not a valid DOCX" in reasons["misnamed.docx"]
     assert "zip bomb" in reasons["bomb.xlsx"] or "over the" in reasons["bomb.xlsx"]
@@ -82,13 +93,15 @@ def test_bad_files_are_reported_and_the_rest_is_indexed(tmp_path):
     assert sorted(os.path.basename(p) for p in report["added"]) == ["good.pdf", "onboarding.md", "sec-filing.pdf"]
 
     status = json.loads(run_cli("status", "--config", str(cfg), "--json").stdout)
-    assert status["documents"] == 3 and len(status["failures"]) == 8
+    assert status["documents"] == 3
+    assert len(status["failures"]) == 8
     hit = json.loads(run_cli("search", "fire extinguisher checks", "--config", str(cfg), "--json", "-k", "1").stdout)
     assert hit[0]["path"].endswith(("good.pdf", "sec-filing.pdf"))
 
     # reindex: the known failures are still reported (non-zero exit), without parsing them again
     again = run_cli("reindex", "--config", str(cfg))
-    assert again.returncode == 1 and "unchanged since it failed" in again.stdout
+    assert again.returncode == 1
+    assert "unchanged since it failed" in again.stdout
     assert again.stdout.splitlines()[0].startswith("generation 1 (unchanged): 0 added")
 
 
@@ -102,18 +115,23 @@ def test_reindex_exits_75_with_a_message_while_another_writer_holds_the_lock(tmp
     finally:
         os.close(fd)
     assert out.returncode == 75
-    assert "is being updated by" in out.stderr and "--wait" in out.stderr
+    assert "is being updated by" in out.stderr
+    assert "--wait" in out.stderr
     ok = run_cli("reindex", "--index", str(idx))
-    assert ok.returncode == 0 and ok.stdout.startswith("generation 1 (unchanged)")
+    assert ok.returncode == 0
+    assert ok.stdout.startswith("generation 1 (unchanged)")
 
 
 def test_errors_are_one_line_not_tracebacks(tmp_path):
     out = run_cli("search", "anything", "--index", str(tmp_path / "nothing"))
-    assert out.returncode == 2 and "is empty: run `workbench ingest FOLDER` first" in out.stderr
+    assert out.returncode == 2
+    assert "is empty: run `workbench ingest FOLDER` first" in out.stderr
     assert "Traceback" not in out.stderr
     bad = tmp_path / "bad.toml"
     bad.write_text("[embeding]\nmodel = 'x'\n")
     out = run_cli("status", "--config", str(bad))
-    assert out.returncode == 2 and "embeding: Extra inputs are not permitted" in out.stderr
+    assert out.returncode == 2
+    assert "embeding: Extra inputs are not permitted" in out.stderr
     out = run_cli("ingest", str(tmp_path / "missing-folder"), "--index", str(tmp_path / "i"))
-    assert out.returncode == 2 and "no such file or folder" in out.stderr
+    assert out.returncode == 2
+    assert "no such file or folder" in out.stderr

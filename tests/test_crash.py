@@ -44,7 +44,8 @@ def _cached_rows(index) -> int:
 def _assert_generation_one_intact(wb) -> None:
     assert current_generation(wb.index_dir) == 1
     status = wb.status()
-    assert status.generation == 1 and status.documents == 10
+    assert status.generation == 1
+    assert status.documents == 10
     hit = wb.search("annual leave carried over", k=1)[0]
     assert hit.chunk.path.endswith("employee-handbook.pdf")
     gen = wb.index_dir / "gen" / "000001"
@@ -75,7 +76,9 @@ def test_sigkill_during_embedding_then_rerun_finishes(tmp_path, make_wb):
 
     embedded_before_kill = _cached_rows(wb.index_dir) - baseline
     report = wb.ingest(src, progress=False)
-    assert report.ok and report.generation == 2 and len(report.added) == 400
+    assert report.ok
+    assert report.generation == 2
+    assert len(report.added) == 400
     assert report.chunks_from_cache >= embedded_before_kill > 0
     assert wb.search("work order 123", k=1)
     assert not list((wb.index_dir / "gen").glob("*.partial"))
@@ -98,10 +101,12 @@ def test_sigkill_at_random_moments_never_breaks_the_published_index(tmp_path, ma
         if generation == 1:
             _assert_generation_one_intact(wb)
         else:  # the run got to publish before the kill: then the new generation is complete
-            assert generation == 2 and wb.status().documents == 70
+            assert generation == 2
+            assert wb.status().documents == 70
             break
     final = wb.ingest(src, progress=False)
-    assert final.ok and wb.status().documents == 70
+    assert final.ok
+    assert wb.status().documents == 70
 
 
 @pytest.mark.parametrize("step", ["write_index", "rename", "replace"])
@@ -124,5 +129,6 @@ def test_a_failure_at_each_publish_step_keeps_the_old_generation(tmp_path, make_
             w.publish()
     monkeypatch.undo()
     wb.close()
-    assert wb.status().documents == 1 and wb.search("badge reception", k=1)
+    assert wb.status().documents == 1
+    assert wb.search("badge reception", k=1)
     assert wb.ingest(SAMPLE, progress=False).generation == 2

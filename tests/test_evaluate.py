@@ -20,12 +20,15 @@ def test_metrics_on_a_hand_computed_ranking():
     assert ndcg_at_k(["x", "a", "b"], gains, 10) == pytest.approx((1 / math.log2(3) + 1 / 2) / (1 + 1 / math.log2(3)))
     assert reciprocal_rank(["x", "a"], gains) == 0.5
     m = evaluate({"q": ["x", "a", "y", "b"]}, {"q": gains}, k=2)
-    assert m["R@2"] == 0.5 and m["R@100"] == 1.0 and m["MAP"] == pytest.approx((1 / 2 + 2 / 4) / 2)
+    assert m["R@2"] == 0.5
+    assert m["R@100"] == 1.0
+    assert m["MAP"] == pytest.approx((1 / 2 + 2 / 4) / 2)
 
 
 def test_question_files_in_csv_and_jsonl(tmp_path):
     csv_qs = load_questions(QUESTIONS)
-    assert len(csv_qs) == 16 and sum(q.covered for q in csv_qs) == 13
+    assert len(csv_qs) == 16
+    assert sum(q.covered for q in csv_qs) == 13
     assert csv_qs[5].relevant == ("hangar4-announcement.eml", "q3-operations-review.pptx")
     lines = [{"question": "Where is A?", "relevant": ["a.pdf", "b*.md"], "answer": "here"}, {"question": "Off topic?"}]
     path = tmp_path / "q.jsonl"
@@ -47,8 +50,10 @@ def test_retrieval_and_answer_statistics_on_the_sample(sample_wb):
     assert set(scores) == {"dense", "lexical", "hybrid"}
     assert all(s["queries"] == 13 and s["MRR"] > 0.8 and s["R@10"] > 0.9 for s in scores.values())
     stats = evaluate_answers(sample_wb, questions[-4:])  # one covered, three uncovered
-    assert stats["questions"] == 4 and stats["covered"] == 1
-    assert stats["refused_uncovered"] + stats["answered_uncovered"] == 3 and stats["refused_uncovered"] >= 2
+    assert stats["questions"] == 4
+    assert stats["covered"] == 1
+    assert stats["refused_uncovered"] + stats["answered_uncovered"] == 3
+    assert stats["refused_uncovered"] >= 2
 
 
 def test_eval_command(tmp_path):
@@ -59,6 +64,8 @@ def test_eval_command(tmp_path):
     assert "16 questions, 13 with relevant documents" in done.stdout
     assert [line.split()[0] for line in done.stdout.splitlines()[2:]] == ["hybrid", "lexical"]
     as_json = json.loads(run_cli("eval", str(QUESTIONS), "--index", idx, "--json").stdout)
-    assert 0.8 < as_json["retrieval"]["hybrid"]["nDCG@10"] <= 1.0 and as_json["answers"] is None
+    assert 0.8 < as_json["retrieval"]["hybrid"]["nDCG@10"] <= 1.0
+    assert as_json["answers"] is None
     missing = run_cli("eval", str(tmp_path / "none.csv"), "--index", idx)
-    assert missing.returncode == 2 and "no question file" in missing.stderr
+    assert missing.returncode == 2
+    assert "no question file" in missing.stderr

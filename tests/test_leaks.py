@@ -73,8 +73,7 @@ def corpus(tmp_path_factory, embedder):
             (docs / col / ".workbench-access").write_text(f"groups = {json.dumps(list(groups))}\n")
     cfg = base / "workbench.toml"
     cfg.write_text('[index]\ndir = "index"\n[llm]\nmax_new_tokens = 40\n')
-    wb = Workbench(Config().with_index_dir(base / "index").replace("llm", max_new_tokens=40))
-    wb._embedder = embedder
+    wb = Workbench(Config().with_index_dir(base / "index").replace("llm", max_new_tokens=40), embedder=embedder)
     for col in ("staff", *GROUPS):
         assert wb.ingest(docs / col, collection=col, progress=False).ok
     for name, group in USERS.items():
@@ -165,8 +164,7 @@ def _leaked(text: str, allowed: set[str]) -> set[str]:
 
 
 def test_answers_never_carry_another_groups_passage(corpus, llm):
-    wb, tally = corpus["wb"], corpus["tally"]
-    wb._llm = llm
+    wb, tally = corpus["wb"].replace(llm=llm), corpus["tally"]
     for name, group in USERS.items():
         me = Principal(name, (group,))
         allowed = _readable_codes(me)

@@ -89,7 +89,9 @@ def test_html_main_text_and_headings_without_scripts_or_nav(tmp_path):
                  "<table><tr><th>k</th><th>v</th></tr><tr><td>a</td><td>1</td></tr></table></main>"
                  "<footer>(c) corp</footer></body></html>")
     [doc] = parse(p)
-    assert "secret" not in doc.text and "Home" not in doc.text and "(c) corp" not in doc.text
+    assert "secret" not in doc.text
+    assert "Home" not in doc.text
+    assert "(c) corp" not in doc.text
     para = next(b for b in doc.blocks if "Alpha" in b.text)
     assert para.text == "Alpha bold text."
     assert para.headings == ("Guide", "Part A")
@@ -117,15 +119,19 @@ def test_text_in_latin1_is_decoded(tmp_path):
     p = tmp_path / "t.txt"
     p.write_bytes("Résumé of the café meeting.\n\nSecond paragraph.".encode("latin-1"))
     [doc] = parse(p)
-    assert "Résumé" in doc.text and len(doc.blocks) == 2
+    assert "Résumé" in doc.text
+    assert len(doc.blocks) == 2
 
 
 def test_email_body_and_attachment_as_own_document(tmp_path):
     p = make_eml(tmp_path / "m.eml", {"plan.txt": b"Resurfacing plan: phase one starts at 22:00."})
     mail, att = parse(p)
-    assert mail.format == "email" and mail.title == "Runway closure"
-    assert "Runway 32L closes" in mail.text and "From: ops@example.org" in mail.text
-    assert att.part == "plan.txt" and "phase one" in att.text
+    assert mail.format == "email"
+    assert mail.title == "Runway closure"
+    assert "Runway 32L closes" in mail.text
+    assert "From: ops@example.org" in mail.text
+    assert att.part == "plan.txt"
+    assert "phase one" in att.text
 
 
 @pytest.mark.parametrize("name,data,reason", [
@@ -145,7 +151,8 @@ def test_bad_input_gets_a_clear_reason(name, data, reason):
 def test_wrong_extension_is_read_by_content(tmp_path):
     pdf = make_pdf(tmp_path / "real.pdf", ["Content that is really a PDF."])
     [doc] = parse(pdf, name="misnamed.docx")
-    assert doc.format == "pdf" and "really a PDF" in doc.text
+    assert doc.format == "pdf"
+    assert "really a PDF" in doc.text
 
 
 def test_zip_bomb_is_refused_before_expansion(tmp_path):

@@ -72,7 +72,8 @@ def test_fuse_weights_and_ranks():
     fused = fuse([(1.0, [1, 2, 3]), (2.0, [3, 4])], rrf_k=10)
     scores = dict(fused)
     assert scores[3] == pytest.approx(1 / 13 + 2 / 11)
-    assert fused[0][0] == 3 and scores[4] == pytest.approx(2 / 12)
+    assert fused[0][0] == 3
+    assert scores[4] == pytest.approx(2 / 12)
     assert fuse([(0.0, [1]), (1.0, [2])], rrf_k=20) == [(2, pytest.approx(1 / 21))]
 
 
@@ -80,13 +81,15 @@ def test_lexical_side_stems_and_folds(corpus_wb):
     reader = corpus_wb.reader()
     words = query_terms(reader, "carrying over unused days", corpus_wb.config.retrieval)[1]
     top = reader.catalog.chunks([lexical_ranking(reader, words, 3, Filters())[0][0]])[0]
-    assert top.path.endswith("employee-handbook.pdf") and "carried over" in top.text
+    assert top.path.endswith("employee-handbook.pdf")
+    assert "carried over" in top.text
 
 
 def test_a_narrow_filter_still_gets_its_best_k(corpus_wb):
     # 40 maintenance logs dominate this query; filtering to PDFs must still return PDF hits
     hits = corpus_wb.search("hydraulic pump pressure valve", k=3, filters=Filters(formats=("pdf",)))
-    assert len(hits) == 3 and all(h.chunk.format == "pdf" for h in hits)
+    assert len(hits) == 3
+    assert all(h.chunk.format == "pdf" for h in hits)
     hits = corpus_wb.search("hydraulic pump", k=4, filters=Filters(path_glob="*/log-0[0-3].txt"))
     assert {os.path.basename(h.chunk.path) for h in hits} == {"log-00.txt", "log-01.txt", "log-02.txt", "log-03.txt"}
     assert corpus_wb.search("hydraulic pump", k=5, filters=Filters(modified_after=time.time() + 3600)) == []
@@ -126,9 +129,11 @@ def test_spanish_documents_and_queries_use_spanish_analysis_and_lexical_only(tmp
     wb.ingest(src, progress=False)
     assert {d.language for d in wb.documents()} == {"es"}
     question = "¿Cuántos días de vacación no utilizados puedo trasladar?"
-    assert detect_language(question) == "es" and "traslad" in terms(question, "es")
+    assert detect_language(question) == "es"
+    assert "traslad" in terms(question, "es")
     hits, trace = wb.search_with_trace(question, k=2)
-    assert not trace.used_dense and trace.query_language == "es"
+    assert not trace.used_dense
+    assert trace.query_language == "es"
     assert hits[0].chunk.path.endswith("vacaciones.txt")
     lexical = wb.search(question, k=2, mode="lexical")
     assert [h.chunk.chunk_id for h in hits] == [h.chunk.chunk_id for h in lexical]
@@ -148,7 +153,8 @@ def test_identical_passages_are_returned_once(tmp_path, make_wb):
     wb = make_wb()
     wb.ingest(src, progress=False)
     hits = wb.search("de-icing fluid tank", k=3)
-    assert sum("de-icing" in h.chunk.text for h in hits) == 1 and len(hits) == 2
+    assert sum("de-icing" in h.chunk.text for h in hits) == 1
+    assert len(hits) == 2
 
 
 def test_neighbouring_chunks_as_context(tmp_path, make_wb):
@@ -160,7 +166,8 @@ def test_neighbouring_chunks_as_context(tmp_path, make_wb):
     wb.ingest(src, progress=False)
     wb.config = wb.config.model_copy(update={"retrieval": wb.config.retrieval.model_copy(update={"neighbors": 1})})
     hit = wb.search("torque values", k=1)[0]
-    assert hit.chunk.page == 2 and [c.page for c in hit.context] == [1, 3]
+    assert hit.chunk.page == 2
+    assert [c.page for c in hit.context] == [1, 3]
 
 
 class LengthReranker:
@@ -178,7 +185,8 @@ def test_reranker_reorders_the_fused_candidates(corpus_wb):
         update={"reranker": "length", "rerank_candidates": 12})})
     hits = corpus_wb.search("hydraulic pump", k=4)
     lengths = [len(h.chunk.text) for h in hits]
-    assert lengths == sorted(lengths) and [h.rank for h in hits] == [1, 2, 3, 4]
+    assert lengths == sorted(lengths)
+    assert [h.rank for h in hits] == [1, 2, 3, 4]
     assert all(h.score == -len(h.chunk.text) for h in hits)
 
 
@@ -190,10 +198,25 @@ def test_a_real_cross_encoder_loads_through_the_configured_path(corpus_wb):
 
     reranker = CrossEncoderReranker(resolve_model_path("all-MiniLM-L6-v2"))
     scores = reranker.score("hydraulic pump", ["hydraulic pump valve", "cabin"])
-    assert len(scores) == 2 and all(isinstance(s, float) for s in scores)
+    assert len(scores) == 2
+    assert all(isinstance(s, float) for s in scores)
     corpus_wb._reranker = reranker
     corpus_wb.config = corpus_wb.config.model_copy(update={"retrieval": corpus_wb.config.retrieval.model_copy(
         update={"reranker": reranker.name})})
     hits = corpus_wb.search("hydraulic pump", k=3)
     direct = reranker.score("hydraulic pump", [h.chunk.text for h in hits])
     assert direct == sorted(direct, reverse=True)
+
+
+def test_the_catalogs_sql_filter_and_filters_admits_are_one_rule(corpus_wb):
+    """The oracle for the read rule: the SQL the catalog runs keeps exactly the chunks whose document
+    `Filters.admits` (the Python rule behind `can_read`)."""
+    reader = corpus_wb.reader()
+    docs = reader.catalog.documents()
+    cases = [Filters(formats=("pdf",)), Filters(path_glob="*/log-0[0-3].txt"), Filters(groups=("staff",)),
+             Filters(groups=("finance",)), Filters(groups=()), Filters(modified_after=time.time() + 3600),
+             Filters(collections=("default",), formats=("txt", "docx"), groups=("staff", "hr"))]
+    for filters in cases:
+        expected = {cid for d in docs if filters.admits(d) for cid in reader.catalog.chunk_ids_of([d.doc_id])}
+        assert set(reader.catalog.allowed_ids(filters).tolist()) == expected, filters
+    assert reader.catalog.allowed_ids(Filters()) is None  # unrestricted: no id list at all

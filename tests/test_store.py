@@ -63,8 +63,10 @@ def test_stale_partial_generation_is_cleaned_and_rebuilt(tmp_path, make_wb):
     stale.mkdir()
     (stale / "catalog.sqlite").write_bytes(b"half-written")
     report = wb.ingest(SAMPLE, progress=False)
-    assert report.generation == 2 and report.published
-    assert not stale.exists() and wb.status().documents == 10
+    assert report.generation == 2
+    assert report.published
+    assert not stale.exists()
+    assert wb.status().documents == 10
 
 
 def test_old_generations_are_pruned(tmp_path, make_wb):

@@ -10,6 +10,7 @@ from conftest import SAMPLE, make_docx, make_pdf
 
 from workbench.records import Document
 from workbench.sync import FileInfo, plan_sync
+from workbench.records import FailureKind
 
 
 def _doc(doc_id, path, size=10, mtime=1.0, h="h"):
@@ -27,7 +28,8 @@ def test_plan_hashes_only_files_whose_stat_moved():
     files = [FileInfo("/a", 10, 1.0), FileInfo("/b2", 10, 1.0), FileInfo("/c", 11, 2.0), FileInfo("/new", 5, 1.0)]
     docs = [_doc("A", "/a", h="ha"), _doc("B", "/b", h="hb"), _doc("C", "/c", h="hc"), _doc("D", "/gone", h="hd")]
     plan = plan_sync(files, docs, {}, max_bytes=1000, hasher=hasher)
-    assert plan.unchanged == 1 and "/a" not in hashed
+    assert plan.unchanged == 1
+    assert "/a" not in hashed
     assert [(old, f.path, ids) for old, f, ids in plan.renamed] == [("/b", "/b2", ("B",))]
     assert {t.file.path: t.replaces for t in plan.to_parse} == {"/c": ("C",), "/new": ()}
     assert plan.deleted == [("/gone", ("D",))]
@@ -35,9 +37,11 @@ def test_plan_hashes_only_files_whose_stat_moved():
 
 def test_plan_skips_files_unchanged_since_they_failed_and_oversized_files():
     files = [FileInfo("/bad", 10, 1.0), FileInfo("/huge", 5000, 1.0)]
-    plan = plan_sync(files, [], {"/bad": (10, 1.0, "corrupt")}, max_bytes=1000, hasher=lambda p: 1 / 0)
+    past = {"/bad": (10, 1.0, "corrupt", FailureKind.PARSE)}
+    plan = plan_sync(files, [], past, max_bytes=1000, hasher=lambda p: 1 / 0)
     assert [f.reason for f in plan.still_failing] == ["corrupt"]
-    assert "over the" in plan.failed[0][1] and plan.failed[0][0].path == "/huge"
+    assert "over the" in plan.failed[0][1]
+    assert plan.failed[0][0].path == "/huge"
 
 
 def test_sync_cases_end_to_end(tmp_path, make_wb):
@@ -45,7 +49,9 @@ def test_sync_cases_end_to_end(tmp_path, make_wb):
     shutil.copytree(SAMPLE, src)
     wb = make_wb()
     first = wb.ingest(src, progress=False)
-    assert first.ok and len(first.added) == 9 and first.published
+    assert first.ok
+    assert len(first.added) == 9
+    assert first.published
     gen1 = first.generation
     n_docs = wb.status().documents
 
@@ -60,7 +66,8 @@ def test_sync_cases_end_to_end(tmp_path, make_wb):
     os.rename(src / "hangar4-announcement.eml", src / "archive" / "mail.eml")
     moved = wb.ingest(src, progress=False)
     assert moved.renamed == ((str(src / "hangar4-announcement.eml"), str(src / "archive" / "mail.eml")),)
-    assert moved.chunks_embedded == 0 and moved.chunks_added == 0
+    assert moved.chunks_embedded == 0
+    assert moved.chunks_added == 0
     hits = wb.search("shuttle bus timetable", k=3)
     assert {h.chunk.chunk_id for h in hits} == before
     assert hits[0].chunk.path == str(src / "archive" / "mail.eml")
@@ -71,7 +78,8 @@ def test_sync_cases_end_to_end(tmp_path, make_wb):
     changed = wb.ingest(src, progress=False)
     assert changed.changed == (str(src / "release-notes.txt"),)
     top = wb.search("offline mode for tablets", k=1)[0].chunk
-    assert top.path.endswith("release-notes.txt") and "Release 6.0" in top.text
+    assert top.path.endswith("release-notes.txt")
+    assert "Release 6.0" in top.text
     assert all("superseded part numbers" not in h.chunk.text for h in wb.search("superseded part numbers", k=50))
 
     # deleted: disappears from search and from the catalog
@@ -85,7 +93,8 @@ def test_sync_cases_end_to_end(tmp_path, make_wb):
     shutil.copy(src / "onboarding.md", src / "onboarding-copy.md")
     copied = wb.ingest(src, progress=False)
     assert copied.added == (str(src / "onboarding-copy.md"),)
-    assert copied.chunks_embedded == 0 and copied.chunks_from_cache == copied.chunks_added > 0
+    assert copied.chunks_embedded == 0
+    assert copied.chunks_from_cache == copied.chunks_added > 0
 
 
 def test_reindex_resyncs_all_sources_with_their_collections(tmp_path, make_wb):
@@ -98,10 +107,12 @@ def test_reindex_resyncs_all_sources_with_their_collections(tmp_path, make_wb):
     wb.ingest(b, collection="facilities", progress=False)
     make_pdf(b / "memo2.pdf", ["Snow clearing starts at 04:00 on the apron."])
     report = wb.reindex(progress=False)
-    assert report.added == (str(b / "memo2.pdf"),) and report.unchanged == 2
+    assert report.added == (str(b / "memo2.pdf"),)
+    assert report.unchanged == 2
     assert wb.status().collections == {"engineering": 1, "facilities": 2}
     hits = wb.search("snow clearing apron", k=3, collection="engineering")
-    assert hits and all(h.chunk.collection == "engineering" for h in hits)
+    assert hits
+    assert all(h.chunk.collection == "engineering" for h in hits)
     assert wb.search("snow clearing apron", k=1, collection="facilities")[0].chunk.path.endswith("memo2.pdf")
 
 
@@ -112,5 +123,6 @@ def test_a_missing_source_folder_deletes_nothing(tmp_path, make_wb):
     wb.ingest(src, progress=False)
     shutil.rmtree(src)
     report = wb.reindex(progress=False)
-    assert not report.ok and "source is missing" in report.failed[0].reason
+    assert not report.ok
+    assert "source is missing" in report.failed[0].reason
     assert wb.status().documents == 10

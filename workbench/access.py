@@ -31,7 +31,7 @@ in quotes; anything else (a table, a string, a number, a list holding a non-stri
 that is not valid, an unknown key or a TOML syntax error makes the file malformed. A malformed access file is reported as a failed
 file (its path and what to fix) and closes its folder and everything below that no nearer access
 file covers: those documents get no groups (admins only), whatever the files above or the
-collection default say. Access control fails closed. Leaves out: audit logging (`workbench.audit`).
+collection default say. Access control fails closed. Leaves out: audit logging (`workbench.stores.audit`).
 """
 
 from __future__ import annotations
@@ -45,30 +45,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.records import Document, FileFailure, _Record
-
-
-@dataclass(frozen=True, slots=True)
-class Principal(_Record):
-    """The user a request acts for."""
-
-    name: str
-    groups: tuple[str, ...] = ()
-    is_admin: bool = False
+from workbench.records import Document, FailureKind, FileFailure, Filters, Principal
 
 
 ADMIN = Principal("(operator)", (), True)
 
 
 def principal_for(user, admin_group: str) -> Principal:
-    """The `Principal` of a `workbench.users.User`."""
+    """The `Principal` of a `workbench.stores.users.User`."""
     return Principal(user.name, tuple(user.groups), admin_group in user.groups)
 
 
 def filters_for(principal: Principal | None, filters=None):
     """``filters`` narrowed to what ``principal`` may read (None = the operator: unrestricted)."""
-    from workbench.retrieve import Filters
-
     filters = filters or Filters()
     if principal is None or principal.is_admin:
         return filters
@@ -76,10 +65,8 @@ def filters_for(principal: Principal | None, filters=None):
 
 
 def can_read(principal: Principal | None, doc: Document) -> bool:
-    """The same rule as `filters_for`, for one document."""
-    if principal is None or principal.is_admin:
-        return True
-    return bool(set(doc.groups) & set(principal.groups))
+    """The same rule as `filters_for`, for one document (`Filters.admits`: one rule, not two)."""
+    return filters_for(principal).admits(doc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +81,7 @@ _CLOSED = _Rules((), ())  # what a broken access file means: admins only
 def _group_list(value, where: str, name: str | None = None) -> tuple[str, ...]:
     """``value`` if it is a TOML list of group-name strings (validated), else ValueError saying how to write
     it. ``where`` names the setting in the message; ``name`` is the file name of a ``[files]`` entry."""
-    from workbench.users import parse_groups
+    from workbench.stores.users import parse_groups
 
     if _is_list_of_str(value):
         return parse_groups(value)  # never a bare string: parse_groups would split "a,b" at commas
@@ -176,7 +163,7 @@ class AccessRules:
             return _parse(tomllib.loads(path.read_text(encoding="utf-8")))
         except Exception as exc:  # noqa: BLE001 - any problem in the file closes what it covers
             self.failures.append(FileFailure(str(path), f"access file not valid, its folder is now readable by "
-                                             f"admins only: {exc}", self.collection))
+                                             f"admins only: {exc}", self.collection, FailureKind.ACCESS_FILE))
             return _CLOSED
 
     def _top(self, path: str | Path) -> Path:

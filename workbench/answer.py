@@ -2,46 +2,46 @@
 
 `answer_stream` yields text pieces as the model produces them and, last, the `Answer`. When
 retrieval finds nothing relevant enough (``[answer] min_dense_score`` / ``min_term_overlap``)
-it refuses without calling the model. Leaves out: conversation storage (callers pass history).
+it refuses without calling the model. The stage receives its parts (a search function, the
+model, its settings) and never reaches back into `Workbench`. Leaves out: conversation storage
+(callers pass history), access rights (the search it is handed applies them).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from workbench.analyze import terms
 from workbench.cite import check_citations
-from workbench.config import Config
+from workbench.config import AnswerSettings
+from workbench.generate.base import LLM
 from workbench.prompt import build_messages, condense_messages, load_template
-from workbench.records import Answer, Citation, Hit
+from workbench.records import Answer, Citation, Hit, Hits, SearchTrace, Timings
 
 CONDENSE_TOKENS = 64
 
 
 def _citations(hits: Sequence[Hit]) -> tuple[Citation, ...]:
-    return tuple(Citation(number=i, chunk_id=h.chunk.chunk_id, doc_id=h.chunk.doc_id, path=h.chunk.path,
-                          part=h.chunk.part, title=h.chunk.title, location=h.chunk.location, page=h.chunk.page,
-                          snippet=" ".join(h.chunk.text.split())[:300])
-                 for i, h in enumerate(hits, start=1))
+    return tuple(Citation(number=i, chunk=h.chunk) for i, h in enumerate(hits, start=1))
 
 
-def evidence_gap(hits: Sequence[Hit], trace, config: Config) -> str:
+def evidence_gap(hits: Sequence[Hit], trace: SearchTrace, settings: AnswerSettings) -> str:
     """Why the hits are not evidence enough to answer, or '' when they are."""
     if not hits:
         return "no passage in the documents matched the question"
     if trace.used_dense:
         best = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
-        if best < config.answer.min_dense_score:
+        if best < settings.min_dense_score:
             return f"the closest passage is too far from the question (similarity {best:.2f} < " \
-                   f"{config.answer.min_dense_score:g}, answer.min_dense_score)"
+                   f"{settings.min_dense_score:g}, answer.min_dense_score)"
         return ""
     asked = set(trace.lexical_terms)
     top = set(terms(hits[0].chunk.text + " " + " ".join(hits[0].chunk.headings), trace.query_language))
     share = len(asked & top) / len(asked) if asked else 0.0
-    if share < config.answer.min_term_overlap:
+    if share < settings.min_term_overlap:
         return f"the best passage shares only {share:.0%} of the question's terms (< " \
-               f"{config.answer.min_term_overlap:.0%}, answer.min_term_overlap)"
+               f"{settings.min_term_overlap:.0%}, answer.min_term_overlap)"
     return ""
 
 
@@ -54,40 +54,43 @@ def condense(llm, template, history: Sequence[tuple[str, str]], question: str) -
     return first or question
 
 
-def answer_stream(wb, question: str, history: Sequence[tuple[str, str]] = (), k: int | None = None,
-                  filters=None, llm=None, on_sources=None) -> Iterator[str | Answer]:
+def answer_stream(question: str, *, search: Callable[[str, int], Hits], llm: Callable[[], LLM],
+                  settings: AnswerSettings, max_new_tokens: int, history: Sequence[tuple[str, str]] = (),
+                  k: int | None = None, on_sources=None) -> Iterator[str | Answer]:
     """Yield answer text pieces, then the `Answer`.
 
-    ``on_sources(hits, generation)`` is called once retrieval is done and before anything is
-    generated (the audit log's hook); an exception from it stops the answer.
+    The stage is handed its parts: ``search(query, k)`` returns `Hits` carrying their
+    `SearchTrace` (filters and the asker's rights are the caller's business), ``llm()`` returns
+    the language model and is called only when the model is needed (a refusal never loads it),
+    ``settings`` are ``[answer]``. ``on_sources(hits, generation)`` is called once retrieval is done
+    and before anything is generated (the audit log's hook); an exception from it stops the answer.
     """
-    cfg = wb.config
-    template = load_template(cfg.answer.prompt)
+    template = load_template(settings.prompt)
     started = time.perf_counter()
     standalone = question
-    if history and cfg.answer.condense_followups:
-        llm = llm or wb.llm
-        standalone = condense(llm, template, history, question)
-    hits, trace = wb.search_with_trace(standalone, k=k or cfg.answer.k, filters=filters)
+    if history and settings.condense_followups:
+        standalone = condense(llm(), template, history, question)
+    hits = search(standalone, k or settings.k)
+    trace = hits.trace
     retrieval_ms = (time.perf_counter() - started) * 1000
     generation = trace.generation  # the generation these hits came from, even if a reindex lands now
     if on_sources is not None:
         on_sources(hits, generation)
-    gap = evidence_gap(hits, trace, cfg)
+    gap = evidence_gap(hits, trace, settings)
     if gap:
         yield template.refusal
         yield Answer(question=question, text=template.refusal, hits=tuple(hits), refused=True, refusal_reason=gap,
                      standalone_question=standalone, generation=generation, model="(not called)",
-                     timings={"retrieval_ms": retrieval_ms, "total_s": time.perf_counter() - started})
+                     timings=Timings(retrieval_ms=retrieval_ms, total_s=time.perf_counter() - started))
         return
-    llm = llm or wb.llm
-    budget = llm.context_window - cfg.llm.max_new_tokens - 16
+    llm = llm()
+    budget = llm.context_window - max_new_tokens - 16
     messages, used = build_messages(template, standalone, hits, llm.count_tokens, budget)
     prompt_tokens = llm.count_tokens(messages)
     t0 = time.perf_counter()
     first = None
     pieces: list[str] = []
-    for piece in llm.stream(messages, cfg.llm.max_new_tokens):
+    for piece in llm.stream(messages, max_new_tokens):
         if first is None:
             first = time.perf_counter() - t0
         pieces.append(piece)
@@ -101,9 +104,8 @@ def answer_stream(wb, question: str, history: Sequence[tuple[str, str]] = (), k:
         question=question, text=text or template.refusal, citations=_citations(used), hits=tuple(used),
         refused=refused, refusal_reason="the model found no answer in the sources" if refused else "",
         standalone_question=standalone, invented_citations=tuple(invented), uncited_sentences=tuple(uncited),
-        generation=generation, model=llm.name,
-        timings={"retrieval_ms": retrieval_ms, "prompt_tokens": float(prompt_tokens),
-                 "completion_tokens": float(completion), "time_to_first_token_s": first or elapsed,
-                 "tokens_per_s": completion / max(elapsed - (first or 0), 1e-6) if completion > 1 else 0.0,
-                 "total_s": time.perf_counter() - started})
+        generation=generation, model=llm.name, cited_numbers=tuple(cited),
+        timings=Timings(retrieval_ms=retrieval_ms, prompt_tokens=prompt_tokens, completion_tokens=completion,
+                        time_to_first_token_s=first or elapsed, total_s=time.perf_counter() - started,
+                        tokens_per_s=completion / max(elapsed - (first or 0), 1e-6) if completion > 1 else 0.0))
 

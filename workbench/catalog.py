@@ -1,8 +1,10 @@
 """The SQLite catalog of one index generation: documents, chunks, full text, sources, failures.
 
 Schema and queries only; `workbench.store` decides which file is opened, read-only or for a new
-generation. Chunks carry their FAISS id as their primary key, and an FTS5 table (kept in step by
-triggers) indexes their text and heading path. Leaves out: vectors (FAISS) and the embedding cache.
+generation. Chunks carry their FAISS id as their primary key, and an FTS5 table (written beside
+each chunk by `insert_chunks`, removed with it) indexes its analysed text and heading path. Every
+SQL statement of the index lives here, the search filters (`Filters` → SQL) included; ranking maths
+stay in `workbench.retrieve`. Leaves out: vectors (FAISS) and the embedding cache.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 
-from workbench.records import Chunk, Document, FileFailure
+import numpy as np
+
+from workbench.records import Chunk, Document, FailureKind, FileFailure, Filters
 
 SCHEMA_VERSION = "2"
 
@@ -40,7 +44,7 @@ CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, heading_terms, tokenize='unicode61 remove_diacritics 0');
 CREATE TABLE IF NOT EXISTS failures (
   collection TEXT NOT NULL, path TEXT NOT NULL, source_root TEXT NOT NULL, reason TEXT NOT NULL,
-  size INTEGER, mtime REAL, at REAL NOT NULL, PRIMARY KEY (collection, path));
+  size INTEGER, mtime REAL, at REAL NOT NULL, kind TEXT NOT NULL DEFAULT 'parse', PRIMARY KEY (collection, path));
 """
 
 _UNDER = "(path = ? OR substr(path, 1, length(?)) = ?)"  # params: root, root + "/", root + "/"
@@ -53,6 +57,30 @@ def _chunk(row: Sequence) -> Chunk:
     return Chunk(chunk_id=row[0], doc_id=row[1], ordinal=row[2], text=row[3], start=row[4], end=row[5],
                  page=row[6], sheet=row[7], headings=tuple(json.loads(row[8])), text_hash=row[9],
                  collection=row[10], path=row[11], part=row[12], title=row[13], format=row[14])
+
+
+def _where(filters: Filters) -> tuple[str, list]:
+    """A SQL condition over ``documents d`` and its parameters ('1' when unrestricted); the same
+    rule as `Filters.admits` (a test holds the two together)."""
+    parts, params = [], []
+    for column, values in (("d.collection", filters.collections), ("d.format", filters.formats)):
+        if values:
+            parts.append(f"{column} IN ({','.join('?' * len(values))})")
+            params += list(values)
+    if filters.path_glob:
+        parts.append("d.path GLOB ?")
+        params.append(filters.path_glob)
+    if filters.modified_after is not None:
+        parts.append("d.mtime >= ?")
+        params.append(filters.modified_after)
+    if filters.modified_before is not None:
+        parts.append("d.mtime < ?")
+        params.append(filters.modified_before)
+    if filters.groups is not None:
+        parts.append("EXISTS (SELECT 1 FROM json_each(d.groups) g WHERE g.value IN "
+                     f"({','.join('?' * len(filters.groups)) or 'NULL'}))")
+        params += list(filters.groups)
+    return (" AND ".join(parts) or "1"), params
 
 
 def _document(row: Sequence, n_chunks: int = 0) -> Document:
@@ -70,6 +98,9 @@ class Catalog:
     @classmethod
     def create(cls, conn: sqlite3.Connection) -> "Catalog":
         conn.executescript(SCHEMA)
+        if "kind" not in {r[1] for r in conn.execute("PRAGMA table_info(failures)")}:  # written before kinds
+            conn.execute("ALTER TABLE failures ADD COLUMN kind TEXT NOT NULL DEFAULT 'parse'")
+            conn.execute("UPDATE failures SET kind='too_large' WHERE reason LIKE '%(ingest.max_file_mb)'")
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
         return cls(conn)
 
@@ -90,15 +121,16 @@ class Catalog:
         return [{"root": r, "collection": c} for r, c in rows]
 
     def failures(self) -> list[FileFailure]:
-        rows = self.conn.execute("SELECT path, reason, collection FROM failures ORDER BY path")
-        return [FileFailure(path=p, reason=r, collection=c) for p, r, c in rows]
+        kinds = "kind" if "kind" in {r[1] for r in self.conn.execute("PRAGMA table_info(failures)")} else "'parse'"
+        rows = self.conn.execute(f"SELECT path, reason, collection, {kinds} FROM failures ORDER BY path")
+        return [FileFailure(path=p, reason=r, collection=c, kind=FailureKind(k)) for p, r, c, k in rows]
 
-    def failure_signatures(self, collection: str, root: str) -> dict[str, tuple[int, float, str]]:
-        """Past failures of files at or under ``root`` in ``collection``."""
+    def failure_signatures(self, collection: str, root: str) -> dict[str, tuple[int, float, str, FailureKind]]:
+        """Past failures of files at or under ``root`` in ``collection``: (size, mtime, reason, kind)."""
         rows = self.conn.execute(
-            f"SELECT path, size, mtime, reason FROM failures WHERE collection=? AND {_UNDER}",
+            f"SELECT path, size, mtime, reason, kind FROM failures WHERE collection=? AND {_UNDER}",
             (collection, root, root + "/", root + "/"))
-        return {p: (s, m, r) for p, s, m, r in rows}
+        return {p: (s, m, r, FailureKind(k)) for p, s, m, r, k in rows}
 
     def documents(self, collection: str | None = None) -> list[Document]:
         sql = f"""SELECT {_DOC_COLS}, (SELECT count(*) FROM chunks c WHERE c.doc_id = d.doc_id)
@@ -131,6 +163,34 @@ class Catalog:
             for row in self.conn.execute(f"{_CHUNK_SELECT} WHERE c.id IN ({marks})", batch):
                 found[row[0]] = _chunk(row)
         return [found[int(i)] for i in ids if int(i) in found]
+
+    def allowed_ids(self, filters: Filters) -> np.ndarray | None:
+        """Ids of the chunks passing ``filters``; None when the filters restrict nothing."""
+        if not filters.restricts:
+            return None
+        cond, params = _where(filters)
+        rows = self.conn.execute(f"SELECT c.id FROM chunks c JOIN documents d USING (doc_id) WHERE {cond}", params)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def bm25(self, words: Sequence[str], n: int, filters: Filters, heading_weight: float = 0.5
+             ) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score, higher is better) of the ``n`` best chunks matching any of ``words``
+        among those passing ``filters``."""
+        if not words:
+            return []
+        match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+        cond, params = _where(filters)
+        join = "" if cond == "1" else "JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.doc_id = c.doc_id"
+        sql = (f"SELECT f.rowid, bm25(chunks_fts, 1.0, ?) AS s FROM chunks_fts f {join} "
+               f"WHERE chunks_fts MATCH ? AND {cond} ORDER BY s LIMIT ?")
+        return [(int(i), -float(s)) for i, s in self.conn.execute(sql, [heading_weight, match, *params, n])]
+
+    def neighbours(self, chunk: Chunk, n: int) -> list[Chunk]:
+        """Up to ``n`` chunks before and after ``chunk`` in its document, in order."""
+        rows = self.conn.execute(
+            "SELECT id FROM chunks WHERE doc_id=? AND ordinal BETWEEN ? AND ? AND ordinal != ? ORDER BY ordinal",
+            (chunk.doc_id, chunk.ordinal - n, chunk.ordinal + n, chunk.ordinal))
+        return self.chunks([r[0] for r in rows])
 
     def document_text(self, doc_id: str) -> str:
         row = self.conn.execute("SELECT text FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
@@ -176,9 +236,10 @@ class Catalog:
         return dict(self.conn.execute("SELECT language, count(*) FROM documents GROUP BY language"))
 
     def set_failure(self, collection: str, root: str, path: str, reason: str, size: int | None,
-                    mtime: float | None) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO failures VALUES (?,?,?,?,?,?,?)",
-                          (collection, path, root, reason, size, mtime, time.time()))
+                    mtime: float | None, kind: FailureKind = FailureKind.PARSE) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO failures (collection, path, source_root, reason, size, mtime, at, "
+                          "kind) VALUES (?,?,?,?,?,?,?,?)",
+                          (collection, path, root, reason, size, mtime, time.time(), FailureKind(kind).value))
 
     def clear_failure(self, collection: str, path: str) -> None:
         self.conn.execute("DELETE FROM failures WHERE collection=? AND path=?", (collection, path))

@@ -8,7 +8,6 @@ refusal sentence. Leaves out: judging whether a cited source really supports the
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)")
@@ -38,12 +37,3 @@ def check_citations(text: str, n_sources: int, refusal: str = "") -> tuple[str, 
                if s.strip() and not _MARKER.search(s) and len(s.split()) >= 4
                and (not refusal or refusal.rstrip(".") not in s)]
     return cleaned, valid, sorted(set(invented)), uncited
-
-
-def flag_summary(invented: Sequence[int], uncited: Sequence[str]) -> list[str]:
-    flags = []
-    if invented:
-        flags.append(f"dropped citations to sources that do not exist: {', '.join(f'[{n}]' for n in invented)}")
-    if uncited:
-        flags.append(f"{len(uncited)} sentence(s) without a citation")
-    return flags

@@ -1,4 +1,21 @@
-"""The workbench's exceptions. Each message says what went wrong and what to do next."""
+"""The workbench's exceptions: a small tree, each message saying what went wrong and what to do next.
+
+    WorkbenchError                 anything the CLI prints as one line (exit code 2 unless stated)
+    ├── ConfigError                the config file is missing, malformed, or names an unknown setting
+    ├── InvalidInputError          a value given by the caller is refused (also a ValueError)
+    │   └── UploadRefusedError     an uploaded file refused before parsing: .name, .reason
+    ├── ModelNotFoundError         a model is not on disk (nothing is ever downloaded)
+    ├── IndexMismatchError         the index was built with another model or catalog format
+    ├── IndexCorruptError          the index on disk is inconsistent (never published that way)
+    ├── IndexBusyError             another writer holds the index (exit code 75: retry later)
+    ├── EmptyIndexError            nothing to search yet
+    ├── NotFoundError              no such source, user or document, or the asker may not see it
+    └── AuditError                 an action that must be audited could not be recorded, so it was not done
+
+    ParseError                     one file could not be parsed: its message is the reason in the
+                                   ingest report (a `FileFailure`, with a `FailureKind`), never raised
+                                   to callers of `Workbench`
+"""
 
 from __future__ import annotations
 
@@ -11,6 +28,14 @@ class WorkbenchError(Exception):
 
 class ConfigError(WorkbenchError):
     """The config file is missing, malformed, or names an unknown setting."""
+
+
+class InvalidInputError(WorkbenchError, ValueError):
+    """A value given by the caller is refused (the message says which and what is allowed)."""
+
+
+class IndexCorruptError(WorkbenchError):
+    """The index on disk is not consistent (a generation missing, catalog and vectors disagree)."""
 
 
 class ModelNotFoundError(WorkbenchError):
@@ -43,7 +68,7 @@ class AuditError(WorkbenchError):
     """An action that must be audited could not be recorded, so it was not carried out."""
 
 
-class UploadRefusedError(WorkbenchError):
+class UploadRefusedError(InvalidInputError):
     """An uploaded file was refused before parsing (type not supported, too large, unusable name)."""
 
     def __init__(self, name: str, reason: str) -> None:

@@ -215,7 +215,7 @@ def evaluate_answers(wb, questions: Sequence[LabelledQuestion], principal=None) 
     for q in questions:
         a = wb.ask(q.question, principal=principal)
         stats["questions"] += 1
-        stats["seconds"] += a.timings.get("total_s", 0.0)
+        stats["seconds"] += a.timings.total_s
         stats["invented_citations"] += bool(a.invented_citations)
         if not q.covered:
             stats["refused_uncovered" if a.refused else "answered_uncovered"] += 1

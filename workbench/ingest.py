@@ -22,7 +22,7 @@ from workbench.config import Config
 from workbench.embed import Embedder, document_input
 from workbench.load import LoadLimits
 from workbench.load.sandbox import ParserPool
-from workbench.records import Chunk, Document, FileFailure, IngestReport
+from workbench.records import Chunk, Document, FailureKind, FileFailure, IngestReport
 from workbench.store import IndexWriter
 from workbench.sync import SyncPlan, ToParse, plan_sync, scan
 
@@ -99,14 +99,15 @@ def _apply_plan(w: IndexWriter, plan: SyncPlan, collection: str, root: str, t: _
     for f, ids in plan.touched:
         for doc_id in ids:
             cat.move_document(doc_id, f.path, f.size, f.mtime)
-    for f, reason in plan.failed:
-        cat.set_failure(collection, root, f.path, reason, f.size, f.mtime)
+    for f, reason, kind in plan.failed:
+        cat.set_failure(collection, root, f.path, reason, f.size, f.mtime, kind)
     for path, *_ in cat.failure_signatures(collection, root).items():
         if path not in plan.seen:
             cat.clear_failure(collection, path)
     t.unchanged += plan.unchanged + len(plan.touched)
-    t.failed += [FileFailure(f.path, reason, collection) for f, reason in plan.failed]
-    t.failed += [FileFailure(f.path, f"{f.reason} (unchanged since it failed)", collection) for f in plan.still_failing]
+    t.failed += [FileFailure(f.path, reason, collection, kind) for f, reason, kind in plan.failed]
+    t.failed += [FileFailure(f.path, f"{f.reason} (unchanged since it failed)", collection, f.kind)
+                 for f in plan.still_failing]
     t.dirty |= bool(plan.deleted or plan.to_parse or plan.renamed or plan.touched or plan.failed)
 
 
@@ -144,7 +145,8 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
             if not root.exists():
                 n = len(w.catalog.source_documents(collection, root_s))
                 t.failed.append(FileFailure(root_s, f"source is missing; its {n} documents were kept "
-                                            "(restore it, or remove the source)", collection))
+                                            "(restore it, or remove the source)", collection,
+                                            FailureKind.MISSING_SOURCE))
                 continue
             files, skipped = scan(root, ing.include_hidden)
             t.skipped += [FileFailure(s.path, s.reason, collection) for s in skipped]

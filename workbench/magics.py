@@ -59,7 +59,7 @@ class WorkbenchMagics(Magics):
         """%%ask [-k N] [--collection C] [--as-user NAME]  then the question in the cell body."""
         from IPython.display import HTML, display
 
-        from workbench.retrieve import Filters
+        from workbench.records import Filters
 
         args = parse_argstring(self.ask, line)
         question = " ".join(cell.split())

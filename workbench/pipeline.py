@@ -1,23 +1,33 @@
 """`Workbench`: the one public object that notebooks, the CLI and the web app drive.
 
-It holds the config, loads the embedder on first use, and always reads the latest published
-generation (a `reindex` by another process is picked up by the next call, no restart). Stage
-order for ingestion lives in `workbench.ingest`; this class only routes calls. Leaves out (later
-issue): where a document's groups come from (collection defaults, access files).
+It holds the config and its parts (embedder, LLM, reranker: given, or loaded on first use, each
+under its own lock), and always reads the latest published generation (a `reindex` by another
+process is picked up by the next call, no restart). It is the only module that wires stages
+together: ingestion order lives in `workbench.ingest`, answering in `workbench.answer` (handed
+a search function and the model), and this class routes calls, applies the asker's rights
+(`workbench.access`) and records what must be audited. Leaves out: any stage's own logic.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench.config import Config, load_config
 from workbench.errors import AuditError, EmptyIndexError, NotFoundError, WorkbenchError
-from workbench.records import Answer, Chunk, Document, Hit, Hits, IndexStatus, IngestReport
+from workbench.records import (Answer, Chunk, Document, Filters, Hits, IndexStatus, IngestReport, Principal,
+                               SearchTrace, SourceView)
 from workbench.store import IndexReader, current_generation
+
+if TYPE_CHECKING:
+    from workbench.embed import Embedder
+    from workbench.generate import LLM
+    from workbench.rerank import Reranker
 
 OPERATOR = "(operator)"  # the audit log's name for the CLI / notebook user acting for everyone
 
@@ -43,11 +53,15 @@ def _unchanged_file(doc: Document) -> Path:
 class Workbench:
     """Open with `Workbench.open("workbench.toml")`; then `ingest`, `reindex`, `search`, `status`."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, embedder: Embedder | None = None, llm: LLM | None = None,
+                 reranker: Reranker | None = None) -> None:
+        """``config`` and, optionally, parts already loaded (a notebook's model, a test's fake): a part
+        not given is loaded from the config on first use. A given reranker is always used."""
         self.config = config
-        self._embedder = None
-        self._llm = None
-        self._reranker = None
+        self._embedder = embedder
+        self._llm = llm
+        self._reranker = reranker
+        self._reranker_given = reranker is not None
         self._reader: IndexReader | None = None
         self._users = None
         # the web app calls from many threads: one lock per resource, so that loading a model (minutes
@@ -55,6 +69,16 @@ class Workbench:
         self._embedder_lock = threading.Lock()
         self._llm_lock = threading.Lock()
         self._reader_lock = threading.Lock()
+
+    def replace(self, config: Config | None = None, **parts) -> "Workbench":
+        """A Workbench on the same index with the same parts, except ``config`` and the ``parts``
+        (embedder, llm, reranker) given: ``wb.replace(llm=other_model)``."""
+        kept = {"embedder": self._embedder, "llm": self._llm,
+                "reranker": self._reranker if self._reranker_given else None}
+        unknown = set(parts) - set(kept)
+        if unknown:
+            raise TypeError(f"unknown parts {sorted(unknown)}: use embedder, llm or reranker")
+        return Workbench(config or self.config, **{**kept, **parts})
 
     @classmethod
     def open(cls, config: str | os.PathLike | Config | None = None, index_dir: str | os.PathLike | None = None
@@ -73,7 +97,7 @@ class Workbench:
         return self.config.index.dir
 
     @property
-    def embedder(self):
+    def embedder(self) -> Embedder:
         """The embedding model, loaded on first use (seconds), then kept."""
         with self._embedder_lock:
             if self._embedder is None:
@@ -83,7 +107,7 @@ class Workbench:
         return self._embedder
 
     @property
-    def llm(self):
+    def llm(self) -> LLM:
         """The configured language model, loaded on first use, then kept."""
         with self._llm_lock:
             if self._llm is None:
@@ -91,6 +115,20 @@ class Workbench:
 
                 self._llm = load_llm(self.config.llm)
         return self._llm
+
+    @property
+    def llm_max_concurrency(self) -> int:
+        """Answers the configured LLM backend can generate at once (its own statement; loads nothing)."""
+        from workbench.generate import backend_class
+
+        return backend_class(self.config.llm.backend).max_concurrency
+
+    @property
+    def upload_types(self) -> list[str]:
+        """File name suffixes that can be ingested ('.pdf', '.docx', ...)."""
+        from workbench.load import SUFFIXES
+
+        return sorted(SUFFIXES)
 
     @property
     def llm_loaded(self) -> bool:
@@ -148,7 +186,7 @@ class Workbench:
         """Put uploaded files (display name, temp path) into ``<index>/uploads/<collection>/`` and ingest.
 
         Returns the ingest report and a list of FileFailure for uploads refused before parsing
-        (unsupported type, over ``[web] max_upload_mb``). Names are made safe (`workbench.uploads`).
+        (unsupported type, over ``[web] max_upload_mb``). Names are made safe (`workbench.stores.uploads`).
         Each file is parsed first in a private staging folder: one that cannot be read is reported
         in the report's ``failed`` and never enters the folder, so a bad re-upload keeps the good
         version that was there. ``groups`` (the uploader's choice) are written for these files into
@@ -161,9 +199,9 @@ class Workbench:
         from workbench.access import write_access_file
         from workbench.errors import UploadRefusedError
         from workbench.ingest import try_parse
-        from workbench.records import FileFailure
-        from workbench.uploads import check_upload, place_upload, upload_dir
-        from workbench.users import parse_groups
+        from workbench.records import FailureKind, FileFailure
+        from workbench.stores.uploads import check_upload, place_upload, upload_dir
+        from workbench.stores.users import parse_groups
 
         check_collection(collection)
         folder = upload_dir(self.index_dir, collection)
@@ -176,7 +214,7 @@ class Workbench:
                 try:
                     clean = check_upload(path, name, self.config.web.max_upload_mb)
                 except UploadRefusedError as exc:
-                    refused.append(FileFailure(name, exc.reason, collection))
+                    refused.append(FileFailure(name, exc.reason, collection, FailureKind.REFUSED))
                     self.audit.record(user, "upload", f"{collection}/{name}: refused: {exc.reason}")
                     if on_file is not None:
                         on_file(name, exc.reason)
@@ -196,15 +234,16 @@ class Workbench:
             stored = [place_upload(folder, p, clean, move=True) for clean, p in staged.items()]
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        access_file = self.config.access.file_name
-        write_access_file(folder, access_file, {p.name: chosen for p in stored})  # None: drop an old choice
-        report = self.ingest(folder, collection, wait_s=wait_s, progress=False, on_file=on_file)
-        for path in stored:
+        if chosen is not None:  # none chosen: a re-uploaded file keeps the groups it had (never widened)
+            write_access_file(folder, self.config.access.file_name, {p.name: chosen for p in stored})
+        for path in stored:  # recorded before indexing: the file is in place whatever happens next
             self.audit.record(user, "upload", f"{collection}/{path.name} (groups: "
-                              f"{', '.join(chosen) if chosen else 'folder rules'})", report.generation)
+                              f"{', '.join(chosen) if chosen else 'as before, or the folder rules'})")
+        report = self.ingest(folder, collection, wait_s=wait_s, progress=False, on_file=on_file)
         return dataclasses.replace(report, failed=(*unreadable, *report.failed)), refused
 
-    def reindex(self, wait_s: float = 0.0, progress: bool = True, principal=None) -> IngestReport:
+    def reindex(self, wait_s: float = 0.0, progress: bool = True, principal: Principal | None = None
+                ) -> IngestReport:
         """Re-sync every source ingested before (safe from cron: one writer at a time); audited."""
         from workbench.ingest import run_ingest
 
@@ -212,9 +251,10 @@ class Workbench:
         sources = reader.catalog.sources() if reader else []
         if not sources:
             raise WorkbenchError(f"nothing to re-index in {self.index_dir}: run `workbench ingest FOLDER` first")
+        entry = self.audit.record(principal.name if principal else OPERATOR, "reindex", "started", outcome="started")
         report = run_ingest(self.config, self.embedder, [(Path(s["root"]), s["collection"]) for s in sources],
                             wait_s, progress)
-        self.audit.record(principal.name if principal else OPERATOR, "reindex", report.summary(), report.generation)
+        self.audit.finish(entry, "done", text=report.summary())
         return report
 
     # ---- reading ----------------------------------------------------------------------------
@@ -230,7 +270,7 @@ class Workbench:
             failures=tuple(reader.catalog.failures()), embedding_model=meta.get("embedding_model", ""),
             embedding_dim=int(meta.get("embedding_dim", 0)), published_at=meta.get("published_at", ""))
 
-    def documents(self, collection: str | None = None, principal=None) -> list[Document]:
+    def documents(self, collection: str | None = None, principal: Principal | None = None) -> list[Document]:
         """The catalogued documents (of ``collection``; only those ``principal`` may read, if given)."""
         from workbench.access import can_read
 
@@ -238,7 +278,7 @@ class Workbench:
         docs = reader.catalog.documents(collection) if reader else []
         return [d for d in docs if can_read(principal, d)]
 
-    def collections(self, principal=None) -> dict[str, int]:
+    def collections(self, principal: Principal | None = None) -> dict[str, int]:
         """{collection: documents} counting only what ``principal`` may read (None: everything)."""
         counts: dict[str, int] = {}
         for d in self.documents(principal=principal):
@@ -276,7 +316,8 @@ class Workbench:
         return [(by_id[a], by_id[b], score) for a, b, score in pairs]
 
     def search(self, query: str, k: int = 5, collection: str | Iterable[str] | None = None,
-               mode: str | None = None, filters=None, principal=None) -> list[Hit]:
+               mode: str | None = None, filters: Filters | None = None,
+               principal: Principal | None = None) -> Hits:
         """The k best chunks for ``query``, best first.
 
         ``mode``: 'hybrid' (default from config), 'dense' or 'lexical'. ``collection`` is a
@@ -287,7 +328,8 @@ class Workbench:
         return self.search_with_trace(query, k, collection, mode, filters, principal)[0]
 
     def search_with_trace(self, query: str, k: int = 5, collection: str | Iterable[str] | None = None,
-                          mode: str | None = None, filters=None, principal=None):
+                          mode: str | None = None, filters: Filters | None = None,
+                          principal: Principal | None = None) -> tuple[Hits, SearchTrace]:
         """Like `search`, plus a `SearchTrace` (query language, sides used, timings)."""
         from workbench.access import filters_for
         from workbench.retrieve import search
@@ -304,11 +346,13 @@ class Workbench:
                              self.reranker)
         if principal is not None:
             self.audit.record(principal.name, "search", query, trace.generation, [h.chunk.chunk_id for h in hits])
-        return Hits(hits), trace
+        return Hits(hits, trace), trace
 
     @property
-    def reranker(self):
-        """The configured cross-encoder reranker, or None ([retrieval] reranker unset)."""
+    def reranker(self) -> Reranker | None:
+        """The reranker given to the constructor, else the configured cross-encoder, else None."""
+        if self._reranker_given:
+            return self._reranker
         name = self.config.retrieval.reranker
         if name is None:
             return None
@@ -319,7 +363,8 @@ class Workbench:
         return self._reranker
 
     # ---- answers ----------------------------------------------------------------------------
-    def ask_stream(self, question: str, history=(), k: int | None = None, filters=None, principal=None):
+    def ask_stream(self, question: str, history: Sequence[tuple[str, str]] = (), k: int | None = None,
+                   filters: Filters | None = None, principal: Principal | None = None) -> Iterator[str | Answer]:
         """Yield the answer's text pieces as they are generated, then the `Answer` record.
 
         ``history``: earlier (question, answer) pairs; a follow-up is rewritten into a stand-alone
@@ -339,16 +384,22 @@ class Workbench:
                 entry.append(self.audit.record(user, "ask", question, generation, [h.chunk.chunk_id for h in hits],
                                                outcome="asked"))
             except Exception as exc:  # noqa: BLE001 - any failure to record refuses the answer
-                raise AuditError(f"the question could not be recorded in the audit log ({exc}), so it is not "
-                                 f"answered: check {self.audit.path}") from None
+                print(f"workbench: audit log {self.audit.path} not writable: {exc}", file=sys.stderr)
+                raise AuditError("the question could not be recorded in the audit log, so it is not answered: "
+                                 "an administrator should check the server's log") from None
 
-        for item in answer_stream(self, question, history, k, filters_for(principal, filters), on_sources=on_sources):
+        allowed = filters_for(principal, filters)
+        parts = dict(search=lambda q, n: self.search_with_trace(q, k=n, filters=allowed)[0], llm=lambda: self.llm,
+                     settings=self.config.answer, max_new_tokens=self.config.llm.max_new_tokens)
+        for item in answer_stream(question, history=history, k=k, on_sources=on_sources, **parts):
             if isinstance(item, Answer) and entry:
                 self.audit.finish(entry[0], "refused" if item.refused else "answered",
                                   [h.chunk.chunk_id for h in item.hits])
             yield item
 
-    def ask(self, question: str, history=(), k: int | None = None, filters=None, on_token=None, principal=None):
+    def ask(self, question: str, history: Sequence[tuple[str, str]] = (), k: int | None = None,
+            filters: Filters | None = None, on_token: Callable[[str], None] | None = None,
+            principal: Principal | None = None) -> Answer:
         """The grounded `Answer` to ``question`` (``on_token(piece)`` sees the text as it streams)."""
         answer = None
         for item in self.ask_stream(question, history, k, filters, principal):
@@ -364,7 +415,7 @@ class Workbench:
     def users(self):
         """The `UserStore` of this index (``<index>/users.sqlite``)."""
         if self._users is None:
-            from workbench.users import UserStore
+            from workbench.stores.users import UserStore
 
             self._users = UserStore(self.index_dir)
         return self._users
@@ -372,18 +423,18 @@ class Workbench:
     @property
     def audit(self):
         """The `AuditLog` of this index (``<index>/audit.sqlite``)."""
-        from workbench.audit import AuditLog
+        from workbench.stores.audit import AuditLog
 
         return AuditLog(self.index_dir)
 
     @property
     def feedback(self):
         """The `FeedbackStore` of this index (``<index>/feedback.sqlite``)."""
-        from workbench.feedback import FeedbackStore
+        from workbench.stores.feedback import FeedbackStore
 
         return FeedbackStore(self.index_dir)
 
-    def principal(self, name: str):
+    def principal(self, name: str) -> Principal:
         """The `Principal` for web-app user ``name``; NotFoundError when no such user exists (any more)."""
         from workbench.access import principal_for
 
@@ -392,9 +443,9 @@ class Workbench:
             raise NotFoundError(f"no user {name!r}: see `workbench users list`")
         return principal_for(user, self.config.web.admin_group)
 
-    def _source(self, chunk_id: int, principal):
+    def _source(self, chunk_id: int, principal: Principal | None) -> tuple[SourceView, int]:
         from workbench.access import can_read
-        from workbench.sources import source_view
+        from workbench.viewer import source_view
 
         reader = self.reader()
         chunks = reader.catalog.chunks([int(chunk_id)]) if reader else []
@@ -406,7 +457,7 @@ class Workbench:
     def _audit_source(self, principal, action: str, what: str, generation: int, chunk_id: int) -> None:
         self.audit.record(principal.name if principal else OPERATOR, action, what, generation, [int(chunk_id)])
 
-    def source(self, chunk_id: int, principal=None):
+    def source(self, chunk_id: int, principal: Principal | None = None) -> SourceView:
         """The `SourceView` of a chunk: passage, surrounding text, document (audited as a ``view``).
 
         Raises NotFoundError when the chunk does not exist in the current generation or
@@ -416,10 +467,11 @@ class Workbench:
         self._audit_source(principal, "view", view.document.display_path, generation, chunk_id)
         return view
 
-    def page_image(self, chunk_id: int, principal=None, width_px: int = 1000) -> bytes:
+    def page_image(self, chunk_id: int, principal: Principal | None = None, width_px: int = 1000,
+                   wait_s: float | None = None) -> bytes:
         """PNG of the PDF page a chunk sits on (NotFoundError for other formats or no access); audited
-        as a ``page``. Rendered in a bounded worker process (`workbench.sources.render_pdf_page`)."""
-        from workbench.sources import render_pdf_page
+        as a ``page``. Rendered in a bounded worker process (`workbench.viewer.render_pdf_page`)."""
+        from workbench.viewer import RenderLimits, render_pdf_page
 
         view, generation = self._source(chunk_id, principal)
         if not view.is_pdf:
@@ -427,9 +479,10 @@ class Workbench:
         path = _unchanged_file(view.document)
         self._audit_source(principal, "page", f"{view.document.display_path} page {view.chunk.page}", generation,
                            chunk_id)
-        return render_pdf_page(str(path), view.chunk.page, width_px)
+        limits = RenderLimits() if wait_s is None else RenderLimits(wait_s=wait_s)
+        return render_pdf_page(str(path), view.chunk.page, width_px, limits=limits)
 
-    def original_file(self, chunk_id: int, principal=None) -> Path:
+    def original_file(self, chunk_id: int, principal: Principal | None = None) -> Path:
         """The indexed file a chunk came from (NotFoundError when gone, changed, or not readable);
         audited as a ``download``."""
         view, generation = self._source(chunk_id, principal)

@@ -48,7 +48,7 @@ def load_template(name_or_path: str) -> Template:
 
 def _source(template: Template, n: int, hit: Hit, text: str) -> str:
     c = hit.chunk
-    where = ", ".join(x for x in (c.location, " > ".join(c.headings)) if x)
+    where = c.label
     return template.source.format(n=n, title=c.title or Path(c.path).name, location=f" ({where})" if where else "",
                                   text=text.strip())
 

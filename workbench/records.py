@@ -8,13 +8,16 @@ describes a published index. Every record converts to plain JSON-able data with 
 from __future__ import annotations
 
 import dataclasses
-import html
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 
 def _to_dict(obj: Any) -> Any:
+    own = getattr(type(obj), "to_dict", None)
+    if own is not None and own is not _Record.to_dict and not isinstance(obj, type):
+        return own(obj)  # a record that says how it is written (e.g. `Citation`)
     if dataclasses.is_dataclass(obj):
         return {f.name: _to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):
@@ -119,6 +122,11 @@ class Chunk(_Record):
             parts.append(f"sheet {self.sheet}")
         return ", ".join(parts)
 
+    @property
+    def label(self) -> str:
+        """Where the passage sits, for people: 'page 3, Leave > Carry-over'."""
+        return ", ".join(x for x in (self.location, " > ".join(self.headings)) if x)
+
 
 @dataclass(frozen=True, slots=True)
 class Hit(_Record):
@@ -133,7 +141,7 @@ class Hit(_Record):
 
     def __str__(self) -> str:
         c = self.chunk
-        where = ", ".join(x for x in (c.location, " > ".join(c.headings)) if x)
+        where = c.label
         snippet = " ".join(c.text.split())[:160]
         parts = [f"score {self.score:.3f}"]
         if self.dense_score is not None:
@@ -143,21 +151,102 @@ class Hit(_Record):
         return f"{self.rank}. [{', '.join(parts)}] {c.display_path}{' (' + where + ')' if where else ''}\n   {snippet}"
 
     def _repr_html_(self) -> str:
-        c = self.chunk
-        return (
-            f"<div><b>{self.rank}.</b> <code>{html.escape(c.display_path)}</code> "
-            f"{html.escape(c.location)} <i>{html.escape(' > '.join(c.headings))}</i> "
-            f"score {self.score:.3f}<br><small>{html.escape(c.text[:400])}</small></div>"
-        )
+        from workbench.display import hit_html
+
+        return hit_html(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Filters(_Record):
+    """Restrictions applied inside both searches. Empty fields restrict nothing.
+
+    ``groups``: None means no access restriction; a tuple keeps documents shared with any of
+    those groups (documents with no groups are left out: see `workbench.access`).
+    """
+
+    collections: tuple[str, ...] = ()
+    formats: tuple[str, ...] = ()
+    path_glob: str | None = None
+    modified_after: float | None = None
+    modified_before: float | None = None
+    groups: tuple[str, ...] | None = None
+
+    @property
+    def restricts(self) -> bool:
+        return bool(self.collections or self.formats or self.path_glob or self.modified_after is not None
+                    or self.modified_before is not None or self.groups is not None)
+
+    def admits(self, doc: "Document") -> bool:
+        """Whether ``doc`` passes: the rule `Catalog` applies in SQL, for one document (the read
+        rule of `workbench.access` is the ``groups`` part)."""
+        import fnmatch
+
+        return ((not self.collections or doc.collection in self.collections)
+                and (not self.formats or doc.format in self.formats)
+                and (not self.path_glob or fnmatch.fnmatchcase(doc.path, self.path_glob))
+                and (self.modified_after is None or doc.mtime >= self.modified_after)
+                and (self.modified_before is None or doc.mtime < self.modified_before)
+                and (self.groups is None or bool(set(doc.groups) & set(self.groups))))
+
+
+@dataclass(frozen=True, slots=True)
+class SearchTrace(_Record):
+    """How a search ran: which sides, which languages, how long (for notebooks and answers)."""
+
+    mode: str
+    query_language: str
+    used_dense: bool
+    generation: int = 0
+    dense_ms: float = 0.0
+    lexical_ms: float = 0.0
+    allowed: int | None = None
+    lexical_terms: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal(_Record):
+    """The user a request acts for."""
+
+    name: str
+    groups: tuple[str, ...] = ()
+    is_admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SourceView(_Record):
+    """A chunk, its document, and the text just before and after it."""
+
+    chunk: Chunk
+    document: Document
+    before: str
+    after: str
+
+    @property
+    def is_pdf(self) -> bool:
+        return self.document.format == "pdf" and not self.document.part and self.chunk.page is not None
+
+
+class FailureKind(str, Enum):
+    """Why a file is in a report's ``failed`` or ``skipped`` list, for code (the reason is for people)."""
+
+    PARSE = "parse"  # the parser could not read it (corrupt, encrypted, hostile, over a parse bound)
+    TOO_LARGE = "too_large"  # over [ingest] max_file_mb; re-checked when the limit changes
+    UNSUPPORTED = "unsupported"  # not a supported type (skipped)
+    SYMLINK = "symlink"  # symbolic links are not followed (skipped)
+    UNREADABLE = "unreadable"  # the operating system refused to read it
+    MISSING_SOURCE = "missing_source"  # a source folder is gone; its documents were kept
+    ACCESS_FILE = "access_file"  # a malformed access file (its folder is admins-only)
+    REFUSED = "refused"  # an upload refused before parsing (type, size, name)
 
 
 @dataclass(frozen=True, slots=True)
 class FileFailure(_Record):
-    """A file (or attachment) that could not be indexed, with the reason."""
+    """A file (or attachment) that could not be indexed, with the reason and its kind."""
 
     path: str
     reason: str
     collection: str = ""
+    kind: FailureKind = FailureKind.PARSE
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
@@ -205,42 +294,28 @@ class IngestReport(_Record):
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td><code>{html.escape(f.path)}</code></td><td>{html.escape(f.reason)}</td></tr>"
-            for f in self.failed
-        )
-        table = f"<table><tr><th>failed file</th><th>reason</th></tr>{rows}</table>" if rows else ""
-        lists = [(name, items) for name, items in (
-            ("added", self.added), ("changed", self.changed),
-            ("renamed", [f"{a} → {b}" for a, b in self.renamed]), ("deleted", self.deleted),
-            ("skipped", [str(f) for f in self.skipped])) if items]
-        details = "".join(
-            f"<details><summary>{name} ({len(items)})</summary><ul>"
-            + "".join(f"<li><code>{html.escape(str(i))}</code></li>" for i in items) + "</ul></details>"
-            for name, items in lists)
-        return f"<div><p>{html.escape(self.summary())}</p>{table}{details}</div>"
+        from workbench.display import report_html
+
+        return report_html(self)
 
 
 class Hits(list):
-    """Search results (a plain list of `Hit`) that display as a table in Jupyter."""
+    """Search results (a plain list of `Hit`) that display as a table in Jupyter; ``trace`` (a
+    `SearchTrace`) says how the search ran, when the search that made them recorded it."""
+
+    trace: SearchTrace | None = None
+
+    def __init__(self, hits=(), trace: SearchTrace | None = None) -> None:
+        super().__init__(hits)
+        self.trace = trace
 
     def __str__(self) -> str:
         return "\n".join(str(h) for h in self) if self else "no matching chunks"
 
     def _repr_html_(self) -> str:
-        if not self:
-            return "<p>no matching chunks</p>"
-        rows = []
-        for h in self:
-            c = h.chunk
-            rows.append(
-                f"<tr><td>{h.rank}</td><td>{h.score:.3f}</td>"
-                f"<td>{'' if h.dense_score is None else f'{h.dense_score:.2f}'}</td>"
-                f"<td>{'' if h.lexical_score is None else f'{h.lexical_score:.1f}'}</td>"
-                f"<td><b>{html.escape(c.title)}</b><br><code>{html.escape(c.display_path)}</code> "
-                f"{html.escape(c.location)}</td><td><small>{html.escape(' '.join(c.text.split())[:300])}</small></td></tr>")
-        return ("<table><tr><th>#</th><th>score</th><th>cosine</th><th>bm25</th><th>document</th><th>passage</th></tr>"
-                + "".join(rows) + "</table>")
+        from workbench.display import hits_html
+
+        return hits_html(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,22 +350,58 @@ class IndexStatus(_Record):
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        return "<pre>" + html.escape(str(self)) + "</pre>"
+        from workbench.display import status_html
+
+        return status_html(self)
 
 
 @dataclass(frozen=True, slots=True)
 class Citation(_Record):
-    """Source number n of an answer, pointing back to the file, page and passage."""
+    """Source number n of an answer: the chunk it points to (file, page, passage), not a copy of it."""
 
     number: int
-    chunk_id: int
-    doc_id: str
-    path: str
-    part: str
-    title: str
-    location: str
-    page: int | None
-    snippet: str
+    chunk: Chunk
+
+    SNIPPET_CHARS = 300
+
+    @property
+    def chunk_id(self) -> int:
+        return self.chunk.chunk_id
+
+    @property
+    def doc_id(self) -> str:
+        return self.chunk.doc_id
+
+    @property
+    def path(self) -> str:
+        return self.chunk.path
+
+    @property
+    def part(self) -> str:
+        return self.chunk.part
+
+    @property
+    def title(self) -> str:
+        return self.chunk.title
+
+    @property
+    def location(self) -> str:
+        return self.chunk.location
+
+    @property
+    def page(self) -> int | None:
+        return self.chunk.page
+
+    @property
+    def snippet(self) -> str:
+        """The passage on one line, cut at `SNIPPET_CHARS`."""
+        return " ".join(self.chunk.text.split())[: self.SNIPPET_CHARS]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: the number and where it leads (the stored form of feedback and `ask --json`)."""
+        return {"number": self.number, "chunk_id": self.chunk_id, "doc_id": self.doc_id, "path": self.path,
+                "part": self.part, "title": self.title, "location": self.location, "page": self.page,
+                "snippet": self.snippet}
 
     def __str__(self) -> str:
         where = f", {self.location}" if self.location else ""
@@ -298,13 +409,25 @@ class Citation(_Record):
 
 
 @dataclass(frozen=True, slots=True)
+class Timings(_Record):
+    """How long an answer took and how many tokens it used (0 where the model was not called)."""
+
+    retrieval_ms: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    time_to_first_token_s: float = 0.0
+    tokens_per_s: float = 0.0
+    total_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Answer(_Record):
     """A grounded answer: text with [n] markers, the citations they resolve to, and how it was made.
 
     ``refused`` answers say the documents do not cover the question (the model may not have been
-    called: see ``refusal_reason``). ``invented_citations`` were dropped from ``text``;
-    ``uncited_sentences`` carry no citation. ``timings``: retrieval_ms, prompt_tokens,
-    completion_tokens, time_to_first_token_s, tokens_per_s, total_s.
+    called: see ``refusal_reason``). ``cited_numbers`` are the valid markers the text uses (checked
+    by `workbench.cite`); ``invented_citations`` were dropped from ``text``; ``uncited_sentences``
+    carry no citation.
     """
 
     question: str
@@ -318,15 +441,13 @@ class Answer(_Record):
     uncited_sentences: tuple[str, ...] = ()
     generation: int = 0
     model: str = ""
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: Timings = Timings()
+    cited_numbers: tuple[int, ...] = ()
 
     @property
     def cited(self) -> tuple[Citation, ...]:
         """The citations the text actually refers to."""
-        import re
-
-        used = {int(n) for n in re.findall(r"\[(\d+)\]", self.text)}
-        return tuple(c for c in self.citations if c.number in used)
+        return tuple(c for c in self.citations if c.number in self.cited_numbers)
 
     def __str__(self) -> str:
         lines = [self.text, ""]
@@ -336,31 +457,9 @@ class Answer(_Record):
         return "\n".join(lines).strip()
 
     def _repr_html_(self) -> str:
-        import re
+        from workbench.display import answer_html
 
-        key = f"wb{id(self):x}"  # anchors unique to this answer, so several answers share a notebook
-        body = html.escape(self.text)
-        body = re.sub(r"\[(\d+)\]", rf'<a href="#{key}-\1">[\1]</a>', body)
-        scores = {i: h for i, h in enumerate(self.hits, start=1)}
-        items = []
-        for c in self.citations:
-            h = scores.get(c.number)
-            score = ""
-            if h is not None:
-                parts = [f"score {h.score:.3f}"] + ([f"cosine {h.dense_score:.2f}"] if h.dense_score is not None else []) \
-                    + ([f"bm25 {h.lexical_score:.1f}"] if h.lexical_score is not None else [])
-                score = f" <small>({', '.join(parts)})</small>"
-            cited = " ✓" if c in self.cited else ""
-            items.append(f'<li id="{key}-{c.number}"><b>[{c.number}]</b>{cited} {html.escape(c.title)} — '
-                         f"<code>{html.escape(c.path)}</code> {html.escape(c.location)}{score}<br>"
-                         f"<small>{html.escape(c.snippet)}</small></li>")
-        t = self.timings
-        meta = (f"generation {self.generation} · {html.escape(self.model)} · retrieval {t.get('retrieval_ms', 0):.0f} ms"
-                f" · first token {t.get('time_to_first_token_s', 0):.2f} s · {t.get('tokens_per_s', 0):.1f} tok/s"
-                f" · total {t.get('total_s', 0):.2f} s")
-        flags = "".join(f"<li>{html.escape(f)}</li>" for f in self.flags())
-        return (f"<div><p>{body}</p><ol style='list-style:none'>{''.join(items)}</ol><small>{meta}</small>"
-                f"{'<ul>' + flags + '</ul>' if flags else ''}</div>")
+        return answer_html(self)
 
     def flags(self) -> list[str]:
         out = []

@@ -1,13 +1,13 @@
 """Draw one PDF page as a PNG in a bounded process (`python -m workbench.render_worker`).
 
-`workbench.sources.render_pdf_page` starts one of these per page image, so pdfium never runs
+`workbench.viewer.render_pdf_page` starts one of these per page image, so pdfium never runs
 inside the web server. The worker takes the parser sandbox's bounds (`workbench.load.sandbox`: a
 clean environment, no network, an address-space limit, no core dumps) plus a CPU-time limit,
 reads one JSON request frame on stdin and answers with a JSON status frame and, on success, a
 PNG frame on stdout. The page is scaled so that its image never has more than `MAX_PIXELS`
 pixels: a page of an extreme shape is drawn smaller instead of as a huge bitmap.
 Leaves out: the wall-clock deadline, the kill and the bound on renders at once (the parent's
-side, in `workbench.sources`).
+side, in `workbench.viewer`).
 """
 
 from __future__ import annotations

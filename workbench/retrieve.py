@@ -2,89 +2,24 @@
 
 Dense: inner product in FAISS, restricted by an ID selector built from the filters. Lexical:
 BM25 (SQLite FTS5) over language-aware terms (`workbench.analyze`), restricted by the same
-filters in SQL. Both give their best ``candidates`` among the allowed chunks only, so a narrow
+filters (the catalog owns every query: `Catalog.allowed_ids`, `bm25`, `neighbours`). Both give their best ``candidates`` among the allowed chunks only, so a narrow
 filter still yields its best k. The rankings are fused by weighted reciprocal rank. A query in a
 language the embedding model does not know (``dense_languages``) is answered by lexical search
 alone. Near-duplicate hits are dropped; neighbouring chunks can be attached as context.
-Leaves out: reranking (`workbench.rerank`), answering (`workbench.answer`).
+Leaves out: SQL (`workbench.catalog`), reranking (`workbench.rerank`), answering (`workbench.answer`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from workbench.analyze import UNDETERMINED, detect_language, terms
 from workbench.config import RetrievalSettings
-from workbench.records import Chunk, Hit
+from workbench.records import Filters, Hit, SearchTrace
 from workbench.store import IndexReader
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """Restrictions applied inside both searches. Empty fields restrict nothing.
-
-    ``groups``: None means no access restriction; a tuple keeps documents shared with any of
-    those groups (documents with no groups are left out: see `workbench.access`).
-    """
-
-    collections: tuple[str, ...] = ()
-    formats: tuple[str, ...] = ()
-    path_glob: str | None = None
-    modified_after: float | None = None
-    modified_before: float | None = None
-    groups: tuple[str, ...] | None = None
-
-    def where(self) -> tuple[str, list]:
-        """A SQL condition over ``documents d`` and its parameters ('1' when unrestricted)."""
-        parts, params = [], []
-        for column, values in (("d.collection", self.collections), ("d.format", self.formats)):
-            if values:
-                parts.append(f"{column} IN ({','.join('?' * len(values))})")
-                params += list(values)
-        if self.path_glob:
-            parts.append("d.path GLOB ?")
-            params.append(self.path_glob)
-        if self.modified_after is not None:
-            parts.append("d.mtime >= ?")
-            params.append(self.modified_after)
-        if self.modified_before is not None:
-            parts.append("d.mtime < ?")
-            params.append(self.modified_before)
-        if self.groups is not None:
-            parts.append("EXISTS (SELECT 1 FROM json_each(d.groups) g WHERE g.value IN "
-                         f"({','.join('?' * len(self.groups)) or 'NULL'}))")
-            params += list(self.groups)
-        return (" AND ".join(parts) or "1"), params
-
-    @property
-    def restricts(self) -> bool:
-        return self.where()[0] != "1"
-
-
-@dataclass(frozen=True, slots=True)
-class SearchTrace:
-    """How a search ran: which sides, which languages, how long (for notebooks and answers)."""
-
-    mode: str
-    query_language: str
-    used_dense: bool
-    generation: int = 0
-    dense_ms: float = 0.0
-    lexical_ms: float = 0.0
-    allowed: int | None = None
-    lexical_terms: tuple[str, ...] = field(default_factory=tuple)
-
-
-def allowed_ids(reader: IndexReader, filters: Filters) -> np.ndarray | None:
-    if not filters.restricts:
-        return None
-    cond, params = filters.where()
-    rows = reader.catalog.conn.execute(f"SELECT c.id FROM chunks c JOIN documents d USING (doc_id) WHERE {cond}", params)
-    return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
 
 def dense_ranking(reader: IndexReader, query: np.ndarray, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
@@ -112,16 +47,8 @@ def query_terms(reader: IndexReader, query: str, settings: RetrievalSettings) ->
 
 def lexical_ranking(reader: IndexReader, words: Sequence[str], n: int, filters: Filters,
                     heading_weight: float = 0.5) -> list[tuple[int, float]]:
-    """(chunk id, BM25) best first, among chunks passing ``filters``."""
-    if not words:
-        return []
-    match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-    cond, params = filters.where()
-    join = "" if cond == "1" else "JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.doc_id = c.doc_id"
-    sql = (f"SELECT f.rowid, bm25(chunks_fts, 1.0, ?) AS s FROM chunks_fts f {join} "
-           f"WHERE chunks_fts MATCH ? AND {cond} ORDER BY s LIMIT ?")
-    rows = reader.catalog.conn.execute(sql, [heading_weight, match, *params, n])
-    return [(int(i), -float(s)) for i, s in rows]
+    """(chunk id, BM25) best first, among chunks passing ``filters`` (the catalog runs the query)."""
+    return reader.catalog.bm25(words, n, filters, heading_weight)
 
 
 def fuse(rankings: Sequence[tuple[float, Sequence[int]]], rrf_k: int = 60) -> list[tuple[int, float]]:
@@ -170,13 +97,6 @@ def _dedupe(reader: IndexReader, ordered: list[int], k: int, threshold: float, t
     return kept
 
 
-def _neighbors(reader: IndexReader, chunk: Chunk, n: int) -> tuple[Chunk, ...]:
-    rows = reader.catalog.conn.execute(
-        "SELECT id FROM chunks WHERE doc_id=? AND ordinal BETWEEN ? AND ? AND ordinal != ? ORDER BY ordinal",
-        (chunk.doc_id, chunk.ordinal - n, chunk.ordinal + n, chunk.ordinal))
-    return tuple(reader.catalog.chunks([r[0] for r in rows]))
-
-
 def search(reader: IndexReader, embed_query, query: str, k: int, settings: RetrievalSettings,
            filters: Filters = Filters(), mode: str | None = None, reranker=None) -> tuple[list[Hit], SearchTrace]:
     """The k best chunks for ``query`` and a trace of how they were found.
@@ -190,7 +110,7 @@ def search(reader: IndexReader, embed_query, query: str, k: int, settings: Retri
     mode = mode or settings.mode
     lang, words = query_terms(reader, query, settings)
     use_dense = mode != "lexical" and (lang == UNDETERMINED or lang in settings.dense_languages or mode == "dense")
-    allowed = allowed_ids(reader, filters) if use_dense else None
+    allowed = reader.catalog.allowed_ids(filters) if use_dense else None
     n = max(settings.candidates, k * 2)
     t0 = time.perf_counter()
     dense = dense_ranking(reader, embed_query(query), n, allowed) if use_dense else []
@@ -217,7 +137,7 @@ def search(reader: IndexReader, embed_query, query: str, k: int, settings: Retri
                    {cid: c.text for cid, c in chunks.items()})
     hits = [Hit(chunk=chunks[cid], score=fused[cid], rank=i, dense_score=dense_score.get(cid),
                 lexical_score=lexical_score.get(cid),
-                context=_neighbors(reader, chunks[cid], settings.neighbors) if settings.neighbors else ())
+                context=tuple(reader.catalog.neighbours(chunks[cid], settings.neighbors)) if settings.neighbors else ())
             for i, cid in enumerate(kept, start=1)]
     if reranker is not None:
         from workbench.rerank import rerank

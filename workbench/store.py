@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.catalog import SCHEMA_VERSION, Catalog
-from workbench.errors import IndexBusyError, IndexMismatchError
+from workbench.errors import IndexBusyError, IndexCorruptError, IndexMismatchError
 
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 
@@ -109,7 +109,8 @@ class IndexReader:
                 return cls(root, generation)
             except (FileNotFoundError, sqlite3.OperationalError):
                 time.sleep(0.05)
-        raise FileNotFoundError(f"{root}: CURRENT names a generation that is missing")
+        raise IndexCorruptError(f"{root}: CURRENT names a generation that is missing; restore the folder from a "
+                                f"backup or ingest into a new --index folder")
 
     @property
     def vectors(self):
@@ -235,7 +236,8 @@ class IndexWriter:
 
         docs, chunks = self.catalog.counts()
         if chunks != self.vectors.ntotal:
-            raise RuntimeError(f"catalog has {chunks} chunks but FAISS {self.vectors.ntotal} vectors; not publishing")
+            raise IndexCorruptError(f"catalog has {chunks} chunks but FAISS {self.vectors.ntotal} vectors; not "
+                                    "publishing (the published generation is untouched; run the command again)")
         published_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.catalog.set_meta(generation=str(self.generation), published_at=published_at)
         self.catalog.conn.commit()

@@ -4,7 +4,7 @@
 `plan_sync` compares them with the catalogued documents of that source and hashes only files
 whose size or modification time moved. A renamed or moved file is recognised by its content hash
 (same bytes, new path) so its embeddings are kept. A file unchanged since it last failed is not
-parsed again. Leaves out: parsing, embedding and writing (see `workbench.pipeline`).
+parsed again. Leaves out: parsing, embedding and writing (see `workbench.ingest`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.load import format_for, supported_suffixes
-from workbench.records import Document, FileFailure
+from workbench.records import Document, FailureKind, FileFailure
 
 
 SIZE_LIMIT_TAG = "(ingest.max_file_mb)"
@@ -44,7 +44,7 @@ class SyncPlan:
     renamed: list[tuple[str, FileInfo, tuple[str, ...]]] = field(default_factory=list)
     touched: list[tuple[FileInfo, tuple[str, ...]]] = field(default_factory=list)
     deleted: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
-    failed: list[tuple[FileInfo, str]] = field(default_factory=list)  # (file, reason)
+    failed: list[tuple[FileInfo, str, FailureKind]] = field(default_factory=list)  # (file, reason, kind)
     still_failing: list[FileFailure] = field(default_factory=list)
     unchanged: int = 0
     seen: set[str] = field(default_factory=set)
@@ -76,15 +76,16 @@ def scan(root: Path, include_hidden: bool = False) -> tuple[list[FileInfo], list
             candidates += [Path(dirpath) / f for f in sorted(filenames) if include_hidden or not _hidden(f)]
     for path in candidates:
         if path.is_symlink():
-            skipped.append(FileFailure(str(path), "symbolic link (not followed)"))
+            skipped.append(FileFailure(str(path), "symbolic link (not followed)", kind=FailureKind.SYMLINK))
             continue
         if format_for(path.name) is None:
-            skipped.append(FileFailure(str(path), f"unsupported file type (supported: {supported_suffixes()})"))
+            skipped.append(FileFailure(str(path), f"unsupported file type (supported: {supported_suffixes()})",
+                                       kind=FailureKind.UNSUPPORTED))
             continue
         try:
             st = path.stat()
         except OSError as exc:
-            skipped.append(FileFailure(str(path), f"cannot read file ({exc.strerror})"))
+            skipped.append(FileFailure(str(path), f"cannot read file ({exc.strerror})", kind=FailureKind.UNREADABLE))
             continue
         files.append(FileInfo(str(path), st.st_size, st.st_mtime))
     return files, skipped
@@ -106,14 +107,14 @@ def plan_sync(files: list[FileInfo], docs: list[Document], failures: dict[str, t
         if f.size > max_bytes:
             reason = f"file is {f.size / 2**20:.1f} MB, over the {max_bytes / 2**20:g} MB limit {SIZE_LIMIT_TAG}"
             if unchanged_failure and past[2] == reason:
-                plan.still_failing.append(FileFailure(f.path, reason))
+                plan.still_failing.append(FileFailure(f.path, reason, kind=FailureKind.TOO_LARGE))
             else:
-                plan.failed.append((f, reason))
+                plan.failed.append((f, reason, FailureKind.TOO_LARGE))
             if ids:
                 plan.deleted.append((f.path, ids))
             continue
-        if unchanged_failure and not past[2].endswith(SIZE_LIMIT_TAG):  # a size failure is re-checked above
-            plan.still_failing.append(FileFailure(f.path, past[2]))
+        if unchanged_failure and past[3] is not FailureKind.TOO_LARGE:  # a size failure is re-checked above
+            plan.still_failing.append(FileFailure(f.path, past[2], kind=past[3]))
             continue
         if old and old[0].size == f.size and old[0].mtime == f.mtime:
             plan.unchanged += 1
@@ -121,7 +122,7 @@ def plan_sync(files: list[FileInfo], docs: list[Document], failures: dict[str, t
         try:
             digest = hasher(f.path)
         except OSError as exc:
-            plan.failed.append((f, f"cannot read file ({exc.strerror})"))
+            plan.failed.append((f, f"cannot read file ({exc.strerror})", FailureKind.UNREADABLE))
             continue
         if old and old[0].content_hash == digest:
             plan.touched.append((f, ids))

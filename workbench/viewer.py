@@ -22,26 +22,12 @@ from pathlib import Path
 
 from workbench.errors import NotFoundError, WorkbenchError
 from workbench.load.sandbox import killed_by_cpu_limit, read_frame, worker_env, write_frame
-from workbench.records import Chunk, Document, _Record
+from workbench.records import Chunk, Document, SourceView
 
 CONTEXT_CHARS = 1200
 RENDERS_AT_ONCE = 2
 MAX_WORKER_OUTPUT = 64 * 2**20  # a PNG of at most 4 Mpx is far smaller
 _render_slots = threading.BoundedSemaphore(RENDERS_AT_ONCE)
-
-
-@dataclass(frozen=True, slots=True)
-class SourceView(_Record):
-    """A chunk, its document, and the text just before and after it."""
-
-    chunk: Chunk
-    document: Document
-    before: str
-    after: str
-
-    @property
-    def is_pdf(self) -> bool:
-        return self.document.format == "pdf" and not self.document.part and self.chunk.page is not None
 
 
 def source_view(catalog, chunk: Chunk, document: Document, context_chars: int = CONTEXT_CHARS) -> SourceView:
