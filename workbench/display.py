@@ -1,6 +1,7 @@
 """Rich display of the records in Jupyter: the HTML behind each record's ``_repr_html_``.
 
-Kept apart from `workbench.records` so that the records stay plain data; every value is escaped.
+Kept apart from `workbench.records` so that the records stay plain data (this module imports none of
+them: it reads their fields); every value is escaped.
 Leaves out: the web app's rendering (`workbench_web.render`), which has its own safety rules.
 """
 
@@ -8,13 +9,9 @@ from __future__ import annotations
 
 import html
 import re
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from workbench.records import Answer, Hit, Hits, IndexStatus, IngestReport
 
 
-def hit_html(hit: "Hit") -> str:
+def hit_html(hit) -> str:
     """HTML of one `Hit` for Jupyter."""
     c = hit.chunk
     return (
@@ -24,7 +21,7 @@ def hit_html(hit: "Hit") -> str:
     )
 
 
-def report_html(report: "IngestReport") -> str:
+def report_html(report) -> str:
     """HTML of one `IngestReport` for Jupyter."""
     rows = "".join(
         f"<tr><td><code>{html.escape(f.path)}</code></td><td>{html.escape(f.reason)}</td></tr>"
@@ -42,7 +39,7 @@ def report_html(report: "IngestReport") -> str:
     return f"<div><p>{html.escape(report.summary())}</p>{table}{details}</div>"
 
 
-def hits_html(hits: "Hits") -> str:
+def hits_html(hits) -> str:
     """HTML of one `Hits` for Jupyter."""
     if not hits:
         return "<p>no matching chunks</p>"
@@ -59,12 +56,12 @@ def hits_html(hits: "Hits") -> str:
             + "".join(rows) + "</table>")
 
 
-def status_html(status: "IndexStatus") -> str:
+def status_html(status) -> str:
     """HTML of one `IndexStatus` for Jupyter."""
     return "<pre>" + html.escape(str(status)) + "</pre>"
 
 
-def answer_html(answer: "Answer") -> str:
+def answer_html(answer) -> str:
     """HTML of one `Answer` for Jupyter."""
     key = f"wb{id(answer):x}"  # anchors unique to this answer, so several answers share a notebook
     body = html.escape(answer.text)
