@@ -106,7 +106,8 @@ def test_narrow_rights_still_get_their_best_k(make_wb, tmp_path):
         everyone = wb.search("turbine blades inspection", k=5, mode=mode)
         assert all("turbine-" in h.chunk.path for h in everyone)  # the shared top 5 holds no finance passage
         mine = wb.search("turbine blades inspection", k=5, mode=mode, principal=FINANCE)
-        assert len(mine) == 5 and all("/fin/" in h.chunk.path for h in mine), mode
+        assert len(mine) == 5, mode
+        assert all("/fin/" in h.chunk.path for h in mine), mode
         assert len(wb.search("turbine", k=5, mode=mode, principal=Principal("x", ("nobody",)))) == 0
 
 

@@ -18,7 +18,7 @@ def test_public_api_is_pinned():
         "Answer", "AuditError", "Chunk", "Citation", "Config", "ConfigError", "Document", "EmptyIndexError",
         "FailureKind", "FileFailure", "Filters", "Hit", "Hits", "IndexBusyError", "IndexCorruptError",
         "IndexMismatchError", "IndexStatus", "IngestReport", "InvalidInputError", "ModelNotFoundError", "NotFoundError",
-        "Principal", "SearchTrace", "SourceView", "UploadRefusedError", "Workbench", "WorkbenchError", "load_config",
+        "Principal", "SearchTrace", "SourceView", "Timings", "UploadRefusedError", "Workbench", "WorkbenchError", "load_config",
     ]
     for name in workbench.__all__:
         assert getattr(workbench, name) is not None

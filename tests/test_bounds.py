@@ -208,7 +208,8 @@ def test_a_normal_page_renders_at_the_asked_width():
     from workbench.viewer import render_pdf_page
 
     width, height = _size(render_pdf_page(str(SAMPLE / "employee-handbook.pdf"), 1))
-    assert width == 1000 and 1300 < height < 1500  # A4 portrait
+    assert width == 1000
+    assert 1300 < height < 1500  # A4 portrait
     with pytest.raises(NotFoundError, match="page 99 is not in this PDF"):
         render_pdf_page(str(SAMPLE / "employee-handbook.pdf"), 99)
     assert not _render_workers()
@@ -228,7 +229,8 @@ def test_a_giant_page_is_drawn_within_the_pixel_cap(tmp_path, page_mm, width_px)
     pdf.output(str(tmp_path / "giant.pdf"))
     width, height = _size(render_pdf_page(str(tmp_path / "giant.pdf"), 1, width_px))
     aspect = page_mm[0] / page_mm[1]
-    assert width * height <= MAX_PIXELS and abs(width - height * aspect) <= aspect + 1  # smaller, same shape
+    assert width * height <= MAX_PIXELS
+    assert abs(width - height * aspect) <= aspect + 1  # smaller, same shape
 
 
 def test_a_page_that_takes_too_long_to_draw_is_killed_and_reported(tmp_path):
@@ -373,10 +375,13 @@ def test_llm_serve_refuses_an_open_bind_without_a_key(tmp_path):
     start = time.monotonic()
     r = run_cli("llm-serve", "--host", "0.0.0.0", "--port", "0", "--index", str(tmp_path / "index"), timeout=120,
                 env=env)
-    assert r.returncode == 2 and "without an API key" in r.stderr and "--api-key-env" in r.stderr, r.stderr
+    assert r.returncode == 2, r.stderr
+    assert "without an API key" in r.stderr, r.stderr
+    assert "--api-key-env" in r.stderr, r.stderr
     r = run_cli("llm-serve", "--host", "0.0.0.0", "--port", "0", "--api-key-env", "WB_TEST_LLM_KEY",
                 "--index", str(tmp_path / "index"), timeout=120, env=env)
-    assert r.returncode == 2 and "WB_TEST_LLM_KEY, which is not set" in r.stderr, r.stderr
+    assert r.returncode == 2, r.stderr
+    assert "WB_TEST_LLM_KEY, which is not set" in r.stderr, r.stderr
     assert time.monotonic() - start < 60  # refused before loading the model
 
 

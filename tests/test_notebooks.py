@@ -25,7 +25,8 @@ def test_the_four_notebooks_exist_and_are_committed_without_outputs():
         assert book.cells[0].cell_type == "markdown"
         for cell in book.cells:
             if cell.cell_type == "code":
-                assert cell.outputs == [] and cell.execution_count is None, f"{path.name} has outputs"
+                assert cell.outputs == [], f"{path.name} has outputs"
+                assert cell.execution_count is None, f"{path.name} has outputs"
 
 
 @pytest.fixture(scope="module")

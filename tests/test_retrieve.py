@@ -12,7 +12,9 @@ from conftest import SAMPLE, make_pdf
 
 from workbench.analyze import detect_language, terms
 from workbench.embed import document_input
-from workbench.retrieve import Filters, dense_ranking, fuse, lexical_ranking, query_terms
+from workbench.records import Filters
+from workbench.rerank import Reranker
+from workbench.retrieve import dense_ranking, fuse, lexical_ranking, query_terms
 
 WORDS = "wing flap rudder engine fuel landing gear cabin pressure hydraulic pump valve sensor".split()
 
@@ -138,7 +140,7 @@ def test_spanish_documents_and_queries_use_spanish_analysis_and_lexical_only(tmp
     lexical = wb.search(question, k=2, mode="lexical")
     assert [h.chunk.chunk_id for h in hits] == [h.chunk.chunk_id for h in lexical]
     # a deployer with a multilingual model lists 'es' in dense_languages: then both sides run
-    cfg = wb.config.model_copy(update={"retrieval": wb.config.retrieval.model_copy(update={"dense_languages": ("en", "es")})})
+    cfg = wb.config.replace("retrieval", dense_languages=("en", "es"))
     wb.config = cfg
     assert wb.search_with_trace(question, k=2)[1].used_dense
 
@@ -164,14 +166,14 @@ def test_neighbouring_chunks_as_context(tmp_path, make_wb):
                                   "Page three: the sign-off."])
     wb = make_wb()
     wb.ingest(src, progress=False)
-    wb.config = wb.config.model_copy(update={"retrieval": wb.config.retrieval.model_copy(update={"neighbors": 1})})
+    wb.config = wb.config.replace("retrieval", neighbors=1)
     hit = wb.search("torque values", k=1)[0]
     assert hit.chunk.page == 2
     assert [c.page for c in hit.context] == [1, 3]
 
 
-class LengthReranker:
-    """A fake reranker (the protocol's one method) that prefers shorter passages."""
+class LengthReranker(Reranker):
+    """A fake reranker (subclassing the protocol) that prefers shorter passages."""
 
     name = "length"
 
@@ -180,10 +182,8 @@ class LengthReranker:
 
 
 def test_reranker_reorders_the_fused_candidates(corpus_wb):
-    corpus_wb._reranker = LengthReranker()
-    corpus_wb.config = corpus_wb.config.model_copy(update={"retrieval": corpus_wb.config.retrieval.model_copy(
-        update={"reranker": "length", "rerank_candidates": 12})})
-    hits = corpus_wb.search("hydraulic pump", k=4)
+    wb = corpus_wb.replace(config=corpus_wb.config.replace("retrieval", rerank_candidates=12), reranker=LengthReranker())
+    hits = wb.search("hydraulic pump", k=4)
     lengths = [len(h.chunk.text) for h in hits]
     assert lengths == sorted(lengths)
     assert [h.rank for h in hits] == [1, 2, 3, 4]
@@ -200,10 +200,7 @@ def test_a_real_cross_encoder_loads_through_the_configured_path(corpus_wb):
     scores = reranker.score("hydraulic pump", ["hydraulic pump valve", "cabin"])
     assert len(scores) == 2
     assert all(isinstance(s, float) for s in scores)
-    corpus_wb._reranker = reranker
-    corpus_wb.config = corpus_wb.config.model_copy(update={"retrieval": corpus_wb.config.retrieval.model_copy(
-        update={"reranker": reranker.name})})
-    hits = corpus_wb.search("hydraulic pump", k=3)
+    hits = corpus_wb.replace(reranker=reranker).search("hydraulic pump", k=3)
     direct = reranker.score("hydraulic pump", [h.chunk.text for h in hits])
     assert direct == sorted(direct, reverse=True)
 

@@ -40,6 +40,7 @@ from workbench.records import (  # noqa: E402
     Principal,
     SearchTrace,
     SourceView,
+    Timings,
 )
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "Principal",
     "SearchTrace",
     "SourceView",
+    "Timings",
     "UploadRefusedError",
     "Workbench",
     "WorkbenchError",

@@ -37,6 +37,7 @@ collection default say. Access control fails closed. Leaves out: audit logging (
 from __future__ import annotations
 
 import dataclasses
+import re
 import fnmatch
 import json
 import os
@@ -45,7 +46,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench.errors import InvalidInputError
 from workbench.records import Document, FailureKind, FileFailure, Filters, Principal
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")  # user and group names
+
+
+def check_name(name: str, what: str = "user name") -> str:
+    """``name`` if it is a valid user or group name, else InvalidInputError saying what is allowed."""
+    if not NAME_RE.match(name or ""):
+        raise InvalidInputError(f"{what} {name!r}: use 1-64 letters, digits, '.', '_', '@' or '-', "
+                                "starting with a letter or digit")
+    return name
+
+
+def parse_groups(groups: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """'a,b' or ['a', 'b'] → ('a', 'b'), validated, duplicates dropped, order kept."""
+    if groups is None:
+        return ()
+    items = groups.split(",") if isinstance(groups, str) else list(groups)
+    return tuple(dict.fromkeys(check_name(g.strip(), "group name") for g in items if g.strip()))
 
 
 ADMIN = Principal("(operator)", (), True)
@@ -81,8 +101,6 @@ _CLOSED = _Rules((), ())  # what a broken access file means: admins only
 def _group_list(value, where: str, name: str | None = None) -> tuple[str, ...]:
     """``value`` if it is a TOML list of group-name strings (validated), else ValueError saying how to write
     it. ``where`` names the setting in the message; ``name`` is the file name of a ``[files]`` entry."""
-    from workbench.stores.users import parse_groups
-
     if _is_list_of_str(value):
         return parse_groups(value)  # never a bare string: parse_groups would split "a,b" at commas
     if name is not None and isinstance(value, dict):

@@ -208,7 +208,7 @@ class WebSettings(_Section):
 
 
 class Config(_Section):
-    """All settings. Build with `load_config`; override fields with `model_copy(update=...)`."""
+    """All settings. Build with `load_config`; change a setting with `replace("section", key=value)`."""
 
     index: IndexSettings = IndexSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workbench.config import Config, load_config
-from workbench.errors import AuditError, EmptyIndexError, NotFoundError, WorkbenchError
+from workbench.errors import AuditError, EmptyIndexError, InvalidInputError, NotFoundError, WorkbenchError
 from workbench.records import (Answer, Chunk, Document, Filters, Hits, IndexStatus, IngestReport, Principal,
                                SearchTrace, SourceView)
 from workbench.store import IndexReader, current_generation
@@ -35,7 +35,7 @@ OPERATOR = "(operator)"  # the audit log's name for the CLI / notebook user acti
 def check_collection(name: str) -> str:
     """``name`` if it is a usable collection name (it also names a folder for uploads)."""
     if not name or not name.replace("-", "").replace("_", "").isalnum() or not name.isascii():
-        raise WorkbenchError(f"collection name {name!r}: use letters, digits, '-' and '_'")
+        raise InvalidInputError(f"collection name {name!r}: use letters, digits, '-' and '_'")
     return name
 
 
@@ -149,7 +149,7 @@ class Workbench:
         """``question`` if it is within ``[answer] max_question_chars``, else WorkbenchError."""
         limit = self.config.answer.max_question_chars
         if len(question or "") > limit:
-            raise WorkbenchError(f"the question is {len(question):,} characters long; the limit is {limit:,} "
+            raise InvalidInputError(f"the question is {len(question):,} characters long; the limit is {limit:,} "
                                  "(answer.max_question_chars): shorten it")
         return question
 
@@ -201,7 +201,7 @@ class Workbench:
         from workbench.ingest import try_parse
         from workbench.records import FailureKind, FileFailure
         from workbench.stores.uploads import check_upload, place_upload, upload_dir
-        from workbench.stores.users import parse_groups
+        from workbench.access import parse_groups
 
         check_collection(collection)
         folder = upload_dir(self.index_dir, collection)
@@ -254,7 +254,7 @@ class Workbench:
         entry = self.audit.record(principal.name if principal else OPERATOR, "reindex", "started", outcome="started")
         report = run_ingest(self.config, self.embedder, [(Path(s["root"]), s["collection"]) for s in sources],
                             wait_s, progress)
-        self.audit.finish(entry, "done", text=report.summary())
+        self.audit.finish(entry, "done", text=report.summary(), generation=report.generation)
         return report
 
     # ---- reading ----------------------------------------------------------------------------
@@ -322,7 +322,7 @@ class Workbench:
 
         ``mode``: 'hybrid' (default from config), 'dense' or 'lexical'. ``collection`` is a
         shortcut for ``filters=Filters(collections=...)``; filters apply inside the search.
-        ``principal`` (a `workbench.access.Principal`) limits results to what that user may read;
+        ``principal`` (a `Principal`) limits results to what that user may read;
         None acts as the operator (everything).
         """
         return self.search_with_trace(query, k, collection, mode, filters, principal)[0]
@@ -341,7 +341,7 @@ class Workbench:
             cols = (collection,) if isinstance(collection, str) else tuple(collection)
             filters = dataclasses.replace(filters, collections=cols)
         if mode not in (None, "hybrid", "dense", "lexical"):
-            raise WorkbenchError(f"search mode {mode!r}: use 'hybrid', 'dense' or 'lexical'")
+            raise InvalidInputError(f"search mode {mode!r}: use 'hybrid', 'dense' or 'lexical'")
         hits, trace = search(reader, self.embedder.embed_query, query, k, self.config.retrieval, filters, mode,
                              self.reranker)
         if principal is not None:

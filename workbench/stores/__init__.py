@@ -1,5 +1,6 @@
 """What the web app keeps beside the index, apart from the pipeline: small SQLite stores and
-in-memory sessions. Nothing here is a pipeline stage; the stages never import this package.
+in-memory sessions. Nothing here is a pipeline stage, and no stage imports this package (only
+`Workbench` wires the stores in, and the web app uses them).
 
 - `users`: staff accounts (argon2id hashes, groups) in ``<index>/users.sqlite``;
 - `sessions`: sign-in sessions with expiry and revocation, failed-login delays (memory only);
@@ -17,7 +18,8 @@ from workbench.stores.audit import AuditEntry, AuditLog, printable
 from workbench.stores.feedback import Feedback, FeedbackStore
 from workbench.stores.sessions import LoginThrottle, SessionStore
 from workbench.stores.uploads import safe_filename, upload_outcomes
-from workbench.stores.users import User, UserStore, parse_groups
+from workbench.access import parse_groups
+from workbench.stores.users import User, UserStore
 
 __all__ = ["AuditEntry", "AuditLog", "Feedback", "FeedbackStore", "LoginThrottle", "SessionStore", "User",
            "UserStore", "parse_groups", "printable", "safe_filename", "upload_outcomes"]

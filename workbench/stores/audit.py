@@ -97,14 +97,16 @@ class AuditLog:
                  json.dumps([int(i) for i in chunk_ids]), int(refused or outcome == "refused"), outcome))
             return int(cur.lastrowid)
 
-    def finish(self, entry_id: int, outcome: str, chunk_ids=None, text: str | None = None) -> None:
-        """Set the outcome of entry ``entry_id`` (and the chunks finally used, or its text, when given)."""
+    def finish(self, entry_id: int, outcome: str, chunk_ids=None, text: str | None = None,
+               generation: int | None = None) -> None:
+        """Set the outcome of entry ``entry_id`` (and the chunks finally used, its text or its
+        generation, when given)."""
         with self._connect() as conn:
             conn.execute("UPDATE audit SET outcome=?, refused=?, chunk_ids=coalesce(?, chunk_ids), "
-                         "text=coalesce(?, text) WHERE id=?",
+                         "text=coalesce(?, text), generation=coalesce(?, generation) WHERE id=?",
                          (outcome, int(outcome == "refused"),
                           None if chunk_ids is None else json.dumps([int(i) for i in chunk_ids]),
-                          None if text is None else text[:4000], entry_id))
+                          None if text is None else text[:4000], generation, entry_id))
 
     def entries(self, user: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """The newest ``limit`` entries (of ``user``), newest first."""

@@ -9,7 +9,6 @@ of password or groups moves the user's ``changed_at``, which ends their open ses
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -19,10 +18,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from workbench.errors import InvalidInputError, NotFoundError, WorkbenchError
+from workbench.access import NAME_RE, check_name, parse_groups  # noqa: F401 (re-exported)
 from workbench.records import _Record
 from workbench.stores.sidecar import sidecar
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 8
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -46,22 +45,6 @@ class User(_Record):
 
     def __str__(self) -> str:
         return f"{self.name}\t{','.join(self.groups) or '-'}"
-
-
-def check_name(name: str, what: str = "user name") -> str:
-    """``name`` if it is a valid user or group name, else WorkbenchError saying what is allowed."""
-    if not NAME_RE.match(name or ""):
-        raise InvalidInputError(f"{what} {name!r}: use 1-64 letters, digits, '.', '_', '@' or '-', "
-                             "starting with a letter or digit")
-    return name
-
-
-def parse_groups(groups: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
-    """'a,b' or ['a', 'b'] → ('a', 'b'), validated, duplicates dropped, order kept."""
-    if groups is None:
-        return ()
-    items = groups.split(",") if isinstance(groups, str) else list(groups)
-    return tuple(dict.fromkeys(check_name(g.strip(), "group name") for g in items if g.strip()))
 
 
 class UserStore:
