@@ -156,9 +156,8 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
             _regroup(w, access[collection], collection, root_s, t)
             jobs.update({item.file.path: (item, collection, root_s) for item in plan.to_parse})
         emb = _Embedding(w, embedder, t)
-        limits = LoadLimits(max_unzipped_mb=ing.max_unzipped_mb)
         bar = tqdm(total=len(jobs), unit="file", desc="ingest", disable=not progress or not jobs)
-        with ParserPool(ing.workers, ing.parse_timeout_s, ing.parse_memory_mb, limits, cpu_s=ing.parse_cpu_s) as pool:
+        with _parser_pool(config) as pool:
             for outcome in pool.map(list(jobs)):
                 item, collection, root_s = jobs[outcome.path]
                 f = item.file
@@ -201,7 +200,12 @@ def try_parse(config: Config, paths: list[str]) -> dict[str, str | None]:
     (uploads are checked this way before they replace an indexed file). Nothing is indexed."""
     if not paths:
         return {}
-    ing = config.ingest
-    limits = LoadLimits(max_unzipped_mb=ing.max_unzipped_mb)
-    with ParserPool(ing.workers, ing.parse_timeout_s, ing.parse_memory_mb, limits, cpu_s=ing.parse_cpu_s) as pool:
+    with _parser_pool(config) as pool:
         return {outcome.path: outcome.error for outcome in pool.map(paths)}
+
+
+def _parser_pool(config: Config) -> ParserPool:
+    """The bounded parser processes ``[ingest]`` asks for."""
+    ing = config.ingest
+    return ParserPool(ing.workers, ing.parse_timeout_s, ing.parse_memory_mb,
+                      LoadLimits(max_unzipped_mb=ing.max_unzipped_mb), cpu_s=ing.parse_cpu_s)

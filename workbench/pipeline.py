@@ -190,18 +190,18 @@ class Workbench:
         Each file is parsed first in a private staging folder: one that cannot be read is reported
         in the report's ``failed`` and never enters the folder, so a bad re-upload keeps the good
         version that was there. ``groups`` (the uploader's choice) are written for these files into
-        the folder's access file; None leaves them to the folder's rules and the collection default
-        (no groups = admins only). Each file's outcome is audited for ``principal``.
+        the folder's access file; None keeps what a re-uploaded file had, else the folder's rules and
+        the collection default apply (no groups = admins only). Each file's outcome is audited for
+        ``principal``.
         """
         import secrets
         import shutil
 
-        from workbench.access import write_access_file
+        from workbench.access import parse_groups, write_access_file
         from workbench.errors import UploadRefusedError
         from workbench.ingest import try_parse
         from workbench.records import FailureKind, FileFailure
         from workbench.stores.uploads import check_upload, place_upload, upload_dir
-        from workbench.access import parse_groups
 
         check_collection(collection)
         folder = upload_dir(self.index_dir, collection)

@@ -18,7 +18,7 @@ import math
 import os
 import sys
 
-from workbench.load.sandbox import read_frame, write_frame, enter_sandbox, limit_cpu
+from workbench.load.sandbox import enter_sandbox, limit_cpu, read_frame, write_frame
 
 MAX_PIXELS = 4_000_000  # 1000 x 4000: a portrait page at 1000 px fits, a 30 m banner does not
 MAX_SCALE = 4.0  # 288 dpi: never more detail than that, whatever width is asked for

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import hmac
 import html
-import ipaddress
 import os
 import queue
 import shutil
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING
 from workbench import Answer, EmptyIndexError, Filters, NotFoundError, Workbench, WorkbenchError
 from workbench.stores import LoginThrottle, SessionStore, parse_groups, safe_filename, upload_outcomes
 from workbench_web import render
-from workbench_web.guard import WebGuard, cookies_of, origin_of, public_origins
+from workbench_web.guard import WebGuard, cookies_of, is_loopback, origin_of, public_origins
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -44,9 +43,9 @@ CSS = """
 .wb-empty { color: var(--body-text-color-subdued); padding: 8px; }
 .wb-status th { text-align: left; padding-right: 1em; }
 """
-LOOPBACK_HOSTS = {"localhost"}
 PROXY_SECRET_HEADER = "X-Workbench-Proxy-Secret"
 LOGIN_QUEUE_FACTOR = 8  # password checks waiting beyond login_concurrency x this are refused as busy
+LOGIN_HOLD_S = 10.0  # failed-login delays up to this are waited out by the server; longer ones are refused
 MAX_CHAT_MESSAGES = 40  # of the conversation the browser sends back with each question
 
 
@@ -85,20 +84,9 @@ class GradioTokens(MutableMapping):
         return len(self.store.tokens())
 
 
-
-
 def concurrency_for(wb: Workbench) -> int:
     """Questions answered at once: ``[web] concurrency``, else what the LLM backend says it can take."""
     return wb.config.web.concurrency or wb.llm_max_concurrency
-
-
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _principal(wb: Workbench, request):
@@ -427,9 +415,6 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
         secure, plain = cookie_names()
         return cookies.get(secure) or cookies.get(plain)
 
-    def sso_user(request) -> str | None:
-        return sso_name(request.headers)
-
     def sso_name(headers) -> str | None:
         given = headers.get(PROXY_SECRET_HEADER.lower(), "")
         if not hmac.compare_digest(given.encode(), secret.encode()):
@@ -438,7 +423,7 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
         return name if name and wb.users.get(name) else None
 
     def user_of(request: Request) -> str | None:
-        return sso_user(request) if header else sessions.user_of(token_of(request.cookies))
+        return sso_name(request.headers) if header else sessions.user_of(token_of(request.cookies))
 
     def principal_of(request: Request):
         name = user_of(request)
@@ -484,6 +469,7 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
     checks = {"waiting": 0}
     check_slots = asyncio.Semaphore(web.login_concurrency)
     busy = object()
+    held: dict[str, bool] = {}  # clients with a sign-in waiting out its delay (one each)
 
     async def check_password(name: str, password: str):
         """users.verify in a worker thread, at most login_concurrency at once: the event loop (pages, answer
@@ -509,9 +495,18 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
         async def login(request: Request, username: str = Form(""), password: str = Form("")):
             name, client = username.strip()[:200], request.client.host if request.client else "?"
             wait = throttle.begin(client, name)  # reserves the check; cheap refusals are not audited
+            if 0 < wait <= LOGIN_HOLD_S and not held.get(client):
+                # a short wait is served here instead of refused, so a user who mistyped a few times is
+                # let in (a bit later), not told "Incorrect Credentials" with the right password
+                held[client] = True
+                try:
+                    await asyncio.sleep(wait)
+                finally:
+                    held.pop(client, None)
+                wait = throttle.begin(client, name)
             if wait > 0:
                 return refuse(f"Too many failed sign-ins from your address: try again in {wait:.0f} s.")
-            ok = False
+            ok = None  # no check made (busy, or cancelled): nothing counted against the name
             try:
                 user = await check_password(name, password)
                 if user is busy:
@@ -543,8 +538,9 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
     def check_login(name: str, password: str) -> bool:  # never reached: POST /login above answers first
         return False
 
-    auth = dict(auth_dependency=sso_user) if header else dict(
-        auth=check_login, auth_message=f"{web.title}: sign in with the account your administrator gave you.")
+    auth = dict(auth_dependency=lambda request: sso_name(request.headers)) if header else dict(
+        auth=check_login, auth_message=f"{web.title}: sign in with the account your administrator gave you. "
+                                       "After many failed attempts, wait a few minutes before trying again.")
     app = gr.mount_gradio_app(app, demo, path="", max_file_size=f"{int(web.max_upload_mb * 1024)}kb",
                               allowed_paths=[], ssr_mode=False, mcp_server=False, pwa=False, show_error=False,
                               footer_links=[], enable_monitoring=False, run_history=False, css=CSS, **auth)

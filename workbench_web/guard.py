@@ -22,6 +22,7 @@ Leaves out: who is signed in (the server passes ``user_of(headers)``/``is_admin`
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -35,8 +36,17 @@ POST_PATHS = {"/login", "/gradio_api/queue/join", "/gradio_api/cancel", "/gradio
 UPLOAD_PATHS = {"/gradio_api/upload"}
 HIDDEN_PREFIXES = ("/gradio_api/token", "/token", "/gradio_api/run-history", "/gradio_api/runs",
                    "/gradio_api/proxy=", "/proxy=", "/gradio_api/file=http", "/file=http", "/gradio_api/vibe")
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 FRAME_DESTS = {"iframe", "frame", "embed", "object", "fencedframe"}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def origin_of(url: str) -> str:
@@ -59,7 +69,7 @@ def public_origins(web: WebSettings, host: str, port: int) -> frozenset[str]:
     loopback names when the app listens on loopback (a local browser). Empty when the app listens
     on every interface without a ``public_url`` (then only same-host requests pass: see README)."""
     origins = {origin_of(web.public_url)} if web.public_url else set()
-    if host in LOOPBACK_NAMES or host.startswith("127."):
+    if is_loopback(host):
         origins |= {origin_of(_url(n, port)) for n in {host, "127.0.0.1", "localhost"}}
     elif host not in ("0.0.0.0", "::") and not web.public_url:
         origins.add(origin_of(_url(host, port)))

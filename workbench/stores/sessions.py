@@ -75,14 +75,6 @@ class SessionStore:
         with self._lock:
             self._sessions.pop(token, None)
 
-    def end_user(self, name: str) -> int:
-        """End every session of ``name``; how many there were."""
-        with self._lock:
-            tokens = [t for t, s in self._sessions.items() if s.user == name]
-            for t in tokens:
-                del self._sessions[t]
-        return len(tokens)
-
     def tokens(self) -> list[tuple[str, str]]:
         """(token, user) of the sessions held now (expired ones included until next looked up)."""
         with self._lock:
@@ -152,14 +144,17 @@ class LoginThrottle:
             running.add(name.lower())
         return 0.0
 
-    def end(self, client: str, name: str, ok: bool) -> None:
-        """The result of a check `begin` allowed."""
+    def end(self, client: str, name: str, ok: bool | None) -> None:
+        """The result of a check `begin` allowed: True (right password), False (wrong), or None (no
+        check was made, e.g. the server was busy: nothing is counted)."""
         client, now = client_key(client), self.clock()
         with self._lock:
             running = self._running.get(client, set())
             running.discard(name.lower())
             if not running:
                 self._running.pop(client, None)
+            if ok is None:
+                return
             if ok:
                 self._failures.pop((client, name.lower()), None)
                 return
