@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 PIP_EXTRA := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 
-.PHONY: setup setup-llamacpp setup-browser serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf clean
+.PHONY: setup setup-llamacpp setup-browser serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,10 +65,10 @@ test: setup setup-llamacpp setup-browser
 	$(PY) -m pytest
 
 bench-ingest: setup
-	$(PY) benchmarks/ingest_speed.py
+	$(PY) benchmarks/ingest_speed.py $(ARGS)
 
 bench-embed: setup
-	$(PY) benchmarks/embed_dtype.py
+	$(PY) benchmarks/embed_dtype.py $(ARGS)
 
 bench-retrieval: setup
 	$(PY) benchmarks/retrieval_cranfield.py
@@ -78,6 +78,10 @@ bench-latency: setup
 
 bench-pdf: setup
 	$(PY) benchmarks/pdf_extract.py
+
+# a fresh `workbench search` / unchanged `workbench ingest` as whole processes (add ARGS=--drop-caches as root)
+bench-cold: setup
+	$(PY) benchmarks/cold_start.py $(ARGS)
 
 bench-web-load: setup
 	$(PY) benchmarks/web_load.py

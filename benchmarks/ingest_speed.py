@@ -6,8 +6,13 @@ Workbench: `Workbench.ingest` (pypdfium2 in a bounded worker, structure-aware ch
 the CPU has it, embedding cache, SQLite catalog + FTS, atomic publish). Model loading is excluded
 from both timings. Then an unchanged re-ingest, and peak memory (RSS of the process tree, sampled).
 
+Then an unchanged re-ingest and a re-sync after one file changed (the smallest PDF replaced by a
+new 5-page PDF), each as a share of the full ingest.
+
 Run: `make bench-ingest` (about 1,800 pages), or `python benchmarks/ingest_speed.py --large
---skip-langchain` for the 10,000-page memory run (needs lilypond-doc-pdf too).
+--skip-langchain` for the 10,000-page run. `--as-avx2` holds torch (ours and LangChain's) to AVX2
+and makes the workbench choose as on an AVX2-only CPU (see benchmarks/machine.py); `--runtime` and
+`--dtype` set [embedding] for the workbench side.
 """
 
 from __future__ import annotations
@@ -18,10 +23,9 @@ import threading
 import time
 from pathlib import Path
 
+import machine
 import psutil
 from corpus import build
-
-import workbench  # noqa: F401  (offline switches)
 
 
 class PeakRSS:
@@ -66,40 +70,73 @@ def langchain_ingest(files: list[Path], model_path: str) -> tuple[float, int, fl
     return seconds, len(chunks), mem.peak
 
 
-def workbench_ingest(corpus: Path, index: Path):
+def one_file_changed(files: list[Path]) -> Path:
+    """Replace the smallest PDF with a new 5-page one (new text: its chunks must be embedded)."""
+    from fpdf import FPDF
+
+    target = min(files, key=lambda f: f.stat().st_size)
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    for page in range(5):
+        pdf.add_page()
+        pdf.multi_cell(0, 6, " ".join(f"Revised section {page}.{i}: the maintenance window moves to "
+                                      f"Thursday {i}:00 and the archive keeps {i + page} copies." for i in range(12)))
+    pdf.output(str(target))
+    return target
+
+
+def workbench_ingest(corpus: Path, index: Path, files: list[Path], embedding: dict):
     from workbench.config import Config
     from workbench.pipeline import Workbench
 
-    wb = Workbench(Config().with_index_dir(index))
-    wb.embedder.embed_query("warm up")
+    config = Config().with_index_dir(index)
+    config = config.replace("embedding", **embedding) if embedding else config
+    wb = Workbench(config)
+    print(machine.describe(wb.embedder))
+    wb.embedder.embed_documents(["warm up"])
+    wb.embedder.prepare_queries()  # the one-time ONNX export is not ingest work
     with PeakRSS() as mem:
         report = wb.ingest(corpus, progress=False)
     rerun = wb.ingest(corpus, progress=False)
-    return report, rerun, mem.peak, wb.embedder.dtype
+    original = {f: f.read_bytes() for f in files}
+    changed = one_file_changed(files)
+    resync = wb.ingest(corpus, progress=False)
+    assert resync.changed == (str(changed),), resync
+    changed.write_bytes(original[changed])  # LangChain reads the same corpus
+    return report, rerun, resync, mem.peak, " ".join(wb.embedder.loaded)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--large", action="store_true", help="add refman, the US C++ edition and LilyPond manuals")
+    ap.add_argument("--large", action="store_true", help="every PDF under /usr/share/doc, topped up to 10,000 pages")
     ap.add_argument("--skip-langchain", action="store_true", help="only the workbench (memory run)")
+    ap.add_argument("--as-avx2", action="store_true", help="hold torch to AVX2; choose as an AVX2-only CPU")
+    ap.add_argument("--runtime", choices=["auto", "torch", "onnx"], help="[embedding] runtime for the workbench")
+    ap.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "int8"], help="[embedding] dtype for the workbench")
     args = ap.parse_args()
+    if args.as_avx2:
+        machine.pretend_avx2()
+    import workbench  # noqa: F401  (offline switches)
     from workbench.embed import resolve_model_path
 
+    embedding = {k: v for k, v in (("runtime", args.runtime), ("dtype", args.dtype)) if v}
     with tempfile.TemporaryDirectory() as tmp:
         files, pages = build(Path(tmp) / "corpus", large=args.large)
         print(f"corpus: {len(files)} PDFs, {pages} pages")
-        report, rerun, wb_peak, dtype = workbench_ingest(Path(tmp) / "corpus", Path(tmp) / "index")
+        report, rerun, resync, wb_peak, used = workbench_ingest(Path(tmp) / "corpus", Path(tmp) / "index", files, embedding)
         for failure in report.failed:  # e.g. a picture-only PDF: reported, not fatal
             print(f"  failed: {failure}")
         wb_s = report.seconds
         print(f"workbench  {wb_s:7.1f} s  {pages / wb_s:6.1f} pages/s  {report.chunks_added} chunks  "
-              f"peak RSS {wb_peak / 2**30:.2f} GiB  (embedding dtype {dtype})")
+              f"peak RSS {wb_peak / 2**30:.2f} GiB  (embedding: {used})")
         print(f"re-ingest unchanged: {rerun.seconds:.2f} s = {100 * rerun.seconds / wb_s:.2f}% of the full ingest "
               f"({rerun.unchanged} files unchanged, published={rerun.published})")
+        print(f"re-sync, one file changed: {resync.seconds:.2f} s = {100 * resync.seconds / wb_s:.2f}% of the full "
+              f"ingest ({resync.chunks_embedded} chunks embedded, {resync.unchanged} files unchanged)")
         if not args.skip_langchain:
             lc_s, lc_chunks, lc_peak = langchain_ingest(files, resolve_model_path("all-MiniLM-L6-v2"))
             print(f"langchain  {lc_s:7.1f} s  {pages / lc_s:6.1f} pages/s  {lc_chunks} chunks  "
-                  f"peak RSS {lc_peak / 2**30:.2f} GiB")
+                  f"peak RSS {lc_peak / 2**30:.2f} GiB  (torch float32, its default)")
             print(f"speed ratio workbench/langchain: {lc_s / wb_s:.2f}x")
 
 

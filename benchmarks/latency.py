@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import machine
 import numpy as np
 
 import workbench  # noqa: F401
@@ -61,7 +62,8 @@ def pct(values: list[float], p: float) -> float:
 def retrieval(tmp: Path) -> None:
     docs, queries, _ = load_cranfield(CRANFIELD)
     cfg = Config()
-    emb = load_embedder(cfg.embedding)
+    emb = load_embedder(cfg.embedding, Path(tmp) / "models")  # queries on ONNX Runtime, as users get
+    print(machine.describe(emb))
     texts = list(docs.values())
     vecs = emb.embed_documents(texts)
     print(f"{'chunks':>8s} {'mode':8s} {'p50 ms':>8s} {'p95 ms':>8s}   (end to end: query embedding + search + fetch)")

@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import machine
 from corpus import build
 
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
@@ -37,6 +38,7 @@ def pypdf_pages(path: Path) -> list[str]:
 
 
 def main() -> None:
+    print(machine.describe())
     with tempfile.TemporaryDirectory() as tmp:
         files, pages = build(Path(tmp))
         results = {}

@@ -11,6 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import machine
+
 import workbench  # noqa: F401
 from workbench.config import Config
 from workbench.pipeline import Workbench
@@ -28,6 +30,7 @@ def best_cosine(wb: Workbench, question: str) -> float:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         wb = Workbench(Config().with_index_dir(Path(tmp) / "index"))
+        print(machine.describe(wb.embedder))
         wb.ingest(ROOT / "data" / "sample", progress=False)
         yes = sorted((best_cosine(wb, q), q) for q in ANSWERABLE)
         no = sorted((best_cosine(wb, q), q) for q in UNANSWERABLE)

@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import machine
+
 import workbench  # noqa: F401
 from workbench.config import Config
 from workbench.evaluate import evaluate_search, load_cranfield, write_corpus
@@ -28,6 +30,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         corpus = write_corpus(docs, Path(tmp) / "cranfield")
         wb = Workbench(Config().with_index_dir(Path(tmp) / "index"))
+        print(machine.describe(wb.embedder))
         t = time.perf_counter()
         report = wb.ingest(corpus, progress=False)
         print(f"ingested {len(report.added)} abstracts, {report.chunks_added} chunks in {time.perf_counter() - t:.1f}s")

@@ -14,6 +14,8 @@ import json
 import tempfile
 from pathlib import Path
 
+import machine
+
 import workbench  # noqa: F401
 from workbench.config import Config
 from workbench.pipeline import Workbench
@@ -45,6 +47,7 @@ def main() -> None:
         print(f"{len(data['passages'])} target passages, {len(extra)} distractor paragraphs, "
               f"{len(data['questions'])} questions")
         wb = Workbench(Config().with_index_dir(Path(tmp) / "index"))
+        print(machine.describe(wb.embedder))
         wb.ingest(src, progress=False)
         default = wb.config
         forced = default.model_copy(update={"retrieval": default.retrieval.model_copy(

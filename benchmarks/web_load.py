@@ -91,6 +91,9 @@ def run(url: str, n: int, deadline_s: float) -> list:
 
 
 def main() -> int:
+    import machine
+
+    print(machine.describe())
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--queue-size", type=int, default=16, help="[web] queue_size for the server (default 16)")

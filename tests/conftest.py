@@ -18,11 +18,12 @@ SAMPLE = ROOT / "data" / "sample"
 
 
 @pytest.fixture(scope="session")
-def embedder():
-    """The real all-MiniLM-L6-v2, loaded once per test session."""
+def embedder(tmp_path_factory):
+    """The real all-MiniLM-L6-v2 as a user's config loads it (documents on this CPU's runtime,
+    queries on the ONNX copy exported once into a session folder), loaded once per test session."""
     from workbench.embed import load_embedder
 
-    return load_embedder(Config().embedding)
+    return load_embedder(Config().embedding, tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture

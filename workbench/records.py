@@ -332,6 +332,8 @@ class IndexStatus(_Record):
     embedding_model: str
     embedding_dim: int
     published_at: str
+    embedding_runtime: str = ""  # which runtime/dtype embeds documents and queries here, and why
+    cpu: str = ""  # the CPU model, cores and flags that choice was made for
 
     def __str__(self) -> str:
         cols = ", ".join(f"{k} ({v} docs)" for k, v in sorted(self.collections.items())) or "none"
@@ -342,8 +344,12 @@ class IndexStatus(_Record):
             f"chunks:       {self.chunks}",
             f"collections:  {cols}",
             f"embedding:    {self.embedding_model} ({self.embedding_dim} dims)",
-            f"sources:      {len(self.sources)}",
         ]
+        if self.embedding_runtime:
+            lines.append(f"  runtime:    {self.embedding_runtime}")
+        if self.cpu:
+            lines.append(f"  cpu:        {self.cpu}")
+        lines += [f"sources:      {len(self.sources)}"]
         lines += [f"  {s['collection']}: {s['root']}" for s in self.sources]
         lines.append(f"failed files: {len(self.failures)}")
         lines += [f"  {f}" for f in self.failures]

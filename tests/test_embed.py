@@ -1,0 +1,119 @@
+"""Embedding runtimes: the choice per CPU, the checked ONNX export, and what a fresh process loads.
+
+The ONNX tests export the real all-MiniLM-L6-v2 (the session fixture's copy) and compare it with
+torch on real sentences; the CLI tests run `workbench` as fresh processes, the way cron does, and
+look at which heavy libraries they imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLE, run_cli
+from workbench.config import EmbeddingSettings
+from workbench.embed import CpuInfo, choose_runtime
+from workbench.errors import ConfigError
+
+AMX = CpuInfo("Intel Xeon", 2, frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16"}))
+AVX2 = CpuInfo("AMD EPYC", 2, frozenset({"avx2", "fma"}))
+SENTENCES = [
+    "Full-time employees accrue 25 days of paid annual leave per calendar year, credited monthly.",
+    "The shuttle bus leaves car park D at 06:00 and then every 10 minutes until 20:00.",
+    "Use R CMD INSTALL --library=/opt/R/site to install a source package into another library.",
+    "Travellers to high-risk destinations register their itinerary with the security desk.",
+    "Revenue 2025: EUR 1,304m (+4.2%); EBIT margin 11.8%.",
+    "ok",
+]
+
+
+def test_auto_takes_bf16_torch_where_native_and_float32_elsewhere_with_onnx_queries():
+    amx = choose_runtime(EmbeddingSettings(), AMX, onnx_ok=True)
+    assert amx.documents == ("torch", "bfloat16") and amx.queries == ("onnx", "float32")
+    avx2 = choose_runtime(EmbeddingSettings(), AVX2, onnx_ok=True)
+    assert avx2.documents == ("torch", "float32") and avx2.queries == ("onnx", "float32")
+    assert "no native bf16" in avx2.describe()
+
+
+def test_int8_and_explicit_runtimes_are_honoured_and_impossible_pairs_refused():
+    assert choose_runtime(EmbeddingSettings(dtype="int8"), AVX2, True).documents == ("onnx", "int8")
+    assert choose_runtime(EmbeddingSettings(runtime="onnx"), AMX, True).documents == ("onnx", "float32")
+    torch_only = choose_runtime(EmbeddingSettings(runtime="torch"), AVX2, True)
+    assert torch_only.documents == torch_only.queries == ("torch", "float32")  # no ONNX anywhere
+    with pytest.raises(ConfigError, match="needs runtime"):
+        choose_runtime(EmbeddingSettings(runtime="onnx", dtype="bfloat16"), AMX, True)
+    with pytest.raises(ConfigError, match="needs runtime"):
+        choose_runtime(EmbeddingSettings(runtime="torch", dtype="int8"), AMX, True)
+    with pytest.raises(ConfigError, match="custom model code"):
+        choose_runtime(EmbeddingSettings(runtime="onnx"), AMX, False, "custom model code")
+    fallback = choose_runtime(EmbeddingSettings(), AVX2, False, "no tokenizer.json")
+    assert fallback.documents == fallback.queries == ("torch", "float32")
+
+
+def test_the_onnx_export_reproduces_torch_and_int8_stays_close(embedder, tmp_path):
+    from workbench.config import Config
+    from workbench.embed import load_embedder
+
+    onnx32 = load_embedder(Config().embedding.model_copy(update={"runtime": "onnx"}), tmp_path)
+    int8 = load_embedder(Config().embedding.model_copy(update={"dtype": "int8"}), tmp_path)
+    torch32 = load_embedder(Config().embedding.model_copy(update={"runtime": "torch", "dtype": "float32"}), None)
+    ref = torch32.embed_documents(SENTENCES)
+    got = onnx32.embed_documents(SENTENCES)
+    assert onnx32.loaded == ["onnx float32"] and torch32.loaded == ["torch float32"]
+    assert got.shape == ref.shape and got.dtype == np.float32
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert (got * ref).sum(1).min() >= 0.9999
+    q = onnx32.embed_query("annual leave days")
+    assert float(q @ ref[0]) == pytest.approx(float(torch32.embed_query("annual leave days") @ ref[0]), abs=1e-4)
+    assert int(np.argmax(ref @ q)) == 0
+    low = int8.embed_documents(SENTENCES)
+    assert int8.loaded == ["onnx int8"]
+    cos = (low * ref).sum(1)
+    assert cos[:-1].min() >= 0.99 and cos[-1] >= 0.97  # int8 is worst on a one-word text ("ok")
+    [folder] = tmp_path.iterdir()
+    record = json.loads((folder / "export.json").read_text())
+    assert record["fp32_min_cosine"] >= 0.9999 and record["int8_min_cosine"] >= 0.97
+    assert oct((folder / "model.fp32.onnx").stat().st_mode & 0o777) == "0o600"
+    # the token counts the chunker budgets with come from the same tokenizer as sentence-transformers
+    assert onnx32.count_tokens(SENTENCES) == torch32._get(("torch", "float32")).count_tokens(SENTENCES)
+
+
+def _fresh_process(*args: str, env: dict | None = None) -> dict:
+    """Run `workbench ARGS` in a new interpreter; return its exit code, output and heavy imports."""
+    import subprocess
+    import sys
+
+    code = ("import sys, json\nfrom workbench.cli import main\nrc = main(sys.argv[1:])\n"
+            "heavy = sorted(m for m in ('torch', 'transformers', 'sentence_transformers', 'onnxruntime') if m in sys.modules)\n"
+            "print('\\n@@' + json.dumps({'rc': rc, 'heavy': heavy}))\n")
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, **(env or {})})
+    assert "@@" in out.stdout, out.stderr[-2000:]
+    text, _, tail = out.stdout.rpartition("\n@@")
+    return {**json.loads(tail), "out": text, "err": out.stderr}
+
+
+def test_a_fresh_search_never_imports_torch_and_an_unchanged_resync_loads_no_model(tmp_path):
+    index = str(tmp_path / "index")
+    first = run_cli("ingest", str(SAMPLE), "--index", index)
+    assert first.returncode == 0, first.stderr
+    assert list((tmp_path / "index" / "models").glob("*/model.fp32.onnx")), "ingest exports the query model"
+    search = _fresh_process("search", "How many days of annual leave can be carried over?", "-k", "3", "--index", index)
+    assert search["rc"] == 0 and "employee-handbook" in search["out"].split("\n2.")[0]
+    assert search["heavy"] == ["onnxruntime"], search["heavy"]
+    again = _fresh_process("ingest", str(SAMPLE), "--index", index)
+    assert again["rc"] == 0 and "9 unchanged" in again["out"]
+    assert again["heavy"] == [], f"an unchanged re-sync loaded {again['heavy']}"
+    status = _fresh_process("status", "--index", index)
+    assert status["heavy"] == []
+    assert "runtime:" in status["out"] and "for queries" in status["out"] and "cores" in status["out"]
+
+
+def test_status_and_choice_follow_an_avx2_only_cpu(tmp_path):
+    out = _fresh_process("status", "--index", str(tmp_path / "none"), "--json", env={"WORKBENCH_CPU": "avx2"})
+    data = json.loads(out["out"])
+    assert data["embedding_runtime"].startswith("torch float32 for documents, onnx float32 for queries")
+    assert "avx512" not in data["cpu"] and "amx" not in data["cpu"] and "WORKBENCH_CPU=avx2" in data["cpu"]

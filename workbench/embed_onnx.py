@@ -1,0 +1,298 @@
+"""The ONNX Runtime embedder, and the one-time export of a sentence-transformers model to ONNX.
+
+Why: ONNX Runtime needs neither torch nor AMX. It embeds faster than torch in float32 on every
+CPU measured (benchmarks/embed_dtype.py), and a fresh process that only embeds a query imports
+onnxruntime and tokenizers (well under a second) instead of torch and transformers (seconds).
+
+The export runs once per model, in whatever process first needs it (it imports torch): the model
+with its pooling and normalisation is traced to ``INDEX/models/<name>-<key>/model.fp32.onnx``, then
+checked against torch on probe sentences (cosine >= 0.9999, else the export is refused).
+``model.int8.onnx`` (made when dtype = "int8" is asked) is the same graph with the up- and
+same-size weight matrices quantized per output channel (activations per batch at run time); the
+feed-forward down-projections and attention's activation products stay float32. Leaves out: models whose sentence-transformers pipeline has
+modules beyond Transformer → Pooling (mean or CLS) → Normalize; those stay on torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from workbench.errors import ModelNotFoundError
+
+EXPORT_FORMAT = 1
+PROBES = (
+    "How many days of annual leave can be carried over into the next year?",
+    "The shuttle bus leaves car park D every fifteen minutes between 7:00 and 9:30.",
+    "Rscript -e 'install.packages(\"foo\")' installs a package from CRAN into the user library.",
+    "Quarterly revenue rose 4.2% to EUR 1.3bn; operating margin 11.8% (prior year: 10.9%).",
+    "x",
+)
+MIN_EXPORT_COSINE = 0.9999
+
+
+class ModelCard:
+    """What a model folder says about itself, read without loading weights: the tokenizer,
+    embedding size, sequence limit, pooling and prompts. ``onnx_ok`` is False (with
+    ``onnx_reason``) when the ONNX path cannot reproduce the model."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        folder = self.path
+        if not folder.is_dir():
+            raise ModelNotFoundError(
+                f"embedding model folder {path!r} not found. The workbench never downloads: fetch it on a "
+                "connected machine (`hf download ID --local-dir DIR`) and set [embedding] model = \"DIR\"")
+        read = lambda name: json.loads((folder / name).read_text()) if (folder / name).exists() else None  # noqa: E731
+        modules = read("modules.json") or []
+        kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
+        pooling = next((read(f"{m['path']}/config.json") for m in modules if m.get("type", "").endswith("Pooling")), None)
+        config = read("config.json") or {}
+        self.max_seq_length = int((read("sentence_bert_config.json") or {}).get("max_seq_length")
+                                  or config.get("max_position_embeddings") or 512)
+        self.dim = int((pooling or {}).get("word_embedding_dimension") or config.get("hidden_size") or 0)
+        st = read("config_sentence_transformers.json") or {}
+        self.prompts = st.get("prompts") or {}
+        self.pooling = ("cls" if (pooling or {}).get("pooling_mode_cls_token") else
+                        "mean" if (pooling or {}).get("pooling_mode_mean_tokens") else None)
+        self.tokenizer_file = folder / "tokenizer.json"
+        reasons = []
+        if not self.tokenizer_file.exists():
+            reasons.append("no tokenizer.json")
+        if kinds[:2] != ["Transformer", "Pooling"] or any(k not in ("Normalize",) for k in kinds[2:]):
+            reasons.append(f"modules {kinds or 'unknown'} (only Transformer, Pooling, Normalize are exported)")
+        if self.pooling is None:
+            reasons.append("pooling other than mean or CLS")
+        if config.get("auto_map"):
+            reasons.append("custom model code")
+        self.onnx_reason = "; ".join(reasons)
+        self.onnx_ok = not reasons and self.dim > 0
+
+    def tokenizer(self, truncate: bool = True):
+        """A `tokenizers.Tokenizer`, unpadded, that truncates like the model (special tokens included)
+        or, with ``truncate=False``, not at all (for counting)."""
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(self.tokenizer_file))
+        tok.no_padding()
+        if truncate:
+            tok.enable_truncation(self.max_seq_length)
+        else:
+            tok.no_truncation()
+        return tok
+
+    def prompt(self, kind: str) -> str:
+        """The text sentence-transformers puts before a 'query' or 'document' (often empty)."""
+        return self.prompts.get(kind, "")
+
+    def key(self) -> str:
+        """Names the export folder: changes when the weights or configs change."""
+        import hashlib
+
+        h = hashlib.sha256(str(self.path.resolve()).encode())
+        for f in sorted(self.path.glob("*.json")) + sorted(self.path.glob("*.safetensors")):
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+        return h.hexdigest()[:12]
+
+
+def export_dir(cache_dir: Path, name: str, card: ModelCard) -> Path:
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name).name)[:40]
+    return cache_dir / f"{slug}-{card.key()}"
+
+
+def ensure_export(card: ModelCard, folder: Path, int8: bool = False) -> dict:
+    """Export (once) and check the ONNX copies in ``folder``; return their record (export.json).
+
+    Raises ModelNotFoundError when the export cannot reproduce the torch model.
+    """
+    record_path = folder / "export.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    if record.get("format") != EXPORT_FORMAT or not (folder / "model.fp32.onnx").exists():
+        record = _export_fp32(card, folder)
+    if int8 and "int8_min_cosine" not in record:
+        record = _quantize_int8(card, folder, record)
+    return record
+
+
+def _write_record(folder: Path, record: dict) -> None:
+    from workbench.store import private_file
+
+    tmp = folder / f"export.json.{os.getpid()}"
+    private_file(tmp).write_text(json.dumps(record, indent=1))
+    os.replace(tmp, folder / "export.json")
+
+
+def _export_fp32(card: ModelCard, folder: Path) -> dict:
+    import warnings
+
+    import torch
+    import transformers
+    from transformers import AutoModel
+
+    transformers.utils.logging.disable_progress_bar()
+    with warnings.catch_warnings():  # the tracer's notes on shapes; the probe check below is what counts
+        warnings.simplefilter("ignore")
+        return _trace(card, folder, torch, AutoModel)
+
+
+def _trace(card: ModelCard, folder: Path, torch, AutoModel) -> dict:
+
+    from workbench.store import private_dir
+
+    private_dir(folder)
+    started = time.perf_counter()
+    model = AutoModel.from_pretrained(str(card.path), local_files_only=True, use_safetensors=True,
+                                      trust_remote_code=False, attn_implementation="eager").eval()
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, inner, pooling: str) -> None:
+            super().__init__()
+            self.inner, self.pooling = inner, pooling
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            if self.pooling == "cls":
+                v = hidden[:, 0]
+            else:
+                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+                v = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(v, dim=-1)
+
+    pooled = Pooled(model, card.pooling)
+    tok = card.tokenizer()
+    ids, mask = _batch(tok, PROBES)
+    tmp = folder / f"model.fp32.onnx.{os.getpid()}"
+    with torch.no_grad():
+        expected = pooled(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+        torch.onnx.export(pooled, (torch.from_numpy(ids), torch.from_numpy(mask)), str(tmp),
+                          input_names=["input_ids", "attention_mask"], output_names=["sentence_embedding"],
+                          dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
+                                        "attention_mask": {0: "batch", 1: "tokens"},
+                                        "sentence_embedding": {0: "batch"}},
+                          opset_version=17, dynamo=False)
+    os.chmod(tmp, 0o600)
+    got = _run(_session(tmp, 1), ids, mask)
+    cosine = float((got * expected).sum(1).min())
+    if cosine < MIN_EXPORT_COSINE:
+        tmp.unlink()
+        raise ModelNotFoundError(f"the ONNX export of {card.path} differs from torch (cosine {cosine:.5f}); "
+                                 "set [embedding] runtime = \"torch\"")
+    os.replace(tmp, folder / "model.fp32.onnx")
+    record = {"format": EXPORT_FORMAT, "source": str(card.path), "fp32_min_cosine": round(cosine, 6),
+              "export_s": round(time.perf_counter() - started, 2)}
+    _write_record(folder, record)
+    return record
+
+
+def _quantize_int8(card: ModelCard, folder: Path, record: dict) -> dict:
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    src = folder / "model.fp32.onnx"
+    model = onnx.load(str(src))
+    weights = {i.name: i for i in model.graph.initializer}
+    keep_float = []
+    for n in model.graph.node:
+        if n.op_type != "MatMul":
+            continue
+        w = weights.get(n.input[1])
+        # attention's activation-by-activation products, and the down-projections (K > N: the
+        # feed-forward output, whose GELU activations have the widest range) stay float32:
+        # quantizing those took the worst chunk's cosine to float32 from 0.992 to 0.976
+        if w is None or (len(w.dims) == 2 and w.dims[0] > w.dims[1]):
+            keep_float.append(n.name)
+    del model
+    tmp = folder / f"model.int8.onnx.{os.getpid()}"
+    root = logging.getLogger()
+    level, root.level = root.level, logging.ERROR  # its advice to pre-process is for image models
+    try:
+        quantize_dynamic(str(src), str(tmp), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
+                         per_channel=True, nodes_to_exclude=keep_float)
+    finally:
+        root.level = level
+    os.chmod(tmp, 0o600)
+    tok = card.tokenizer()
+    ids, mask = _batch(tok, PROBES)
+    cosine = float((_run(_session(tmp, 1), ids, mask) * _run(_session(src, 1), ids, mask)).sum(1).min())
+    os.replace(tmp, folder / "model.int8.onnx")
+    record = {**record, "int8_min_cosine": round(cosine, 6)}
+    _write_record(folder, record)
+    return record
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    # no busy-waiting between ops: parser processes share the cores during ingest
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def _batch(tok, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    enc = tok.encode_batch(list(texts))
+    width = max(len(e.ids) for e in enc)
+    ids = np.zeros((len(enc), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, e in enumerate(enc):
+        ids[row, : len(e.ids)] = e.ids
+        mask[row, : len(e.ids)] = 1
+    return ids, mask
+
+
+def _run(session, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+
+
+class OnnxEmbedder:
+    """Embeds with ONNX Runtime on the CPU (float32 or int8); imports neither torch nor transformers."""
+
+    runtime = "onnx"
+    device = "cpu"
+
+    def __init__(self, name: str, card: ModelCard, folder: Path, dtype: str, batch_size: int) -> None:
+        self.name, self.card, self.dtype, self.batch_size = name, card, dtype, batch_size
+        self.dim = card.dim
+        self.max_seq_length = card.max_seq_length
+        self.tokenizer = card.tokenizer()
+        self.counter = card.tokenizer(truncate=False)
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        self.session = _session(folder / f"model.{'int8' if dtype == 'int8' else 'fp32'}.onnx", threads)
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths share a batch: little padding
+        for start in range(0, len(texts), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            out[rows] = _run(self.session, *_batch(self.tokenizer, [texts[i] for i in rows]))
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        prompt = self.card.prompt("document")
+        return self._encode([prompt + t for t in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._encode([self.card.prompt("query") + text])[0]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return count_tokens(self.counter, texts)
+
+
+def count_tokens(tokenizer, texts: Sequence[str]) -> list[int]:
+    """Token counts without special tokens (the chunker's budget); ``tokenizer`` must not truncate."""
+    if not texts:
+        return []
+    return [len(e.ids) for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
