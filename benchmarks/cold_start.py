@@ -58,7 +58,7 @@ def main() -> None:
     from workbench.config import Config
     from workbench.embed import load_embedder
 
-    print(machine.describe(load_embedder(Config().embedding, None)))
+    print(machine.describe(load_embedder(Config().embedding, Path(tempfile.gettempdir()) / "wb-cold-models")))
     print(f"page cache: {'dropped before every run' if args.drop_caches else 'warm'}; {args.runs} runs each")
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(tmp) / "index"

@@ -117,3 +117,48 @@ def test_status_and_choice_follow_an_avx2_only_cpu(tmp_path):
     data = json.loads(out["out"])
     assert data["embedding_runtime"].startswith("torch float32 for documents, onnx float32 for queries")
     assert "avx512" not in data["cpu"] and "amx" not in data["cpu"] and "WORKBENCH_CPU=avx2" in data["cpu"]
+
+
+TOC = "\n".join(f"{i}.{j} Section about topic {i}{j} . . . . . . . . . . {10 * i + j}" for i in range(1, 4) for j in range(1, 4))
+INDEX = "\n".join(f"{name}, {page}" for name, page in [("install.packages", 23), ("library", 7), ("Rscript", 41),
+                                                        ("R CMD check", 55), ("vignettes", 61), ("zlib", 12)])
+
+
+def _chunk(text: str, headings: tuple[str, ...] = ()):
+    from workbench.records import Chunk
+
+    return Chunk(chunk_id=1, doc_id="d", ordinal=0, text=text, start=0, end=len(text), headings=headings)
+
+
+def test_contents_and_index_pages_are_recognised_and_prose_and_tables_are_not():
+    from workbench.chunk import is_navigation
+
+    assert is_navigation(_chunk(TOC))
+    assert is_navigation(_chunk(INDEX, ("R Installation", "Concept index")))
+    assert not is_navigation(_chunk(INDEX, ("R Installation", "Packages")))  # a list of page-like numbers under a real heading
+    table = "\n".join(f"Revenue region {r} 2025 . {1000 + r}" for r in range(8))  # a financial table, not leaders
+    assert not is_navigation(_chunk(table))
+    assert not is_navigation(_chunk(SENTENCES[0] * 3, ("Indexes",)))  # PostgreSQL's chapter on indexes is content
+    assert not is_navigation(_chunk("Index\n" + SENTENCES[1], ("Index",)))  # too short to tell: embedded
+
+
+def test_a_table_of_contents_is_searchable_by_words_but_not_embedded(make_wb, tmp_path):
+    from conftest import make_pdf
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_pdf(docs / "manual.pdf", [TOC, "Installing packages: run install.packages with the name of the package. "
+                                   "Packages are installed into the first library on the library path."])
+    wb = make_wb()
+    report = wb.ingest(docs, progress=False)
+    assert report.chunks_lexical_only == 1 and report.chunks_embedded == report.chunks_added - 1
+    assert "contents/index pages not embedded" in report.summary()
+    [toc] = [c for c in wb.chunks() if c.page == 1]
+    assert [h.chunk.chunk_id for h in wb.search("Section about topic 22", k=3, mode="lexical")][0] == toc.chunk_id
+    assert toc.chunk_id not in [h.chunk.chunk_id for h in wb.search("Section about topic 22", k=5, mode="dense")]
+    assert toc.chunk_id in [h.chunk.chunk_id for h in wb.search("Section about topic 22", k=5)]  # hybrid: via BM25
+    ids, vectors = wb.embeddings()
+    assert toc.chunk_id not in ids and len(ids) == len(vectors) == report.chunks_added - 1
+    (docs / "manual.pdf").unlink()  # deleting the document removes its lexical-only record too
+    gone = wb.ingest(docs, progress=False)
+    assert gone.published and wb.status().chunks == 0

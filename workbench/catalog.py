@@ -42,6 +42,9 @@ CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
 -- Full text: each chunk's analysed terms (language-aware stems, stop words removed, accents
 -- folded; see workbench.analyze) and its heading path's terms. rowid = chunk id.
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, heading_terms, tokenize='unicode61 remove_diacritics 0');
+-- Chunks searched by BM25 only, with no vector in FAISS: tables of contents and back-of-book
+-- indexes (`workbench.chunk.is_navigation`). Absent from catalogs written before it existed.
+CREATE TABLE IF NOT EXISTS lexical_only (id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS failures (
   collection TEXT NOT NULL, path TEXT NOT NULL, source_root TEXT NOT NULL, reason TEXT NOT NULL,
   size INTEGER, mtime REAL, at REAL NOT NULL, kind TEXT NOT NULL DEFAULT 'parse', PRIMARY KEY (collection, path));
@@ -207,6 +210,7 @@ class Catalog:
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         for doc_id in doc_ids:
+            self.conn.execute("DELETE FROM lexical_only WHERE id IN (SELECT id FROM chunks WHERE doc_id=?)", (doc_id,))
             self.conn.execute("DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE doc_id=?)", (doc_id,))
             self.conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
             self.conn.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
@@ -231,6 +235,17 @@ class Catalog:
               c.text, c.text_hash) for c in chunks])
         self.conn.executemany("INSERT INTO chunks_fts (rowid, terms, heading_terms) VALUES (?, ?, ?)",
                               [(c.chunk_id, t, h) for c, (t, h) in zip(chunks, terms)])
+
+    def mark_lexical_only(self, ids: Sequence[int]) -> None:
+        """Record chunks that have no vector (searched by BM25 only)."""
+        self.conn.executemany("INSERT OR IGNORE INTO lexical_only VALUES (?)", [(int(i),) for i in ids])
+
+    def lexical_only_ids(self) -> set[int]:
+        """Ids of the chunks without a vector (empty for catalogs written before there were any)."""
+        try:
+            return {r[0] for r in self.conn.execute("SELECT id FROM lexical_only")}
+        except sqlite3.OperationalError:
+            return set()
 
     def languages(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT language, count(*) FROM documents GROUP BY language"))

@@ -110,6 +110,32 @@ def _pack(section: list[_Piece], budget: int, overlap: int) -> list[list[_Piece]
     return groups
 
 
+_NAV_HEADING = re.compile(
+    r"(?:(?:appendix\s+)?[A-Z0-9]{1,2}\.?\s+)?(?:(?:general|subject|alphabetical|concept|function|variable|"
+    r"function and variable|environment variable|command|keyword|program|type|key|data type|option)\s+)?index|"
+    r"(?:table of |short )?contents|list of (?:figures|tables)", re.IGNORECASE)
+_LEADER_LINE = re.compile(r"(?:\.\s?){3,}\s*(?:\d{1,4}|[ivxlc]{1,6})\s*$", re.IGNORECASE)
+_PAGE_REF_LINE = re.compile(r"[\s,.]\s*(?:\d{1,4}|[ivxlc]{1,6})\s*$", re.IGNORECASE)
+
+
+def is_navigation(chunk: Chunk) -> bool:
+    """True for a passage that only points elsewhere: a back-of-book index or a table of contents.
+
+    Either its heading is a back-matter title ('Index', 'Concept index', 'Contents', 'List of
+    tables', ...) and 40% or more of its lines end in a page number, or 60% or more of at least 5
+    lines are dot leaders ('Installing packages . . . . 23'). Such passages were 12% of the tokens
+    of the R manuals; they stay searchable by BM25 but are not embedded (they would be 12% of the
+    embedding work, and their vectors match queries about everything and nothing). Leaves out
+    running headers and footers: about 1% of the tokens there, not worth the risk of cutting text.
+    """
+    lines = [line for line in chunk.text.split("\n") if line.strip()]
+    if len(lines) < 5:
+        return False
+    if chunk.headings and _NAV_HEADING.fullmatch(chunk.headings[-1].strip()):
+        return sum(bool(_PAGE_REF_LINE.search(line)) for line in lines) >= 0.4 * len(lines)
+    return sum(bool(_LEADER_LINE.search(line)) for line in lines) >= 0.6 * len(lines)
+
+
 def chunk_document(parsed: ParsedDocument, doc_id: str, content_hash: str, count_tokens: CountTokens,
                    max_tokens: int = 200, overlap_tokens: int = 32) -> list[Chunk]:
     """Split one parsed document into chunks; ids are stable for (doc_id, content_hash)."""

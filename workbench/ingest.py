@@ -17,7 +17,7 @@ import numpy as np
 
 from workbench.access import AccessRules
 from workbench.analyze import UNDETERMINED, detect_language, terms
-from workbench.chunk import chunk_document, text_hash
+from workbench.chunk import chunk_document, is_navigation, text_hash
 from workbench.config import Config
 from workbench.embed import Embedder, document_input
 from workbench.load import LoadLimits
@@ -41,6 +41,7 @@ class _Tally:
     chunks_added: int = 0
     embedded: int = 0
     cached: int = 0
+    lexical_only: int = 0
     regrouped: int = 0
     dirty: bool = False
 
@@ -77,6 +78,16 @@ class _Embedding:
         finishes this one (the end of a run)."""
         chunks, self.pending = self.pending, []
         started = None
+        if chunks:
+            nav = [c.chunk_id for c in chunks if is_navigation(c)]
+            if nav:  # contents/index pages: catalogued and BM25-searchable, never embedded
+                skip = set(nav)
+                self.writer.catalog.insert_chunks(lexical := [c for c in chunks if c.chunk_id in skip],
+                                                  [self._terms(c) for c in lexical])
+                self.writer.catalog.mark_lexical_only(nav)
+                self.tally.chunks_added += len(nav)
+                self.tally.lexical_only += len(nav)
+                chunks = [c for c in chunks if c.chunk_id not in skip]
         if chunks:
             keys = [text_hash(document_input(c.text, c.headings)) for c in chunks]
             cached = self.writer.cache.get(sorted(set(keys)))
@@ -221,7 +232,7 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
     return IngestReport(
         added=tuple(t.added), changed=tuple(t.changed), renamed=tuple(t.renamed), deleted=tuple(t.deleted),
         unchanged=t.unchanged, failed=tuple(t.failed), skipped=tuple(t.skipped), chunks_added=t.chunks_added,
-        chunks_embedded=t.embedded, chunks_from_cache=t.cached, regrouped=t.regrouped, generation=generation, published=t.dirty,
+        chunks_embedded=t.embedded, chunks_from_cache=t.cached, chunks_lexical_only=t.lexical_only, regrouped=t.regrouped, generation=generation, published=t.dirty,
         seconds=time.perf_counter() - started)
 
 

@@ -306,12 +306,16 @@ class Workbench:
     def embeddings(self, ids: list[int] | None = None):
         """(chunk ids, their stored vectors as an n × dim float32 array), read back from the index.
 
-        ``ids`` None means every chunk. Raises EmptyIndexError when nothing is published yet.
+        ``ids`` None means every chunk. Chunks searched by BM25 only (tables of contents and
+        back-of-book indexes, which are not embedded) have no vector and are left out of both.
+        Raises EmptyIndexError when nothing is published yet.
         """
         from workbench.explore import embeddings
 
         reader = self._searchable_reader()
         ids = [c.chunk_id for c in self.chunks()] if ids is None else [int(i) for i in ids]
+        lexical_only = reader.catalog.lexical_only_ids()
+        ids = [i for i in ids if i not in lexical_only]
         return ids, embeddings(reader, ids)
 
     def near_duplicates(self, threshold: float = 0.9, limit: int = 50) -> list[tuple[Chunk, Chunk, float]]:

@@ -266,6 +266,7 @@ class IngestReport(_Record):
     chunks_added: int = 0
     chunks_embedded: int = 0
     chunks_from_cache: int = 0
+    chunks_lexical_only: int = 0  # tables of contents and back-of-book indexes: BM25 only, not embedded
     regrouped: int = 0  # documents whose readers changed (access file or collection default), not re-embedded
     generation: int = 0
     published: bool = False
@@ -284,7 +285,9 @@ class IngestReport(_Record):
             f"{len(self.skipped)} skipped; "
             + (f"access changed for {self.regrouped} documents; " if self.regrouped else "") +
             f"{self.chunks_added} chunks written ({self.chunks_embedded} embedded, "
-            f"{self.chunks_from_cache} from cache) in {self.seconds:.1f}s"
+            f"{self.chunks_from_cache} from cache"
+            + (f", {self.chunks_lexical_only} contents/index pages not embedded" if self.chunks_lexical_only else "")
+            + f") in {self.seconds:.1f}s"
         )
 
     def __str__(self) -> str:

@@ -35,6 +35,14 @@ def dense_ranking(reader: IndexReader, query: np.ndarray, n: int, allowed: np.nd
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
 
+def _vector(reader: IndexReader, chunk_id: int) -> np.ndarray | None:
+    """The stored vector of a chunk, or None for a lexical-only chunk (no vector)."""
+    try:
+        return reader.vectors.reconstruct(int(chunk_id))
+    except RuntimeError:
+        return None
+
+
 def query_terms(reader: IndexReader, query: str, settings: RetrievalSettings) -> tuple[str, tuple[str, ...]]:
     """(detected language, terms). An undetermined query is analysed in every indexed language."""
     lang = detect_language(query, settings.languages)
@@ -85,7 +93,7 @@ def _dedupe(reader: IndexReader, ordered: list[int], k: int, threshold: float, t
         text = " ".join(texts.get(cid, "").split())
         if text in seen_text:
             continue
-        vec = reader.vectors.reconstruct(int(cid)) if threshold < 1 else None
+        vec = _vector(reader, cid) if threshold < 1 else None
         if vec is not None and any(float(vec @ v) >= threshold for v in kept_vecs):
             continue
         kept.append(cid)

@@ -240,8 +240,9 @@ class IndexWriter:
         import faiss
 
         docs, chunks = self.catalog.counts()
+        chunks -= len(self.catalog.lexical_only_ids())  # navigation pages have no vector
         if chunks != self.vectors.ntotal:
-            raise IndexCorruptError(f"catalog has {chunks} chunks but FAISS {self.vectors.ntotal} vectors; not "
+            raise IndexCorruptError(f"catalog has {chunks} embedded chunks but FAISS {self.vectors.ntotal} vectors; not "
                                     "publishing (the published generation is untouched; run the command again)")
         published_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.catalog.set_meta(generation=str(self.generation), published_at=published_at)
