@@ -162,3 +162,39 @@ def test_a_table_of_contents_is_searchable_by_words_but_not_embedded(make_wb, tm
     (docs / "manual.pdf").unlink()  # deleting the document removes its lexical-only record too
     gone = wb.ingest(docs, progress=False)
     assert gone.published and wb.status().chunks == 0
+
+
+def test_price_lists_statements_and_numbered_cover_limits_are_embedded():
+    from workbench.chunk import is_navigation
+
+    limits = "\n".join(["Buildings cover limit 1,500", "Contents cover limit 2,500", "Jewellery limit 1,000",
+                        "Bicycles limit 500 each", "Excess 250"])
+    assert not is_navigation(_chunk(limits, ("Home insurance", "Contents")))  # '1,500' is an amount, not a page
+    statement = "\n".join(["Revenue ..... 1500", "Cost of sales ..... 512", "Gross profit ..... 988",
+                           "Overheads ..... 300", "Operating profit ..... 688"])
+    assert not is_navigation(_chunk(statement))  # dot leaders, but the numbers do not rise like pages
+    assert not is_navigation(_chunk(INDEX, ("Funds", "An index")))
+    assert is_navigation(_chunk(INDEX, ("Manual", "E Function and variable index")))
+
+
+def test_a_hostile_index_line_is_read_in_linear_time():
+    import time
+
+    from workbench.chunk import is_navigation
+
+    hostile = ("install" + " " * 200_000 + "1" + " " * 200_000 + "x\n") * 6
+    started = time.perf_counter()
+    assert not is_navigation(_chunk(hostile, ("Index",)))
+    assert time.perf_counter() - started < 1.0  # a bound on a pathological input, not a benchmark
+
+
+def test_queries_fall_back_to_torch_when_the_onnx_copy_cannot_be_written(tmp_path):
+    from workbench.config import Config
+    from workbench.embed import load_embedder
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where INDEX/models should be")
+    emb = load_embedder(Config().embedding, blocked / "models")
+    q = emb.embed_query("annual leave")
+    assert q.shape == (emb.dim,) and emb.loaded == [f"torch {emb.dtype}"]
+    assert "no ONNX copy" in emb.query_fallback

@@ -2,7 +2,8 @@
 
 Schema and queries only; `workbench.store` decides which file is opened, read-only or for a new
 generation. Chunks carry their FAISS id as their primary key, and an FTS5 table (written beside
-each chunk by `insert_chunks`, removed with it) indexes its analysed text and heading path. Every
+each chunk by `insert_chunks`, removed with it) indexes its analysed text and heading path. Chunks listed in
+``lexical_only`` (tables of contents, back-of-book indexes) have no FAISS vector. Every
 SQL statement of the index lives here, the search filters (`Filters` → SQL) included; ranking maths
 stay in `workbench.retrieve`. Leaves out: vectors (FAISS) and the embedding cache.
 """

@@ -111,29 +111,38 @@ def _pack(section: list[_Piece], budget: int, overlap: int) -> list[list[_Piece]
 
 
 _NAV_HEADING = re.compile(
-    r"(?:(?:appendix\s+)?[A-Z0-9]{1,2}\.?\s+)?(?:(?:general|subject|alphabetical|concept|function|variable|"
-    r"function and variable|environment variable|command|keyword|program|type|key|data type|option)\s+)?index|"
-    r"(?:table of |short )?contents|list of (?:figures|tables)", re.IGNORECASE)
-_LEADER_LINE = re.compile(r"(?:\.\s?){3,}\s*(?:\d{1,4}|[ivxlc]{1,6})\s*$", re.IGNORECASE)
-_PAGE_REF_LINE = re.compile(r"[\s,.]\s*(?:\d{1,4}|[ivxlc]{1,6})\s*$", re.IGNORECASE)
+    r"(?:(?i:appendix\s+)?[A-Z0-9]{1,2}\.?\s+)?(?i:(?:(?:general|subject|alphabetical|concept|function|variable|"
+    r"function and variable|environment variable|command|keyword|program|data type|option)\s+)?index|"
+    r"(?:table of |short )?contents|list of (?:figures|tables))")
+_PAGE = r"(?:\d{1,4}|[ivxlc]{1,6})"
+# 'Installing packages . . . . . 23' (a dot leader, then a page)
+_LEADER_LINE = re.compile(rf"(?:\.\s?){{3,}}\s*({_PAGE})$", re.IGNORECASE)
+# 'install.packages, 23, 45-47' (a word, a comma, page numbers): '1,500' is a number, not an entry
+_ENTRY_LINE = re.compile(r"[^\d\s,],\s*\d{1,4}(?:[-–]\d{1,4})?(?:,\s*\d{1,4}(?:[-–]\d{1,4})?)*$")
+_TAIL = 40  # only a line's end is matched: a hostile 1 MB line costs nothing
 
 
 def is_navigation(chunk: Chunk) -> bool:
     """True for a passage that only points elsewhere: a back-of-book index or a table of contents.
 
-    Either its heading is a back-matter title ('Index', 'Concept index', 'Contents', 'List of
-    tables', ...) and 40% or more of its lines end in a page number, or 60% or more of at least 5
-    lines are dot leaders ('Installing packages . . . . 23'). Such passages were 12% of the tokens
-    of the R manuals; they stay searchable by BM25 but are not embedded (they would be 12% of the
-    embedding work, and their vectors match queries about everything and nothing). Leaves out
+    Either its heading is a back-matter title ('Index', 'Concept index', 'E Function and variable
+    index', 'Contents', 'List of tables') and 40% or more of its lines are index entries
+    ('install.packages, 23') or dot-leader lines, or 60% or more of at least 5 lines are dot-leader
+    lines whose page numbers never go down (a table of contents, not a price list). Such passages
+    were 12% of the tokens of the R manuals; they stay searchable by BM25 but are not embedded
+    (that work is saved, and their vectors match queries about everything and nothing). Leaves out
     running headers and footers: about 1% of the tokens there, not worth the risk of cutting text.
     """
-    lines = [line for line in chunk.text.split("\n") if line.strip()]
+    lines = [line.rstrip()[-_TAIL:] for line in chunk.text.split("\n") if line.strip()]
     if len(lines) < 5:
         return False
+    leaders = [m for m in map(_LEADER_LINE.search, lines) if m]
     if chunk.headings and _NAV_HEADING.fullmatch(chunk.headings[-1].strip()):
-        return sum(bool(_PAGE_REF_LINE.search(line)) for line in lines) >= 0.4 * len(lines)
-    return sum(bool(_LEADER_LINE.search(line)) for line in lines) >= 0.6 * len(lines)
+        entries = sum(bool(_ENTRY_LINE.search(line)) for line in lines)
+        return entries + len(leaders) >= 0.4 * len(lines)
+    pages = [int(m.group(1)) for m in leaders if m.group(1).isdigit()]
+    rising = all(a <= b for a, b in zip(pages, pages[1:]))
+    return len(leaders) >= 0.6 * len(lines) and rising
 
 
 def chunk_document(parsed: ParsedDocument, doc_id: str, content_hash: str, count_tokens: CountTokens,

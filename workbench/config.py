@@ -47,14 +47,15 @@ class EmbeddingSettings(_Section):
         "auto",
         description="Inference runtime for documents: 'auto' takes torch (bfloat16 on CPUs with AVX-512 "
         "BF16 or AMX, float32 elsewhere) unless dtype = 'int8', which runs on ONNX Runtime. Queries run "
-        "on ONNX Runtime float32 unless this is 'torch', so a fresh `workbench search` never imports "
-        "torch; the ONNX copy of the model is exported once into INDEX/models/ and checked against torch.",
+        "on ONNX Runtime float32 unless this is 'torch', so a fresh `workbench search` does not import "
+        "torch; the ONNX copy of the model is exported once into INDEX/models/ and checked against "
+        "sentence-transformers (models it cannot reproduce stay on torch).",
     )
     dtype: Literal["auto", "float32", "bfloat16", "int8"] = Field(
         "auto",
         description="'auto': bfloat16 on CPUs with AVX-512 BF16 or AMX (cosine >= 0.999 to float32), "
         "float32 elsewhere. 'int8' (ONNX Runtime; weights quantized per channel, feed-forward "
-        "down-projections kept float32) measured 1.4x float32 with worst-chunk cosine 0.99 on an AVX-512 "
+        "down-projections kept float32) measured 1.36x float32 with worst-chunk cosine 0.98 on an AVX-512 "
         "VNNI CPU: measure it on yours with `make bench-embed` before choosing it.",
     )
     batch_size: int = Field(

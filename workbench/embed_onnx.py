@@ -1,12 +1,15 @@
 """The ONNX Runtime embedder, and the one-time export of a sentence-transformers model to ONNX.
 
-Why: ONNX Runtime needs neither torch nor AMX. It embeds faster than torch in float32 on every
-CPU measured (benchmarks/embed_dtype.py), and a fresh process that only embeds a query imports
-onnxruntime and tokenizers (well under a second) instead of torch and transformers (seconds).
+Why: a fresh process that only embeds a query imports onnxruntime and tokenizers (well under a
+second) instead of torch and transformers (seconds); the vectors are torch float32's. For bulk
+document embedding torch is as fast or faster (benchmarks/embed_dtype.py), except with int8.
 
-The export runs once per model, in whatever process first needs it (it imports torch): the model
-with its pooling and normalisation is traced to ``INDEX/models/<name>-<key>/model.fp32.onnx``, then
-checked against torch on probe sentences (cosine >= 0.9999, else the export is refused).
+The export runs once per model, in whatever process first needs it (it imports torch, and holds
+a file lock so that concurrent processes export once): the model with its pooling and
+normalisation is traced to ``INDEX/models/<name>-<key>/model.fp32.onnx``, then checked against
+sentence-transformers itself, prompts included, on probe sentences (cosine >= 0.9999, else the
+export is refused and the caller stays on torch). The tracer is torch's TorchScript-based exporter
+(``dynamo=False``), deprecated in torch 2.13 but exact here; the check is what guards it.
 ``model.int8.onnx`` (made when dtype = "int8" is asked) is the same graph with the up- and
 same-size weight matrices quantized per output channel (activations per batch at run time); the
 feed-forward down-projections and attention's activation products stay float32. Leaves out: models whose sentence-transformers pipeline has
@@ -53,11 +56,14 @@ class ModelCard:
         kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
         pooling = next((read(f"{m['path']}/config.json") for m in modules if m.get("type", "").endswith("Pooling")), None)
         config = read("config.json") or {}
-        self.max_seq_length = int((read("sentence_bert_config.json") or {}).get("max_seq_length")
-                                  or config.get("max_position_embeddings") or 512)
-        self.dim = int((pooling or {}).get("word_embedding_dimension") or config.get("hidden_size") or 0)
+        sbert = read("sentence_bert_config.json") or {}
+        self.max_seq_length = int(sbert.get("max_seq_length") or config.get("max_position_embeddings") or 512)
+        dense = [read(f"{m['path']}/config.json") or {} for m in modules if m.get("type", "").endswith("Dense")]
+        self.dim = int((dense[-1].get("out_features") if dense else None)
+                       or (pooling or {}).get("word_embedding_dimension") or config.get("hidden_size") or 0)
         st = read("config_sentence_transformers.json") or {}
         self.prompts = st.get("prompts") or {}
+        self.default_prompt = st.get("default_prompt_name") or ""
         self.pooling = ("cls" if (pooling or {}).get("pooling_mode_cls_token") else
                         "mean" if (pooling or {}).get("pooling_mode_mean_tokens") else None)
         self.tokenizer_file = folder / "tokenizer.json"
@@ -70,6 +76,8 @@ class ModelCard:
             reasons.append("pooling other than mean or CLS")
         if config.get("auto_map"):
             reasons.append("custom model code")
+        if sbert.get("do_lower_case") or (pooling or {}).get("include_prompt") is False:
+            reasons.append("lower-casing or prompt-excluding pooling")
         self.onnx_reason = "; ".join(reasons)
         self.onnx_ok = not reasons and self.dim > 0
 
@@ -87,15 +95,18 @@ class ModelCard:
         return tok
 
     def prompt(self, kind: str) -> str:
-        """The text sentence-transformers puts before a 'query' or 'document' (often empty)."""
-        return self.prompts.get(kind, "")
+        """The text sentence-transformers' ``encode_query`` / ``encode_document`` put before a text:
+        the 'query' prompt, or the first of 'document', 'passage', 'corpus'; else the default one."""
+        names = ("query",) if kind == "query" else ("document", "passage", "corpus")
+        name = next((n for n in names if n in self.prompts), self.default_prompt)
+        return self.prompts.get(name, "")
 
     def key(self) -> str:
-        """Names the export folder: changes when the weights or configs change."""
+        """Names the export folder: changes when the weights or configs (any module's) change."""
         import hashlib
 
         h = hashlib.sha256(str(self.path.resolve()).encode())
-        for f in sorted(self.path.glob("*.json")) + sorted(self.path.glob("*.safetensors")):
+        for f in sorted(self.path.rglob("*.json")) + sorted(self.path.glob("*.safetensors")):
             st = f.stat()
             h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
         return h.hexdigest()[:12]
@@ -109,22 +120,52 @@ def export_dir(cache_dir: Path, name: str, card: ModelCard) -> Path:
 def ensure_export(card: ModelCard, folder: Path, int8: bool = False) -> dict:
     """Export (once) and check the ONNX copies in ``folder``; return their record (export.json).
 
-    Raises ModelNotFoundError when the export cannot reproduce the torch model.
+    Raises ModelNotFoundError when the export cannot reproduce the model, OSError when the folder
+    cannot be written. Concurrent callers wait on a lock file and export once.
     """
-    record_path = folder / "export.json"
-    record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    if record.get("format") != EXPORT_FORMAT or not (folder / "model.fp32.onnx").exists():
-        record = _export_fp32(card, folder)
-    if int8 and "int8_min_cosine" not in record:
-        record = _quantize_int8(card, folder, record)
+    import fcntl
+
+    from workbench.store import private_dir, private_file
+
+    record = _record(folder)
+    if _complete(folder, record, int8):
+        return record
+    private_dir(folder.parent)
+    private_dir(folder)
+    with open(private_file(folder / "lock"), "rb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        record = _record(folder)
+        if record.get("format") != EXPORT_FORMAT or not (folder / "model.fp32.onnx").exists():
+            record = _export_fp32(card, folder)
+        if int8 and not _complete(folder, record, True):
+            record = _quantize_int8(card, folder, record)
     return record
 
 
-def _write_record(folder: Path, record: dict) -> None:
-    from workbench.store import private_file
+def _record(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "export.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
-    tmp = folder / f"export.json.{os.getpid()}"
-    private_file(tmp).write_text(json.dumps(record, indent=1))
+
+def _complete(folder: Path, record: dict, int8: bool) -> bool:
+    ok = record.get("format") == EXPORT_FORMAT and (folder / "model.fp32.onnx").exists()
+    return ok and (not int8 or ("int8_min_cosine" in record and (folder / "model.int8.onnx").exists()))
+
+
+def _temp(folder: Path, name: str) -> Path:
+    """A new, empty 0600 file in ``folder`` (O_EXCL: never an existing file or link)."""
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
+    os.close(fd)
+    return Path(path)
+
+
+def _write_record(folder: Path, record: dict) -> None:
+    tmp = _temp(folder, "export.json")
+    tmp.write_text(json.dumps(record, indent=1))
     os.replace(tmp, folder / "export.json")
 
 
@@ -143,9 +184,6 @@ def _export_fp32(card: ModelCard, folder: Path) -> dict:
 
 def _trace(card: ModelCard, folder: Path, torch, AutoModel) -> dict:
 
-    from workbench.store import private_dir
-
-    private_dir(folder)
     started = time.perf_counter()
     model = AutoModel.from_pretrained(str(card.path), local_files_only=True, use_safetensors=True,
                                       trust_remote_code=False, attn_implementation="eager").eval()
@@ -167,20 +205,33 @@ def _trace(card: ModelCard, folder: Path, torch, AutoModel) -> dict:
     pooled = Pooled(model, card.pooling)
     tok = card.tokenizer()
     ids, mask = _batch(tok, PROBES)
-    tmp = folder / f"model.fp32.onnx.{os.getpid()}"
+    tmp = _temp(folder, "model.fp32.onnx")
+    try:
+        return _export_checked(card, folder, torch, pooled, tok, ids, mask, tmp, started)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _export_checked(card, folder, torch, pooled, tok, ids, mask, tmp, started) -> dict:
+    from sentence_transformers import SentenceTransformer
+
     with torch.no_grad():
-        expected = pooled(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
         torch.onnx.export(pooled, (torch.from_numpy(ids), torch.from_numpy(mask)), str(tmp),
                           input_names=["input_ids", "attention_mask"], output_names=["sentence_embedding"],
                           dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
                                         "attention_mask": {0: "batch", 1: "tokens"},
                                         "sentence_embedding": {0: "batch"}},
                           opset_version=17, dynamo=False)
-    os.chmod(tmp, 0o600)
-    got = _run(_session(tmp, 1), ids, mask)
-    cosine = float((got * expected).sum(1).min())
+    # the reference is sentence-transformers itself (prompts, pooling, normalisation), float32
+    reference = SentenceTransformer(str(card.path), device="cpu", local_files_only=True, trust_remote_code=False,
+                                    model_kwargs={"use_safetensors": True})
+    session = _session(tmp, 1)
+    cosine = 1.0
+    for kind, encode in (("query", reference.encode_query), ("document", reference.encode_document)):
+        expected = encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True)
+        got = _run(session, *_batch(tok, [card.prompt(kind) + p for p in PROBES]))
+        cosine = min(cosine, float((got * expected).sum(1).min()))
     if cosine < MIN_EXPORT_COSINE:
-        tmp.unlink()
         raise ModelNotFoundError(f"the ONNX export of {card.path} differs from torch (cosine {cosine:.5f}); "
                                  "set [embedding] runtime = \"torch\"")
     os.replace(tmp, folder / "model.fp32.onnx")
@@ -191,10 +242,7 @@ def _trace(card: ModelCard, folder: Path, torch, AutoModel) -> dict:
 
 
 def _quantize_int8(card: ModelCard, folder: Path, record: dict) -> dict:
-    import logging
-
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     src = folder / "model.fp32.onnx"
     model = onnx.load(str(src))
@@ -210,7 +258,18 @@ def _quantize_int8(card: ModelCard, folder: Path, record: dict) -> dict:
         if w is None or (len(w.dims) == 2 and w.dims[0] > w.dims[1]):
             keep_float.append(n.name)
     del model
-    tmp = folder / f"model.int8.onnx.{os.getpid()}"
+    tmp = _temp(folder, "model.int8.onnx")
+    try:
+        return _quantize_checked(card, folder, record, src, keep_float, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _quantize_checked(card, folder, record, src, keep_float, tmp) -> dict:
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
     root = logging.getLogger()
     level, root.level = root.level, logging.ERROR  # its advice to pre-process is for image models
     try:

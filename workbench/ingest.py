@@ -20,6 +20,7 @@ from workbench.analyze import UNDETERMINED, detect_language, terms
 from workbench.chunk import chunk_document, is_navigation, text_hash
 from workbench.config import Config
 from workbench.embed import Embedder, document_input
+from workbench.errors import WorkbenchError
 from workbench.load import LoadLimits
 from workbench.load.sandbox import ParserPool
 from workbench.records import Chunk, Document, FailureKind, FileFailure, IngestReport
@@ -74,9 +75,11 @@ class _Embedding:
             self.flush(wait=False)
 
     def flush(self, wait: bool = True) -> None:
-        """Start embedding the pending chunks; finish the batch before it first. ``wait`` also
-        finishes this one (the end of a run)."""
+        """Finish the batch in flight (its vectors reach the cache, so a repeat in this batch is a
+        cache hit; its error, if any, surfaces here), then start embedding the pending chunks.
+        ``wait`` also finishes this one (the end of a run)."""
         chunks, self.pending = self.pending, []
+        self._finish()
         started = None
         if chunks:
             nav = [c.chunk_id for c in chunks if is_navigation(c)]
@@ -94,7 +97,6 @@ class _Embedding:
             todo = {k: document_input(c.text, c.headings) for k, c in zip(keys, chunks) if k not in cached}
             future = self._pool.submit(self.embedder.embed_documents, list(todo.values())) if todo else None
             started = (future, chunks, keys, cached, todo)
-        self._finish()
         self._in_flight = started
         if wait:
             self._finish()
@@ -172,7 +174,8 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
     started = time.perf_counter()
     t = _Tally()
     ing = config.ingest
-    with IndexWriter(config.index.dir, embedder.name, embedder.dim, wait_s, config.index.keep_generations) as w:
+    with IndexWriter(config.index.dir, embedder.name, embedder.dim, wait_s, config.index.keep_generations,
+                     getattr(embedder, "cache_key", None)) as w:
         jobs: dict[str, tuple[ToParse, str, str]] = {}
         for root, collection in sources:
             w.catalog.upsert_source(str(root), collection)
@@ -224,16 +227,20 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
         bar.close()
         for rules in access.values():  # broken access files, read while regrouping or for new files
             t.failed += rules.failures
-        if t.embedded and hasattr(embedder, "prepare_queries"):
-            embedder.prepare_queries()  # the ONNX copy for fast cold searches, exported once per model
         generation = w.base or 0
         if t.dirty:
             generation = w.publish()
+    notes = []
+    if t.embedded and hasattr(embedder, "prepare_queries"):
+        try:  # the ONNX copy for fast cold searches, exported once per model; searches work without it
+            embedder.prepare_queries()
+        except (OSError, WorkbenchError) as exc:
+            notes.append(f"queries will load the embedding model with torch (slower to start): {exc}")
     return IngestReport(
         added=tuple(t.added), changed=tuple(t.changed), renamed=tuple(t.renamed), deleted=tuple(t.deleted),
         unchanged=t.unchanged, failed=tuple(t.failed), skipped=tuple(t.skipped), chunks_added=t.chunks_added,
         chunks_embedded=t.embedded, chunks_from_cache=t.cached, chunks_lexical_only=t.lexical_only, regrouped=t.regrouped, generation=generation, published=t.dirty,
-        seconds=time.perf_counter() - started)
+        seconds=time.perf_counter() - started, notes=tuple(notes))
 
 
 def try_parse(config: Config, paths: list[str]) -> dict[str, str | None]:

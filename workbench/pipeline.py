@@ -263,9 +263,14 @@ class Workbench:
         from the model's files and the CPU's flags; no weights are loaded)."""
         from workbench.embed import cpu_info
 
-        emb = self.embedder
-        choice = getattr(emb, "choice", None)
-        runtime = choice.describe() if choice else f"{getattr(emb, 'runtime', '?')} {getattr(emb, 'dtype', '?')}"
+        try:
+            emb = self.embedder
+            choice = getattr(emb, "choice", None)
+            runtime = choice.describe() if choice else f"{getattr(emb, 'runtime', '?')} {getattr(emb, 'dtype', '?')}"
+            if getattr(emb, "query_fallback", ""):
+                runtime += f"; {emb.query_fallback}"
+        except WorkbenchError as exc:  # the model is missing: the index can still be described
+            runtime = f"unavailable: {exc}"
         here = {"embedding_runtime": runtime, "cpu": cpu_info().describe()}
         reader = self.reader()
         if reader is None:

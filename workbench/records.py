@@ -271,6 +271,7 @@ class IngestReport(_Record):
     generation: int = 0
     published: bool = False
     seconds: float = 0.0
+    notes: tuple[str, ...] = ()  # things worth knowing that are not failures (e.g. no fast query model)
 
     @property
     def ok(self) -> bool:
@@ -294,6 +295,7 @@ class IngestReport(_Record):
         lines = [self.summary()]
         lines += [f"  FAILED {f}" for f in self.failed]
         lines += [f"  skipped {f}" for f in self.skipped]
+        lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:

@@ -162,8 +162,12 @@ class EmbeddingCache:
 class IndexWriter:
     """Builds the next generation under the write lock. Use as a context manager, then `publish`."""
 
-    def __init__(self, root: Path, model: str, dim: int, wait_s: float = 0.0, keep_generations: int = 2) -> None:
+    def __init__(self, root: Path, model: str, dim: int, wait_s: float = 0.0, keep_generations: int = 2,
+                 cache_key: str | None = None) -> None:
+        """``cache_key`` names the embedding cache's vectors (default: the model; an int8 run uses
+        its own, so that its vectors never stand in for float32 ones)."""
         self.root, self.model, self.dim = root, model, dim
+        self.cache_key = cache_key or model
         self.wait_s, self.keep = wait_s, keep_generations
         self.published = False
 
@@ -210,7 +214,7 @@ class IndexWriter:
                 self.vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
             self.catalog = Catalog.create(conn)
             self._check_model()
-            self.cache = EmbeddingCache(self.root / "embeddings.sqlite", self.model)
+            self.cache = EmbeddingCache(self.root / "embeddings.sqlite", self.cache_key)
         except BaseException:
             self._release()
             raise
