@@ -127,7 +127,8 @@ def main() -> None:
         for failure in report.failed:  # e.g. a picture-only PDF: reported, not fatal
             print(f"  failed: {failure}")
         wb_s = report.seconds
-        print(f"workbench  {wb_s:7.1f} s  {pages / wb_s:6.1f} pages/s  {report.chunks_added} chunks  "
+        print(f"workbench  {wb_s:7.1f} s  {pages / wb_s:6.1f} pages/s  {report.chunks_added} chunks "
+              f"({report.chunks_lexical_only} contents/index chunks not embedded)  "
               f"peak RSS {wb_peak / 2**30:.2f} GiB  (embedding: {used})")
         print(f"re-ingest unchanged: {rerun.seconds:.2f} s = {100 * rerun.seconds / wb_s:.2f}% of the full ingest "
               f"({rerun.unchanged} files unchanged, published={rerun.published})")

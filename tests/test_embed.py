@@ -198,3 +198,23 @@ def test_queries_fall_back_to_torch_when_the_onnx_copy_cannot_be_written(tmp_pat
     q = emb.embed_query("annual leave")
     assert q.shape == (emb.dim,) and emb.loaded == [f"torch {emb.dtype}"]
     assert "no ONNX copy" in emb.query_fallback
+
+
+def test_many_small_batches_keep_each_chunk_with_its_vector_and_embed_a_repeated_text_once(make_wb, tmp_path, monkeypatch):
+    import workbench.ingest as ingest
+
+    monkeypatch.setattr(ingest, "EMBED_BATCH", 2)  # many small batches
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(6):  # every file repeats the same two paragraphs, plus one of its own
+        (docs / f"note{i}.md").write_text(f"# Note {i}\n\n{SENTENCES[0]}\n\n# Shuttle\n\n{SENTENCES[1]}\n\n"
+                                          f"# Own\n\nThis note number {i} is about topic {i * 7}.\n")
+    wb = make_wb()
+    report = wb.ingest(docs, progress=False)
+    distinct = {(c.text, c.headings) for c in wb.chunks()}
+    assert report.chunks_added == len(wb.chunks()) == 18
+    assert report.chunks_embedded == len({c.text_hash + "|".join(c.headings) for c in wb.chunks()}) <= len(distinct)
+    assert report.chunks_embedded + report.chunks_from_cache == 18
+    ids, vectors = wb.embeddings()
+    expected = wb.embedder.embed_documents([ingest.document_input(c.text, c.headings) for c in wb.chunks(ids)])
+    assert ((vectors * expected).sum(1) > 0.999).all()  # every chunk id carries its own text's vector

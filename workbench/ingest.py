@@ -48,21 +48,18 @@ class _Tally:
 
 
 class _Embedding:
-    """Embeds chunk batches through the cache and appends them to the writer.
+    """Embeds chunk batches through the cache and appends them to the writer, in this thread.
 
-    The model runs in one background thread (torch and ONNX Runtime release the GIL), so the
-    parser processes keep reading the next files while a batch is embedded; catalog and cache
-    writes stay on the calling thread. At most one batch is in flight.
+    Measured (benchmarks/ingest_speed.py, 2 cores): embedding in a background thread while the
+    parser process reads ahead made the whole ingest 5-15% slower, not faster: torch's two
+    OpenMP threads and the parser then fight over two cores. So parsing and embedding alternate;
+    with more cores, ``[ingest] workers`` parses files in parallel instead.
     """
 
     def __init__(self, writer: IndexWriter, embedder: Embedder, tally: _Tally) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
         self.writer, self.embedder, self.tally = writer, embedder, tally
         self.pending: list[Chunk] = []
         self.language: dict[str, str] = {}  # doc id -> language of its text
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
-        self._in_flight = None  # (future, chunks, keys, cached, todo)
 
     def _terms(self, c: Chunk) -> tuple[str, str]:
         lang = self.language.get(c.doc_id, UNDETERMINED)
@@ -72,42 +69,25 @@ class _Embedding:
     def add(self, chunks: list[Chunk]) -> None:
         self.pending += chunks
         if len(self.pending) >= EMBED_BATCH:
-            self.flush(wait=False)
+            self.flush()
 
-    def flush(self, wait: bool = True) -> None:
-        """Finish the batch in flight (its vectors reach the cache, so a repeat in this batch is a
-        cache hit; its error, if any, surfaces here), then start embedding the pending chunks.
-        ``wait`` also finishes this one (the end of a run)."""
+    def flush(self) -> None:
         chunks, self.pending = self.pending, []
-        self._finish()
-        started = None
-        if chunks:
-            nav = [c.chunk_id for c in chunks if is_navigation(c)]
-            if nav:  # contents/index pages: catalogued and BM25-searchable, never embedded
-                skip = set(nav)
-                self.writer.catalog.insert_chunks(lexical := [c for c in chunks if c.chunk_id in skip],
-                                                  [self._terms(c) for c in lexical])
-                self.writer.catalog.mark_lexical_only(nav)
-                self.tally.chunks_added += len(nav)
-                self.tally.lexical_only += len(nav)
-                chunks = [c for c in chunks if c.chunk_id not in skip]
-        if chunks:
-            keys = [text_hash(document_input(c.text, c.headings)) for c in chunks]
-            cached = self.writer.cache.get(sorted(set(keys)))
-            todo = {k: document_input(c.text, c.headings) for k, c in zip(keys, chunks) if k not in cached}
-            future = self._pool.submit(self.embedder.embed_documents, list(todo.values())) if todo else None
-            started = (future, chunks, keys, cached, todo)
-        self._in_flight = started
-        if wait:
-            self._finish()
-
-    def _finish(self) -> None:
-        if self._in_flight is None:
+        nav = [c for c in chunks if is_navigation(c)]
+        if nav:  # contents/index pages: catalogued and BM25-searchable, never embedded
+            self.writer.catalog.insert_chunks(nav, [self._terms(c) for c in nav])
+            self.writer.catalog.mark_lexical_only([c.chunk_id for c in nav])
+            self.tally.chunks_added += len(nav)
+            self.tally.lexical_only += len(nav)
+            skip = {c.chunk_id for c in nav}
+            chunks = [c for c in chunks if c.chunk_id not in skip]
+        if not chunks:
             return
-        future, chunks, keys, cached, todo = self._in_flight
-        self._in_flight = None
-        if future is not None:
-            vectors = future.result()
+        keys = [text_hash(document_input(c.text, c.headings)) for c in chunks]
+        cached = self.writer.cache.get(sorted(set(keys)))
+        todo = {k: document_input(c.text, c.headings) for k, c in zip(keys, chunks) if k not in cached}
+        if todo:
+            vectors = self.embedder.embed_documents(list(todo.values()))
             self.writer.cache.put(list(todo), vectors)
             cached.update(zip(todo, vectors))
         self.tally.embedded += len(todo)
@@ -115,12 +95,6 @@ class _Embedding:
         self.writer.add_vectors([c.chunk_id for c in chunks], np.stack([cached[k] for k in keys]))
         self.writer.catalog.insert_chunks(chunks, [self._terms(c) for c in chunks])
         self.tally.chunks_added += len(chunks)
-
-    def __enter__(self) -> "_Embedding":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _apply_plan(w: IndexWriter, plan: SyncPlan, collection: str, root: str, t: _Tally) -> None:
@@ -199,7 +173,8 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
             _regroup(w, access[collection], collection, root_s, t)
             jobs.update({item.file.path: (item, collection, root_s) for item in plan.to_parse})
         bar = tqdm(total=len(jobs), unit="file", desc="ingest", disable=not progress or not jobs)
-        with _Embedding(w, embedder, t) as emb, _parser_pool(config) as pool:
+        emb = _Embedding(w, embedder, t)
+        with _parser_pool(config) as pool:
             for outcome in pool.map(list(jobs)):
                 item, collection, root_s = jobs[outcome.path]
                 f = item.file
