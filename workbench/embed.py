@@ -144,8 +144,6 @@ class SentenceTransformerEmbedder:
         dtype = settings.dtype
         if dtype == "auto":
             dtype = "bfloat16" if (device.startswith("cuda") or cpu_has_bf16()) else "float32"
-        if dtype == "int8":
-            raise ConfigError("[embedding] dtype = \"int8\" needs runtime = \"onnx\" (or \"auto\")")
         try:
             self.model = SentenceTransformer(
                 path, device=device, local_files_only=True, trust_remote_code=False,
@@ -292,12 +290,19 @@ class LazyEmbedder:
             self.query_fallback = f"queries on {self.runtime} {self.dtype}: no ONNX copy ({exc})"
             return self._get(self.choice.documents)
 
+    def _export(self, int8: bool = False) -> Path:
+        """The folder of the checked ONNX copy, exported now if it is not there yet."""
+        from workbench.embed_onnx import ensure_export, export_dir
+
+        folder = export_dir(self.cache_dir, self.name, self.card)
+        ensure_export(self.card, folder, int8=int8)
+        return folder
+
     def _load(self, runtime: str, dtype: str) -> Embedder:
         if runtime == "onnx":
-            from workbench.embed_onnx import OnnxEmbedder, ensure_export, export_dir
+            from workbench.embed_onnx import OnnxEmbedder
 
-            folder = export_dir(self.cache_dir, self.name, self.card)
-            ensure_export(self.card, folder, int8=dtype == "int8")
+            folder = self._export(int8=dtype == "int8")
             return OnnxEmbedder(self.name, self.card, folder, dtype, self.settings.batch_size)
         return SentenceTransformerEmbedder(self.settings.model_copy(update={"dtype": dtype}))
 
@@ -306,10 +311,8 @@ class LazyEmbedder:
         calls this, so that the first cold `workbench search` does not pay for the export. Raises
         what the export raises (OSError, ModelNotFoundError)."""
         if self.choice.queries[0] == "onnx" and not self.query_fallback:
-            from workbench.embed_onnx import ensure_export, export_dir
-
             with self._lock:
-                ensure_export(self.card, export_dir(self.cache_dir, self.name, self.card))
+                self._export()
 
     @property
     def loaded(self) -> list[str]:
@@ -331,7 +334,7 @@ class LazyEmbedder:
             return []
         if self._counter is not None:
             return count_tokens(self._counter, texts)
-        with self._lock:  # no tokenizer.json: a transformers tokenizer of its own, not the embed thread's
+        with self._lock:  # no tokenizer.json: a transformers tokenizer of its own, not the model's (shared by threads)
             if self._hf_counter is None:
                 from transformers import AutoTokenizer
 

@@ -135,7 +135,7 @@ def ensure_export(card: ModelCard, folder: Path, int8: bool = False) -> dict:
     with open(private_file(folder / "lock"), "rb") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         record = _record(folder)
-        if record.get("format") != EXPORT_FORMAT or not (folder / "model.fp32.onnx").exists():
+        if not _complete(folder, record, False):
             record = _export_fp32(card, folder)
         if int8 and not _complete(folder, record, True):
             record = _quantize_int8(card, folder, record)
@@ -174,19 +174,8 @@ def _export_fp32(card: ModelCard, folder: Path) -> dict:
 
     import torch
     import transformers
+    from sentence_transformers import SentenceTransformer
     from transformers import AutoModel
-
-    transformers.utils.logging.disable_progress_bar()
-    with warnings.catch_warnings():  # the tracer's notes on shapes; the probe check below is what counts
-        warnings.simplefilter("ignore")
-        return _trace(card, folder, torch, AutoModel)
-
-
-def _trace(card: ModelCard, folder: Path, torch, AutoModel) -> dict:
-
-    started = time.perf_counter()
-    model = AutoModel.from_pretrained(str(card.path), local_files_only=True, use_safetensors=True,
-                                      trust_remote_code=False, attn_implementation="eager").eval()
 
     class Pooled(torch.nn.Module):
         def __init__(self, inner, pooling: str) -> None:
@@ -202,39 +191,38 @@ def _trace(card: ModelCard, folder: Path, torch, AutoModel) -> dict:
                 v = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(v, dim=-1)
 
-    pooled = Pooled(model, card.pooling)
+    started = time.perf_counter()
+    transformers.utils.logging.disable_progress_bar()
+    model = AutoModel.from_pretrained(str(card.path), local_files_only=True, use_safetensors=True,
+                                      trust_remote_code=False, attn_implementation="eager").eval()
     tok = card.tokenizer()
     ids, mask = _batch(tok, PROBES)
     tmp = _temp(folder, "model.fp32.onnx")
     try:
-        return _export_checked(card, folder, torch, pooled, tok, ids, mask, tmp, started)
+        # the tracer's notes on shapes are silenced; the check against sentence-transformers is what counts
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(Pooled(model, card.pooling), (torch.from_numpy(ids), torch.from_numpy(mask)), str(tmp),
+                              input_names=["input_ids", "attention_mask"], output_names=["sentence_embedding"],
+                              dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
+                                            "attention_mask": {0: "batch", 1: "tokens"},
+                                            "sentence_embedding": {0: "batch"}},
+                              opset_version=17, dynamo=False)
+        # the reference is sentence-transformers itself (prompts, pooling, normalisation), float32
+        reference = SentenceTransformer(str(card.path), device="cpu", local_files_only=True, trust_remote_code=False,
+                                        model_kwargs={"use_safetensors": True})
+        session = _session(tmp, 1)
+        cosine = 1.0
+        for kind, encode in (("query", reference.encode_query), ("document", reference.encode_document)):
+            expected = encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True)
+            got = _run(session, *_batch(tok, [card.prompt(kind) + p for p in PROBES]))
+            cosine = min(cosine, float((got * expected).sum(1).min()))
+        if cosine < MIN_EXPORT_COSINE:
+            raise ModelNotFoundError(f"the ONNX export of {card.path} differs from torch (cosine {cosine:.5f}); "
+                                     "set [embedding] runtime = \"torch\"")
+        os.replace(tmp, folder / "model.fp32.onnx")
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _export_checked(card, folder, torch, pooled, tok, ids, mask, tmp, started) -> dict:
-    from sentence_transformers import SentenceTransformer
-
-    with torch.no_grad():
-        torch.onnx.export(pooled, (torch.from_numpy(ids), torch.from_numpy(mask)), str(tmp),
-                          input_names=["input_ids", "attention_mask"], output_names=["sentence_embedding"],
-                          dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
-                                        "attention_mask": {0: "batch", 1: "tokens"},
-                                        "sentence_embedding": {0: "batch"}},
-                          opset_version=17, dynamo=False)
-    # the reference is sentence-transformers itself (prompts, pooling, normalisation), float32
-    reference = SentenceTransformer(str(card.path), device="cpu", local_files_only=True, trust_remote_code=False,
-                                    model_kwargs={"use_safetensors": True})
-    session = _session(tmp, 1)
-    cosine = 1.0
-    for kind, encode in (("query", reference.encode_query), ("document", reference.encode_document)):
-        expected = encode(list(PROBES), normalize_embeddings=True, convert_to_numpy=True)
-        got = _run(session, *_batch(tok, [card.prompt(kind) + p for p in PROBES]))
-        cosine = min(cosine, float((got * expected).sum(1).min()))
-    if cosine < MIN_EXPORT_COSINE:
-        raise ModelNotFoundError(f"the ONNX export of {card.path} differs from torch (cosine {cosine:.5f}); "
-                                 "set [embedding] runtime = \"torch\"")
-    os.replace(tmp, folder / "model.fp32.onnx")
     record = {"format": EXPORT_FORMAT, "source": str(card.path), "fp32_min_cosine": round(cosine, 6),
               "export_s": round(time.perf_counter() - started, 2)}
     _write_record(folder, record)
@@ -242,7 +230,10 @@ def _export_checked(card, folder, torch, pooled, tok, ids, mask, tmp, started) -
 
 
 def _quantize_int8(card: ModelCard, folder: Path, record: dict) -> dict:
+    import logging
+
     import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     src = folder / "model.fp32.onnx"
     model = onnx.load(str(src))
@@ -259,29 +250,17 @@ def _quantize_int8(card: ModelCard, folder: Path, record: dict) -> dict:
             keep_float.append(n.name)
     del model
     tmp = _temp(folder, "model.int8.onnx")
-    try:
-        return _quantize_checked(card, folder, record, src, keep_float, tmp)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _quantize_checked(card, folder, record, src, keep_float, tmp) -> dict:
-    import logging
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     root = logging.getLogger()
     level, root.level = root.level, logging.ERROR  # its advice to pre-process is for image models
     try:
         quantize_dynamic(str(src), str(tmp), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
                          per_channel=True, nodes_to_exclude=keep_float)
+        ids, mask = _batch(card.tokenizer(), PROBES)
+        cosine = float((_run(_session(tmp, 1), ids, mask) * _run(_session(src, 1), ids, mask)).sum(1).min())
+        os.replace(tmp, folder / "model.int8.onnx")
     finally:
         root.level = level
-    os.chmod(tmp, 0o600)
-    tok = card.tokenizer()
-    ids, mask = _batch(tok, PROBES)
-    cosine = float((_run(_session(tmp, 1), ids, mask) * _run(_session(src, 1), ids, mask)).sum(1).min())
-    os.replace(tmp, folder / "model.int8.onnx")
+        tmp.unlink(missing_ok=True)
     record = {**record, "int8_min_cosine": round(cosine, 6)}
     _write_record(folder, record)
     return record
@@ -327,8 +306,9 @@ class OnnxEmbedder:
         self.max_seq_length = card.max_seq_length
         self.tokenizer = card.tokenizer()
         self.counter = card.tokenizer(truncate=False)
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        self.session = _session(folder / f"model.{'int8' if dtype == 'int8' else 'fp32'}.onnx", threads)
+        from workbench.embed import cpu_info
+
+        self.session = _session(folder / f"model.{'int8' if dtype == 'int8' else 'fp32'}.onnx", cpu_info().cores)
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

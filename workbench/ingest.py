@@ -73,27 +73,23 @@ class _Embedding:
 
     def flush(self) -> None:
         chunks, self.pending = self.pending, []
-        nav = [c for c in chunks if is_navigation(c)]
-        if nav:  # contents/index pages: catalogued and BM25-searchable, never embedded
-            self.writer.catalog.insert_chunks(nav, [self._terms(c) for c in nav])
-            self.writer.catalog.mark_lexical_only([c.chunk_id for c in nav])
-            self.tally.chunks_added += len(nav)
-            self.tally.lexical_only += len(nav)
-            skip = {c.chunk_id for c in nav}
-            chunks = [c for c in chunks if c.chunk_id not in skip]
-        if not chunks:
-            return
-        keys = [text_hash(document_input(c.text, c.headings)) for c in chunks]
+        lexical = {c.chunk_id for c in chunks if is_navigation(c)}  # contents/index pages: BM25 only
+        dense = [c for c in chunks if c.chunk_id not in lexical]
+        keys = [text_hash(document_input(c.text, c.headings)) for c in dense]
         cached = self.writer.cache.get(sorted(set(keys)))
-        todo = {k: document_input(c.text, c.headings) for k, c in zip(keys, chunks) if k not in cached}
+        todo = {k: document_input(c.text, c.headings) for k, c in zip(keys, dense) if k not in cached}
         if todo:
             vectors = self.embedder.embed_documents(list(todo.values()))
             self.writer.cache.put(list(todo), vectors)
             cached.update(zip(todo, vectors))
-        self.tally.embedded += len(todo)
-        self.tally.cached += len(chunks) - len(todo)
-        self.writer.add_vectors([c.chunk_id for c in chunks], np.stack([cached[k] for k in keys]))
+        if dense:
+            self.writer.add_vectors([c.chunk_id for c in dense], np.stack([cached[k] for k in keys]))
+        if lexical:
+            self.writer.catalog.mark_lexical_only(sorted(lexical))
         self.writer.catalog.insert_chunks(chunks, [self._terms(c) for c in chunks])
+        self.tally.embedded += len(todo)
+        self.tally.cached += len(dense) - len(todo)
+        self.tally.lexical_only += len(lexical)
         self.tally.chunks_added += len(chunks)
 
 
