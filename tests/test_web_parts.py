@@ -338,3 +338,12 @@ def test_a_file_changed_since_indexing_is_not_served(make_wb, tmp_path):
     for call in (wb.original_file, wb.page_image):
         with pytest.raises(NotFoundError, match="changed since it was indexed"):
             call(chunk.chunk_id)
+
+
+def test_the_admin_status_shows_the_embedding_runtime_and_cpu_escaped(make_wb):
+    from dataclasses import replace
+
+    status = make_wb().status()
+    page = render.status_html(status)
+    assert "Embedding runtime" in page and "for queries" in page and "cores" in page
+    assert "<script>" not in render.status_html(replace(status, cpu="<script>x</script>"))

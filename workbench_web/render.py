@@ -92,6 +92,7 @@ def status_html(status: IndexStatus) -> str:
     rows = [("Documents", status.documents), ("Passages (chunks)", status.chunks),
             ("Index generation", status.generation), ("Last sync", published),
             ("Embedding model", status.embedding_model or "-")]
+    rows += [(k, v) for k, v in (("Embedding runtime", status.embedding_runtime), ("CPU", status.cpu)) if v]
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     cols = "".join(f"<li>{html.escape(k)}: {v} document{'' if v == 1 else 's'}</li>" for k, v in sorted(status.collections.items()))
     fails = "".join(f"<li><code>{html.escape(f.path)}</code>: {html.escape(f.reason)}</li>" for f in status.failures)
