@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 PIP_EXTRA := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 
-.PHONY: setup setup-llamacpp setup-browser serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold clean
+.PHONY: setup setup-llamacpp setup-browser serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold bench-cluster clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,10 @@ bench-latency: setup
 
 bench-pdf: setup
 	$(PY) benchmarks/pdf_extract.py
+
+# ingest on a real Ray cluster started on this machine: local vs 1 vs 2 worker nodes
+bench-cluster: setup
+	$(PY) benchmarks/cluster_speed.py $(ARGS)
 
 # a fresh `workbench search` / unchanged `workbench ingest` as whole processes (add ARGS=--drop-caches as root)
 bench-cold: setup

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from workbench.records import Block, Chunk, ParsedDocument
+from workbench.records import Block, Chunk, ParsedDocument, ParseJob
 
 CountTokens = Callable[[Sequence[str]], list[int]]
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n\s*\n")
@@ -33,6 +33,24 @@ def chunk_id(doc_id: str, content_hash: str, ordinal: int) -> int:
     """A stable positive int64 (the FAISS id) for a document version's n-th chunk."""
     digest = hashlib.blake2b(f"{doc_id}:{content_hash}:{ordinal}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def document_id(job: ParseJob, part: str) -> str:
+    """The id of one document (a file, or a part of it) of a parse job: the same wherever the file is
+    parsed (this process or a cluster node), unique within the generation that adds it."""
+    key = "\0".join((str(job.generation), job.collection, job.path, part, job.content_hash))
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def chunk_file(job: ParseJob, docs: Sequence[ParsedDocument], count_tokens: CountTokens, max_tokens: int,
+               overlap_tokens: int) -> tuple[tuple[ParsedDocument, str, tuple[Chunk, ...]], ...]:
+    """Each parsed document of a job with its id and chunks (the same call locally and on a cluster)."""
+    out = []
+    for parsed in docs:
+        doc_id = document_id(job, parsed.part)
+        out.append((parsed, doc_id, tuple(chunk_document(parsed, doc_id, job.content_hash, count_tokens,
+                                                         max_tokens, overlap_tokens))))
+    return tuple(out)
 
 
 def text_hash(text: str) -> str:

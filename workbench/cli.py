@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collection", default="default", help="collection to put the documents in (default: default)")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for another writer to finish (default: fail at once)")
+    _cluster_args(p)
 
     p = sub.add_parser("reindex", parents=[common], help="re-sync every source ingested before (for cron)",
                        description="Re-sync all sources: add new files, replace changed ones, follow renames, "
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "failed and 75 when another writer holds the lock.")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for another writer to finish (default: fail at once)")
+    _cluster_args(p)
 
     sub.add_parser("status", parents=[common], help="documents, chunks, collections, failures, model, generation",
                    description="Show what the published index holds.")
@@ -137,6 +139,14 @@ def _print_json(data) -> None:
     sys.stdout.write("\n")
 
 
+def _cluster_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", metavar="ADDRESS", default=None,
+                   help="parse and embed on this Ray cluster ('auto' = the one running on this machine, or "
+                   "HOST:PORT of its head); this process writes the index. Default: [cluster] address")
+    p.add_argument("--ship-files", action="store_true", default=None,
+                   help="with --cluster: send file bytes through Ray instead of a shared mount")
+
+
 def _run(args: argparse.Namespace) -> int:
     from workbench.pipeline import Workbench
 
@@ -144,9 +154,11 @@ def _run(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() and not args.json
     if args.command in ("ingest", "reindex"):
         if args.command == "ingest":
-            report = wb.ingest(args.paths, collection=args.collection, wait_s=args.wait, progress=progress)
+            report = wb.ingest(args.paths, collection=args.collection, wait_s=args.wait, progress=progress,
+                               cluster=args.cluster, ship_files=args.ship_files)
         else:
-            report = wb.reindex(wait_s=args.wait, progress=progress)
+            report = wb.reindex(wait_s=args.wait, progress=progress, cluster=args.cluster,
+                                ship_files=args.ship_files)
         if args.json:
             _print_json({**report.to_dict(), "ok": report.ok, "summary": report.summary()})
         else:

@@ -96,6 +96,27 @@ class IngestSettings(_Section):
     include_hidden: bool = Field(False, description="Also ingest dot-files and dot-folders.")
 
 
+class ClusterSettings(_Section):
+    address: str = Field(
+        "", description="Ray cluster that parses, chunks and embeds for `ingest`/`reindex`: '' = this process "
+        "(no cluster), 'auto' = the Ray cluster already running on this machine, or 'HOST:PORT' of its head."
+    )
+    ship_files: bool = Field(
+        False, description="Send each file's bytes to the workers through Ray's object store instead of "
+        "letting them read the same path on a shared mount."
+    )
+    max_attempts: int = Field(
+        2, ge=1, description="Times a file is handed out before it is reported failed because the nodes "
+        "that had it died (a parser crash inside the sandbox is reported at once, never retried)."
+    )
+    use_gpus: bool = Field(
+        True, description="On nodes with a GPU, the worker takes one and embeds on it (CUDA)."
+    )
+    start_timeout_s: float = Field(
+        180, gt=0, description="How long to wait for a worker actor to start and load its parser on every node."
+    )
+
+
 class RetrievalSettings(_Section):
     mode: Literal["hybrid", "dense", "lexical"] = Field(
         "hybrid", description="'hybrid' fuses dense (FAISS) and lexical (BM25 over FTS5) rankings.")
@@ -224,6 +245,7 @@ class Config(_Section):
     embedding: EmbeddingSettings = EmbeddingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     ingest: IngestSettings = IngestSettings()
+    cluster: ClusterSettings = ClusterSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     llm: LLMSettings = LLMSettings()
     answer: AnswerSettings = AnswerSettings()

@@ -2,14 +2,16 @@
 
 `run_ingest` is called by `Workbench.ingest` / `Workbench.reindex`; nothing else calls stages in
 this order. Parsing runs in worker processes while this process chunks and embeds what has
-arrived. A file that fails is recorded with its reason and the rest of the batch goes on; the
-generation is published only at the end, and only when something changed.
+arrived; with ``[cluster] address`` set, parsing, chunking and embedding run on a Ray cluster's
+nodes instead (`workbench.cluster`) and this process stays the one writer. A file that fails is
+recorded with its reason and the rest of the batch goes on; the generation is published only at the
+end, and only when something changed.
 """
 
 from __future__ import annotations
 
-import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,13 +19,12 @@ import numpy as np
 
 from workbench.access import AccessRules
 from workbench.analyze import UNDETERMINED, detect_language, terms
-from workbench.chunk import chunk_document, is_navigation, text_hash
+from workbench.chunk import chunk_file, is_navigation, text_hash
 from workbench.config import Config
 from workbench.embed import Embedder, document_input
 from workbench.errors import WorkbenchError
-from workbench.load import LoadLimits
-from workbench.load.sandbox import ParserPool
-from workbench.records import Chunk, Document, FailureKind, FileFailure, IngestReport
+from workbench.load.sandbox import parser_pool
+from workbench.records import Chunk, ChunkedFile, Document, FailureKind, FileFailure, IngestReport, ParseJob
 from workbench.store import IndexWriter
 from workbench.sync import SyncPlan, ToParse, plan_sync, scan
 
@@ -45,6 +46,22 @@ class _Tally:
     lexical_only: int = 0
     regrouped: int = 0
     dirty: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage
+
+    def time(self, stage: str, since: float) -> float:
+        """Add the seconds since ``since`` to ``stage``; returns now."""
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - since
+        return now
+
+
+def embedding_inputs(chunks: list[Chunk]) -> tuple[set[int], list[Chunk], list[str], dict[str, str]]:
+    """(ids of chunks that get no vector, chunks that do, their text-hash keys, {key: model input})."""
+    lexical = {c.chunk_id for c in chunks if is_navigation(c)}  # contents/index pages: BM25 only
+    dense = [c for c in chunks if c.chunk_id not in lexical]
+    inputs = {c.chunk_id: document_input(c.text, c.headings) for c in dense}
+    keys = [text_hash(inputs[c.chunk_id]) for c in dense]
+    return lexical, dense, keys, dict(zip(keys, (inputs[c.chunk_id] for c in dense)))
 
 
 class _Embedding:
@@ -53,12 +70,15 @@ class _Embedding:
     Measured (benchmarks/ingest_speed.py, 2 cores): embedding in a background thread while the
     parser process reads ahead made the whole ingest 5-15% slower, not faster: torch's two
     OpenMP threads and the parser then fight over two cores. So parsing and embedding alternate;
-    with more cores, ``[ingest] workers`` parses files in parallel instead.
+    with more cores, ``[ingest] workers`` parses files in parallel instead. Vectors a cluster node
+    already computed (`ChunkedFile.vectors`) are taken as they are; the embedder here is then
+    never loaded.
     """
 
     def __init__(self, writer: IndexWriter, embedder: Embedder, tally: _Tally) -> None:
         self.writer, self.embedder, self.tally = writer, embedder, tally
         self.pending: list[Chunk] = []
+        self.given: dict[str, np.ndarray] = {}  # text hash -> vector computed elsewhere
         self.language: dict[str, str] = {}  # doc id -> language of its text
 
     def _terms(self, c: Chunk) -> tuple[str, str]:
@@ -66,31 +86,55 @@ class _Embedding:
         context = " ".join(dict.fromkeys((c.title, *c.headings)))  # title and heading path, once each
         return " ".join(terms(c.text, lang)), " ".join(terms(context, lang))
 
-    def add(self, chunks: list[Chunk]) -> None:
+    def add(self, chunks: list[Chunk], vectors: dict[str, np.ndarray] | None = None) -> None:
         self.pending += chunks
+        self.given.update(vectors or {})
         if len(self.pending) >= EMBED_BATCH:
             self.flush()
 
     def flush(self) -> None:
         chunks, self.pending = self.pending, []
-        lexical = {c.chunk_id for c in chunks if is_navigation(c)}  # contents/index pages: BM25 only
-        dense = [c for c in chunks if c.chunk_id not in lexical]
-        keys = [text_hash(document_input(c.text, c.headings)) for c in dense]
+        given, self.given = self.given, {}
+        lexical, dense, keys, inputs = embedding_inputs(chunks)
         cached = self.writer.cache.get(sorted(set(keys)))
-        todo = {k: document_input(c.text, c.headings) for k, c in zip(keys, dense) if k not in cached}
+        new = {k: v for k, v in given.items() if k not in cached}
+        todo = {k: text for k, text in inputs.items() if k not in cached and k not in new}
         if todo:
-            vectors = self.embedder.embed_documents(list(todo.values()))
-            self.writer.cache.put(list(todo), vectors)
-            cached.update(zip(todo, vectors))
+            started = time.perf_counter()
+            new.update(zip(todo, self.embedder.embed_documents(list(todo.values()))))
+            self.tally.time("embed", started)
+        started = time.perf_counter()
+        if new:
+            self.writer.cache.put(list(new), np.stack(list(new.values())))
+            cached.update(new)
         if dense:
             self.writer.add_vectors([c.chunk_id for c in dense], np.stack([cached[k] for k in keys]))
         if lexical:
             self.writer.catalog.mark_lexical_only(sorted(lexical))
         self.writer.catalog.insert_chunks(chunks, [self._terms(c) for c in chunks])
-        self.tally.embedded += len(todo)
-        self.tally.cached += len(dense) - len(todo)
+        self.tally.time("write", started)
+        self.tally.embedded += len(new)
+        self.tally.cached += len(dense) - len(new)
         self.tally.lexical_only += len(lexical)
         self.tally.chunks_added += len(chunks)
+
+
+def _local_files(config: Config, embedder: Embedder, jobs: dict[str, ParseJob], tally: _Tally
+                 ) -> Iterator[ChunkedFile]:
+    """Parse the jobs in this machine's bounded parser pool and chunk them here."""
+    ch = config.chunking
+    with parser_pool(config.ingest) as pool:
+        started = time.perf_counter()
+        for outcome in pool.map(list(jobs)):
+            started = tally.time("parse", started)
+            if outcome.error is not None:
+                yield ChunkedFile(outcome.path, error=outcome.error)
+            else:
+                docs = chunk_file(jobs[outcome.path], outcome.docs, embedder.count_tokens, ch.max_tokens,
+                                  ch.overlap_tokens)
+                started = tally.time("chunk", started)
+                yield ChunkedFile(outcome.path, docs=docs)
+            started = time.perf_counter()
 
 
 def _apply_plan(w: IndexWriter, plan: SyncPlan, collection: str, root: str, t: _Tally) -> None:
@@ -137,16 +181,19 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
                progress: bool = True, on_file=None) -> IngestReport:
     """Sync each (root, collection) source into a new generation and publish it if anything changed.
 
-    ``on_file(path, error)`` is called after each parsed file (error None when it was read).
+    ``on_file(path, error)`` is called after each parsed file (error None when it was read). With
+    ``[cluster] address`` set, files are parsed, chunked and embedded on that Ray cluster; if the
+    cluster loses every worker, this raises and the published generation stays as it was.
     """
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
     t = _Tally()
     ing = config.ingest
+    cluster = None
     with IndexWriter(config.index.dir, embedder.name, embedder.dim, wait_s, config.index.keep_generations,
                      getattr(embedder, "cache_key", None)) as w:
-        jobs: dict[str, tuple[ToParse, str, str]] = {}
+        items: dict[str, tuple[ToParse, str, str]] = {}
         for root, collection in sources:
             w.catalog.upsert_source(str(root), collection)
         roots: dict[str, list[Path]] = {}
@@ -167,41 +214,55 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
                              w.catalog.failure_signatures(collection, root_s), int(ing.max_file_mb * 2**20))
             _apply_plan(w, plan, collection, root_s, t)
             _regroup(w, access[collection], collection, root_s, t)
-            jobs.update({item.file.path: (item, collection, root_s) for item in plan.to_parse})
+            items.update({item.file.path: (item, collection, root_s) for item in plan.to_parse})
+        jobs = {path: ParseJob(path, collection, item.content_hash, w.generation)
+                for path, (item, collection, _) in items.items()}
+        t.time("plan", started)
         bar = tqdm(total=len(jobs), unit="file", desc="ingest", disable=not progress or not jobs)
         emb = _Embedding(w, embedder, t)
-        with _parser_pool(config) as pool:
-            for outcome in pool.map(list(jobs)):
-                item, collection, root_s = jobs[outcome.path]
+        if jobs and config.cluster.address:
+            from workbench.cluster import RayCluster
+
+            cluster = RayCluster(config)
+            files = _timed(cluster.run(list(jobs.values()), lambda chunks: _uncached(w, chunks)), t, "cluster")
+        else:
+            files = _local_files(config, embedder, jobs, t)
+        try:
+            for result in files:
+                item, collection, root_s = items[result.path]
                 f = item.file
-                if outcome.error is not None:
-                    w.catalog.set_failure(collection, root_s, f.path, outcome.error, f.size, f.mtime)
-                    t.failed.append(FileFailure(f.path, outcome.error, collection))
+                if result.error is not None:
+                    w.catalog.set_failure(collection, root_s, f.path, result.error, f.size, f.mtime)
+                    t.failed.append(FileFailure(f.path, result.error, collection))
                 else:
                     w.catalog.clear_failure(collection, f.path)
                     (t.changed if item.replaces else t.added).append(f.path)
-                    for parsed in outcome.docs:
-                        doc = Document(doc_id=secrets.token_hex(8), collection=collection, path=f.path,
+                    for parsed, doc_id, chunks in result.docs:
+                        doc = Document(doc_id=doc_id, collection=collection, path=f.path,
                                        part=parsed.part, title=parsed.title, format=parsed.format,
                                        size=f.size, mtime=f.mtime, content_hash=item.content_hash,
                                        groups=access[collection].groups_for(f.path),
                                        language=detect_language(parsed.text, config.retrieval.languages))
                         emb.language[doc.doc_id] = doc.language
                         w.catalog.insert_document(doc, root_s, parsed.text, parsed.metadata)
-                        emb.add(chunk_document(parsed, doc.doc_id, item.content_hash, embedder.count_tokens,
-                                               config.chunking.max_tokens, config.chunking.overlap_tokens))
+                        emb.add(list(chunks), result.vectors)
                 if on_file is not None:
-                    on_file(f.path, outcome.error)
+                    on_file(f.path, result.error)
                 bar.update(1)
                 bar.set_postfix(chunks=t.chunks_added + len(emb.pending), failed=len(t.failed))
             emb.flush()
+        finally:
+            if cluster is not None:
+                cluster.close()
         bar.close()
         for rules in access.values():  # broken access files, read while regrouping or for new files
             t.failed += rules.failures
         generation = w.base or 0
+        started_publish = time.perf_counter()
         if t.dirty:
             generation = w.publish()
-    notes = []
+        t.time("publish", started_publish)
+    notes = list(cluster.notes) if cluster is not None else []
     if t.embedded and hasattr(embedder, "prepare_queries"):
         try:  # the ONNX copy for fast cold searches, exported once per model; searches work without it
             embedder.prepare_queries()
@@ -210,8 +271,27 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
     return IngestReport(
         added=tuple(t.added), changed=tuple(t.changed), renamed=tuple(t.renamed), deleted=tuple(t.deleted),
         unchanged=t.unchanged, failed=tuple(t.failed), skipped=tuple(t.skipped), chunks_added=t.chunks_added,
-        chunks_embedded=t.embedded, chunks_from_cache=t.cached, chunks_lexical_only=t.lexical_only, regrouped=t.regrouped, generation=generation, published=t.dirty,
-        seconds=time.perf_counter() - started, notes=tuple(notes))
+        chunks_embedded=t.embedded, chunks_from_cache=t.cached, chunks_lexical_only=t.lexical_only,
+        regrouped=t.regrouped, generation=generation, published=t.dirty, seconds=time.perf_counter() - started,
+        notes=tuple(notes), cluster=cluster.address if cluster is not None else "",
+        nodes=cluster.node_work() if cluster is not None else (),
+        stage_seconds={k: round(v, 3) for k, v in t.seconds.items()})
+
+
+def _timed(files: Iterator[ChunkedFile], tally: _Tally, stage: str) -> Iterator[ChunkedFile]:
+    """``files``, adding the seconds spent waiting for each to ``stage``."""
+    started = time.perf_counter()
+    for f in files:
+        tally.time(stage, started)
+        yield f
+        started = time.perf_counter()
+
+
+def _uncached(w: IndexWriter, chunks: list[Chunk]) -> dict[str, str]:
+    """{text hash: model input} of the chunks that need a vector and are not in the cache yet."""
+    _, _, keys, inputs = embedding_inputs(chunks)
+    cached = w.cache.get(sorted(set(keys)))
+    return {k: text for k, text in inputs.items() if k not in cached}
 
 
 def try_parse(config: Config, paths: list[str]) -> dict[str, str | None]:
@@ -219,12 +299,5 @@ def try_parse(config: Config, paths: list[str]) -> dict[str, str | None]:
     (uploads are checked this way before they replace an indexed file). Nothing is indexed."""
     if not paths:
         return {}
-    with _parser_pool(config) as pool:
+    with parser_pool(config.ingest) as pool:
         return {outcome.path: outcome.error for outcome in pool.map(paths)}
-
-
-def _parser_pool(config: Config) -> ParserPool:
-    """The bounded parser processes ``[ingest]`` asks for."""
-    ing = config.ingest
-    return ParserPool(ing.workers, ing.parse_timeout_s, ing.parse_memory_mb,
-                      LoadLimits(max_unzipped_mb=ing.max_unzipped_mb), cpu_s=ing.parse_cpu_s)

@@ -162,13 +162,16 @@ class Workbench:
 
     # ---- ingestion --------------------------------------------------------------------------
     def ingest(self, paths: str | os.PathLike | Iterable[str | os.PathLike], collection: str = "default",
-               wait_s: float = 0.0, progress: bool = True, on_file=None) -> IngestReport:
+               wait_s: float = 0.0, progress: bool = True, on_file=None, cluster: str | None = None,
+               ship_files: bool | None = None) -> IngestReport:
         """Parse, chunk, embed and publish every supported file under ``paths`` into ``collection``.
 
         Each path becomes a source that `reindex` re-syncs later. Files that fail are listed in the
         report with their reason; the rest are indexed. Raises IndexBusyError when another writer
         holds the index longer than ``wait_s`` seconds. ``on_file(path, error)`` is called as each
-        parsed file is done (``error`` None on success).
+        parsed file is done (``error`` None on success). ``cluster`` (a Ray address, or "auto") and
+        ``ship_files`` override ``[cluster]`` for this run: parsing and embedding then run on the
+        cluster's nodes, and this process writes the index.
         """
         from workbench.ingest import run_ingest
 
@@ -179,7 +182,13 @@ class Workbench:
         if missing:
             raise WorkbenchError(f"no such file or folder: {', '.join(missing)}")
         check_collection(collection)
-        return run_ingest(self.config, self.embedder, [(r, collection) for r in roots], wait_s, progress, on_file)
+        return run_ingest(self._ingest_config(cluster, ship_files), self.embedder, [(r, collection) for r in roots],
+                          wait_s, progress, on_file)
+
+    def _ingest_config(self, cluster: str | None, ship_files: bool | None) -> Config:
+        """The config with ``[cluster]`` overridden for one run (None keeps the configured value)."""
+        values = {k: v for k, v in (("address", cluster), ("ship_files", ship_files)) if v is not None}
+        return self.config.replace("cluster", **values) if values else self.config
 
     def upload(self, files: Iterable[tuple[str, str | os.PathLike]], collection: str = "uploads",
                wait_s: float = 30.0, on_file=None, groups=None, principal=None) -> tuple[IngestReport, list]:
@@ -242,9 +251,10 @@ class Workbench:
         report = self.ingest(folder, collection, wait_s=wait_s, progress=False, on_file=on_file)
         return dataclasses.replace(report, failed=(*unreadable, *report.failed)), refused
 
-    def reindex(self, wait_s: float = 0.0, progress: bool = True, principal: Principal | None = None
-                ) -> IngestReport:
-        """Re-sync every source ingested before (safe from cron: one writer at a time); audited."""
+    def reindex(self, wait_s: float = 0.0, progress: bool = True, principal: Principal | None = None,
+                cluster: str | None = None, ship_files: bool | None = None) -> IngestReport:
+        """Re-sync every source ingested before (safe from cron: one writer at a time); audited.
+        ``cluster``/``ship_files`` as for `ingest`."""
         from workbench.ingest import run_ingest
 
         reader = self.reader()
@@ -252,8 +262,8 @@ class Workbench:
         if not sources:
             raise WorkbenchError(f"nothing to re-index in {self.index_dir}: run `workbench ingest FOLDER` first")
         entry = self.audit.record(principal.name if principal else OPERATOR, "reindex", "started", outcome="started")
-        report = run_ingest(self.config, self.embedder, [(Path(s["root"]), s["collection"]) for s in sources],
-                            wait_s, progress)
+        report = run_ingest(self._ingest_config(cluster, ship_files), self.embedder,
+                            [(Path(s["root"]), s["collection"]) for s in sources], wait_s, progress)
         self.audit.finish(entry, "done", text=report.summary(), generation=report.generation)
         return report
 

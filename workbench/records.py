@@ -253,6 +253,43 @@ class FileFailure(_Record):
 
 
 @dataclass(frozen=True, slots=True)
+class ParseJob(_Record):
+    """One file to read into a generation: what a parser worker (local or on a cluster node) needs to
+    parse it, chunk it and give its documents the ids the writer will use."""
+
+    path: str
+    collection: str
+    content_hash: str
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkedFile(_Record):
+    """One parsed file on its way to the index: each document with its id and chunks, or the reason
+    it could not be read. ``vectors`` (text hash -> vector) are those a cluster worker already
+    embedded; ``node`` is where it was parsed ("local" in this process's parser pool)."""
+
+    path: str
+    error: str | None = None
+    docs: tuple[tuple[ParsedDocument, str, tuple[Chunk, ...]], ...] = ()
+    vectors: dict[str, Any] = field(default_factory=dict)
+    node: str = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeWork(_Record):
+    """What one cluster node did in an ingest run."""
+
+    node: str
+    files: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    parse_s: float = 0.0  # seconds its actor spent parsing and chunking
+    embed_s: float = 0.0  # seconds its actor spent embedding
+    lost: bool = False  # the node (or its actor) died during the run; its files went to others
+
+
+@dataclass(frozen=True, slots=True)
 class IngestReport(_Record):
     """What one ingest/reindex run did. ``ok`` is False when any file failed."""
 
@@ -272,6 +309,9 @@ class IngestReport(_Record):
     published: bool = False
     seconds: float = 0.0
     notes: tuple[str, ...] = ()  # things worth knowing that are not failures (e.g. no fast query model)
+    cluster: str = ""  # the Ray cluster address that parsed and embedded ("" = this process)
+    nodes: tuple[NodeWork, ...] = ()  # per cluster node: files, chunks, seconds
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # plan, parse, embed, write, publish
 
     @property
     def ok(self) -> bool:
@@ -289,6 +329,7 @@ class IngestReport(_Record):
             f"{self.chunks_from_cache} from cache"
             + (f", {self.chunks_lexical_only} contents/index pages not embedded" if self.chunks_lexical_only else "")
             + f") in {self.seconds:.1f}s"
+            + (f" on {len(self.nodes)} cluster nodes" if self.nodes else "")
         )
 
     def __str__(self) -> str:
@@ -296,6 +337,9 @@ class IngestReport(_Record):
         lines += [f"  FAILED {f}" for f in self.failed]
         lines += [f"  skipped {f}" for f in self.skipped]
         lines += [f"  note: {n}" for n in self.notes]
+        lines += [f"  node {n.node}: {n.files} files, {n.chunks} chunks, {n.embedded} embedded, "
+                  f"parse {n.parse_s:.1f}s, embed {n.embed_s:.1f}s" + (" (LOST during the run)" if n.lost else "")
+                  for n in self.nodes]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:

@@ -299,5 +299,11 @@ class ParserPool:
                                        "(ingest.parse_timeout_s)")
 
 
+def parser_pool(settings: IngestSettings) -> ParserPool:
+    """The bounded parser processes ``[ingest]`` asks for (the same on every cluster node)."""
+    return ParserPool(settings.workers, settings.parse_timeout_s, settings.parse_memory_mb,
+                      LoadLimits(max_unzipped_mb=settings.max_unzipped_mb), cpu_s=settings.parse_cpu_s)
+
+
 if __name__ == "__main__":
     worker_main(int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]))

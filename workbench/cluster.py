@@ -1,0 +1,346 @@
+"""Parse, chunk and embed on a Ray cluster's nodes while this process stays the one index writer.
+
+`RayCluster(config).run(jobs, uncached)` starts one actor per node that has a CPU (it takes one GPU
+where the node has one and ``[cluster] use_gpus`` is on). Each actor loads the embedder once and
+parses in the same bounded sandbox as a local ingest (`workbench.load.sandbox.parser_pool`). The
+driver hands out files (at most two waiting per actor); for each parsed file it asks ``uncached``
+which texts are not in the embedding cache yet, and gives those to the least busy actor to embed.
+It yields one `ChunkedFile` (with the new vectors) per file, in completion order; `run_ingest`
+writes them. A file reaches a node by path (the sources are mounted at the same path on every node)
+or, with ``[cluster] ship_files``, as bytes through Ray's object store.
+
+Faults: when an actor or its node dies, its files and embedding batches go to the others; a file
+handed out ``max_attempts`` times is reported failed; with no actor left, `run` raises and the
+caller publishes nothing. A parser crash inside the sandbox is that file's failure, as locally.
+
+Privacy: Ray's usage statistics are switched off before Ray is imported, this process starts no
+dashboard, and messages carry JSON text and numpy arrays between the cluster's own processes.
+Ray's transport itself serializes with pickle: run the cluster on a network only its nodes reach.
+Leaves out: starting or sizing the cluster (``ray start``; see README, "Scaling out"), and writing
+the index (the driver does that).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from workbench.config import Config
+from workbench.errors import WorkbenchError
+from workbench.privacy import OFFLINE_SWITCHES
+from workbench.records import Block, Chunk, ChunkedFile, NodeWork, ParsedDocument, ParseJob
+
+DEPTH = 2  # requests waiting at one actor: enough to keep it busy while the driver writes
+
+
+class ClusterError(WorkbenchError):
+    """The Ray cluster could not be reached, started no worker, or lost them all."""
+
+
+def _quiet_ray():
+    """Import Ray with its usage statistics off (set before the import reads it)."""
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    import ray
+
+    return ray
+
+
+# ---- the actor, one per node -----------------------------------------------------------------
+
+class NodeWorker:
+    """Runs on a cluster node: parses with the bounded parser pool, chunks, embeds. Messages out are
+    JSON text (parse) and float32 arrays (embed)."""
+
+    def __init__(self, config: dict, threads: int, device: str | None) -> None:
+        os.environ.update(OFFLINE_SWITCHES)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        from workbench.embed import load_embedder
+        from workbench.load.sandbox import parser_pool
+        from workbench.store import private_dir
+
+        self.config = Config.model_validate(config)
+        settings = self.config.embedding
+        if device is not None:
+            settings = settings.model_copy(update={"device": device})
+        models = Path(tempfile.gettempdir()) / f"workbench-models-{os.getuid()}"
+        private_dir(models)
+        self.embedder = load_embedder(settings, models)  # reads the model folder; weights load on first embed
+        self.threads = threads
+        self.pool = parser_pool(self.config.ingest).__enter__()
+        self.scratch = Path(tempfile.mkdtemp(prefix="workbench-ship-"))
+        ray = _quiet_ray()
+        ctx = ray.get_runtime_context()
+        self.node = f"{ray.util.get_node_ip_address()}/{ctx.get_node_id()[:8]}"
+
+    def ready(self) -> str:
+        return self.node
+
+    def parse(self, job: dict, data: bytes | None = None) -> str:
+        """Parse and chunk one file; JSON {path, error, docs: [{doc, id, chunks}], seconds}."""
+        from workbench.chunk import chunk_file
+
+        started = time.perf_counter()
+        job = ParseJob(**job)
+        local = job.path
+        if data is not None:  # shipped bytes: parse a private copy under the same file name
+            local = str(self.scratch / Path(job.path).name)
+            Path(local).write_bytes(data)
+        elif not os.path.exists(job.path):
+            return json.dumps({"path": job.path, "seconds": 0.0, "error":
+                               f"not visible on cluster node {self.node}: mount the sources at the same path "
+                               "on every node, or use --ship-files"})
+        try:
+            outcome = next(iter(self.pool.map([local])))
+        finally:
+            if data is not None:
+                Path(local).unlink(missing_ok=True)
+        msg = {"path": job.path, "error": outcome.error, "docs": []}
+        if outcome.error is None:
+            ch = self.config.chunking
+            for parsed, doc_id, chunks in chunk_file(job, outcome.docs, self.embedder.count_tokens,
+                                                     ch.max_tokens, ch.overlap_tokens):
+                msg["docs"].append({"doc": parsed.to_dict(), "id": doc_id, "chunks": [c.to_dict() for c in chunks]})
+        msg["seconds"] = time.perf_counter() - started
+        return json.dumps(msg)
+
+    def embed(self, texts: list[str]) -> tuple[np.ndarray, float]:
+        """Document vectors for ``texts`` (model inputs), and the seconds it took."""
+        started = time.perf_counter()
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
+            self.threads = 0
+        vectors = np.asarray(self.embedder.embed_documents(texts), dtype=np.float32)
+        return vectors, time.perf_counter() - started
+
+
+def _from_message(msg: dict, node: str) -> ChunkedFile:
+    if msg.get("error") is not None:
+        return ChunkedFile(msg["path"], error=msg["error"], node=node)
+    docs = []
+    for d in msg["docs"]:
+        raw = d["doc"]
+        blocks = tuple(Block(**{**b, "headings": tuple(b["headings"])}) for b in raw["blocks"])
+        parsed = ParsedDocument(format=raw["format"], title=raw["title"], blocks=blocks, part=raw["part"],
+                                metadata=raw["metadata"])
+        chunks = tuple(Chunk(**{**c, "headings": tuple(c["headings"])}) for c in d["chunks"])
+        docs.append((parsed, d["id"], chunks))
+    return ChunkedFile(msg["path"], docs=tuple(docs), node=node)
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail at once when a HOST:PORT head does not answer (Ray itself would retry for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not sep or not port.isdigit():
+        return
+    import socket
+
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ClusterError(
+            f"cannot reach the Ray cluster at {address!r}: {exc.strerror or exc}. Start its head first "
+            "(README, 'Scaling out'), or leave [cluster] address empty to ingest in this process") from None
+
+
+# ---- the driver --------------------------------------------------------------------------------
+
+@dataclass
+class _Actor:
+    handle: object
+    node: str
+    busy: int = 0
+    files: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    parse_s: float = 0.0
+    embed_s: float = 0.0
+    lost: bool = False
+
+
+@dataclass
+class _Request:
+    actor: _Actor
+    kind: str  # "parse" | "embed"
+    job: ParseJob
+    file: ChunkedFile | None = None  # embed: the parsed file waiting for its vectors
+    texts: dict[str, str] = field(default_factory=dict)  # embed: {text hash: model input}
+
+
+class RayCluster:
+    """A connection to the Ray cluster ``[cluster] address`` names, with one worker actor per node.
+    Call `run` once, then `close` (which ends the actors, and Ray if this object started it)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.address = config.cluster.address
+        self.notes: list[str] = []
+        self.ray = ray = _quiet_ray()
+        self._owns = not ray.is_initialized()
+        if self._owns:
+            _check_reachable(self.address)
+            try:
+                ray.init(address=self.address, logging_level="WARNING", log_to_driver=False,
+                         configure_logging=True)
+            except (ConnectionError, ValueError, RuntimeError) as exc:
+                raise ClusterError(
+                    f"cannot reach the Ray cluster at {self.address!r}: {exc}. Start it first (README, "
+                    "'Scaling out'), or leave [cluster] address empty to ingest in this process") from None
+        try:
+            self.actors = self._start_actors()
+        except BaseException:
+            if self._owns:
+                ray.shutdown()
+            raise
+
+    def _start_actors(self) -> list[_Actor]:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        ray, cfg = self.ray, self.config
+        remote = ray.remote(NodeWorker)
+        pending = []
+        for node in ray.nodes():
+            res = node.get("Resources", {})
+            if not node.get("Alive") or res.get("CPU", 0) < 1:
+                continue  # a head started with --num-cpus=0 only coordinates
+            gpu = cfg.cluster.use_gpus and res.get("GPU", 0) >= 1
+            handle = remote.options(
+                num_cpus=1, num_gpus=1 if gpu else 0, max_restarts=0, max_task_retries=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
+            ).remote(cfg.model_dump(mode="json"), int(res["CPU"]), "cuda" if gpu else None)
+            pending.append((handle, node["NodeManagerAddress"], handle.ready.remote()))
+        actors, problems = [], []
+        for handle, where, ref in pending:
+            try:
+                actors.append(_Actor(handle, ray.get(ref, timeout=cfg.cluster.start_timeout_s)))
+            except Exception as exc:  # noqa: BLE001 - a node that cannot start is reported, the others work
+                problems.append(f"{where}: {str(exc).strip().splitlines()[-1][:300]}")
+                ray.kill(handle, no_restart=True)
+        if problems:
+            self.notes.append("cluster nodes that could not start a worker: " + "; ".join(problems))
+        if not actors:
+            raise ClusterError(
+                f"the Ray cluster at {self.address!r} started no worker "
+                + (f"({'; '.join(problems)}). " if problems else "(no node with a CPU). ")
+                + "Install the same workbench and embedding model on every node (README, 'Scaling out')")
+        return actors
+
+    def _live(self) -> list[_Actor]:
+        return [a for a in self.actors if not a.lost]
+
+    def _lose(self, actor: _Actor, exc: Exception) -> None:
+        if not actor.lost:
+            actor.lost = True
+            self.notes.append(f"cluster node {actor.node} was lost during the run; its files went to the "
+                              f"other nodes ({type(exc).__name__})")
+            try:
+                self.ray.kill(actor.handle, no_restart=True)
+            except Exception:  # noqa: BLE001 - it is gone already
+                pass
+
+    def run(self, jobs: list[ParseJob], uncached: Callable[[list[Chunk]], dict[str, str]]
+            ) -> Iterator[ChunkedFile]:
+        """Parse, chunk and embed ``jobs`` on the cluster; yield each file as its vectors arrive."""
+        ray = self.ray
+        from ray.exceptions import RayError, RayTaskError
+
+        ship = self.config.cluster.ship_files
+        attempts: dict[str, int] = {}
+        queue: deque[ParseJob] = deque(jobs)
+        retry_embeds: deque[_Request] = deque()
+        inflight: dict[object, _Request] = {}
+
+        def submit(req: _Request) -> None:
+            a = req.actor
+            if req.kind == "parse":
+                data = ray.put(Path(req.job.path).read_bytes()) if ship else None
+                ref = a.handle.parse.remote(req.job.to_dict(), data)
+            else:
+                ref = a.handle.embed.remote(list(req.texts.values()))
+            a.busy += 1
+            inflight[ref] = req
+
+        def least_busy() -> _Actor:
+            live = self._live()
+            if not live:
+                raise ClusterError(f"every worker of the Ray cluster at {self.address!r} was lost; nothing was "
+                                   "published and the previous generation is still the one searched")
+            return min(live, key=lambda a: a.busy)
+
+        while queue or inflight or retry_embeds:
+            while retry_embeds:
+                req = retry_embeds.popleft()
+                submit(_Request(least_busy(), "embed", req.job, req.file, req.texts))
+            for a in self._live():
+                while queue and a.busy < DEPTH:
+                    job = queue.popleft()
+                    attempts[job.path] = attempts.get(job.path, 0) + 1
+                    try:
+                        submit(_Request(a, "parse", job))
+                    except OSError as exc:  # --ship-files: the file went away since the plan
+                        yield ChunkedFile(job.path, error=f"cannot read file ({exc.strerror or exc})")
+            if not inflight:
+                least_busy()  # raises: work is left and no actor is
+                continue
+            (ref,), _ = ray.wait(list(inflight), num_returns=1)
+            req = inflight.pop(ref)
+            req.actor.busy -= 1
+            try:
+                value = ray.get(ref)
+            except RayTaskError as exc:  # our code raised on the node: this file's failure, no retry
+                if req.kind == "embed":
+                    raise ClusterError(f"embedding failed on cluster node {req.actor.node}: {exc}") from None
+                yield ChunkedFile(req.job.path, error=f"worker error on {req.actor.node}: "
+                                  f"{str(exc).strip().splitlines()[-1][:300]}", node=req.actor.node)
+                continue
+            except RayError as exc:  # the actor or its node died: hand the work to another
+                self._lose(req.actor, exc)
+                if req.kind == "embed":
+                    retry_embeds.append(req)
+                elif attempts[req.job.path] >= self.config.cluster.max_attempts:
+                    yield ChunkedFile(req.job.path, error=f"the cluster nodes it was given to died "
+                                      f"{attempts[req.job.path]} times while reading it ([cluster] max_attempts)")
+                else:
+                    queue.appendleft(req.job)
+                continue
+            if req.kind == "parse":
+                msg = json.loads(value)
+                f = _from_message(msg, req.actor.node)
+                req.actor.parse_s += msg["seconds"]
+                req.actor.files += 1
+                req.actor.chunks += sum(len(c) for _, _, c in f.docs)
+                texts = uncached([c for _, _, cs in f.docs for c in cs]) if f.error is None else {}
+                if texts:
+                    submit(_Request(least_busy(), "embed", req.job, f, texts))
+                else:
+                    yield f
+            else:
+                vectors, seconds = value
+                req.actor.embed_s += seconds
+                req.actor.embedded += len(req.texts)
+                yield ChunkedFile(req.file.path, docs=req.file.docs, node=req.file.node,
+                                  vectors=dict(zip(req.texts, vectors)))
+
+    def node_work(self) -> tuple[NodeWork, ...]:
+        return tuple(NodeWork(a.node, a.files, a.chunks, a.embedded, round(a.parse_s, 3), round(a.embed_s, 3),
+                              a.lost) for a in self.actors)
+
+    def close(self) -> None:
+        """End the actors (and Ray in this process, if this object started it)."""
+        for a in self.actors:
+            if not a.lost:
+                try:
+                    self.ray.kill(a.handle, no_restart=True)
+                except Exception:  # noqa: BLE001
+                    pass
+        if self._owns:
+            self.ray.shutdown()
