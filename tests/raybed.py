@@ -2,17 +2,20 @@
 
 Each node is its own `ray start` process tree (a raylet with its workers), as on separate machines:
 a head that only coordinates (``--num-cpus=0``) and worker nodes with the CPUs given. Usage
-statistics are off and no dashboard is started. `kill_worker` SIGKILLs one node's raylet (a node
-lost mid-run). `stop` runs `ray stop --force`, which ends every Ray process on this machine.
+statistics are off and no dashboard is started. Everything lives under a private temp folder, so
+`stop` ends exactly this cluster's processes (never another Ray cluster of the same user) and
+removes the folder. `kill_worker` SIGKILLs one node's raylet and its workers (a node lost mid-run).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,13 +68,13 @@ class LocalRay:
     """Start with `LocalRay(workers=2)`; ``address`` is what `workbench ingest --cluster` takes."""
 
     def __init__(self, workers: int = 2, cpus_per_worker: int = 1, object_store_mb: int = 100) -> None:
-        subprocess.run([RAY, "stop", "--force"], env=ENV, capture_output=True, timeout=120)
+        self.temp = tempfile.mkdtemp(prefix="raybed-")
         self.address = f"127.0.0.1:{_free_port()}"
         self.cpus, self.store = cpus_per_worker, str(object_store_mb * 2**20)
         self.workers: list[str] = []  # node ids of the worker nodes, in start order
         _ray("start", "--head", f"--port={self.address.split(':')[1]}", "--node-ip-address=127.0.0.1",
              "--num-cpus=0", "--include-dashboard=false", "--disable-usage-stats",
-             f"--object-store-memory={self.store}")
+             f"--object-store-memory={self.store}", f"--temp-dir={self.temp}")
         for _ in range(workers):
             self.add_worker()
 
@@ -101,4 +104,17 @@ class LocalRay:
         self.workers.remove(node)
 
     def stop(self) -> None:
-        subprocess.run([RAY, "stop", "--force"], env=ENV, capture_output=True, timeout=120)
+        """SIGKILL every process of this cluster (those naming its temp folder, and their children)."""
+        mine = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if self.temp.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    mine.append(int(pid))
+            except OSError:
+                continue
+        for pid in {p for root in mine for p in (root, *_descendants(root))} - {os.getpid()}:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(self.temp, ignore_errors=True)

@@ -134,6 +134,32 @@ def test_email_body_and_attachment_as_own_document(tmp_path):
     assert "phase one" in att.text
 
 
+def test_email_attachments_with_one_name_and_a_forwarded_email_all_get_their_own_part(tmp_path, make_wb):
+    """A hostile e-mail (attachments named a, 2-a, a; an attached e-mail with attachments) once gave
+    two documents one part name, and the catalog's unique (path, part) then aborted every ingest."""
+    from email.message import EmailMessage
+
+    inner = EmailMessage()
+    inner["Subject"] = "Forwarded"
+    inner.set_content("The forwarded body.")
+    for name in ("x.txt", "x.txt"):
+        inner.add_attachment(b"Inner attachment text.", maintype="application", subtype="octet-stream", filename=name)
+    outer = EmailMessage()
+    outer["Subject"] = "Outer"
+    outer.set_content("The outer body.")
+    for name, data in (("a.txt", b"First a."), ("2-a.txt", b"Second."), ("a.txt", b"Third a."),
+                       ("fwd.eml", bytes(inner))):
+        outer.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+    (tmp_path / "docs").mkdir()
+    path = tmp_path / "docs" / "m.eml"
+    path.write_bytes(bytes(outer))
+    parts = [d.part for d in parse(path)]
+    assert parts == ["", "a.txt", "2-a.txt", "a (2).txt", "fwd.eml", "fwd.eml » x.txt", "fwd.eml » x (2).txt"]
+    wb = make_wb()
+    report = wb.ingest(tmp_path / "docs", progress=False)  # the whole file is indexed, every part
+    assert report.ok and len({c.part for c in wb.chunks()}) == 7
+
+
 @pytest.mark.parametrize("name,data,reason", [
     ("empty.txt", b"", "empty file"),
     ("zero.docx", b"", "empty file"),

@@ -143,8 +143,9 @@ def _cluster_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster", metavar="ADDRESS", default=None,
                    help="parse and embed on this Ray cluster ('auto' = the one running on this machine, or "
                    "HOST:PORT of its head); this process writes the index. Default: [cluster] address")
-    p.add_argument("--ship-files", action="store_true", default=None,
-                   help="with --cluster: send file bytes through Ray instead of a shared mount")
+    p.add_argument("--ship-files", action=argparse.BooleanOptionalAction, default=None,
+                   help="with a cluster: send file bytes through Ray instead of a shared mount "
+                   "(default: [cluster] ship_files)")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -4,7 +4,8 @@
 where the node has one and ``[cluster] use_gpus`` is on). Each actor loads the embedder once and
 parses in the same bounded sandbox as a local ingest (`workbench.load.sandbox.parser_pool`). The
 driver hands out files (at most two waiting per actor); for each parsed file it asks ``uncached``
-which texts are not in the embedding cache yet, and gives those to the least busy actor to embed.
+which texts are not in the embedding cache yet, and gives those, in batches of `EMBED_SPLIT`, to
+the least busy actors to embed (so a few large files still keep every node busy).
 It yields one `ChunkedFile` (with the new vectors) per file, in completion order; `run_ingest`
 writes them. A file reaches a node by path (the sources are mounted at the same path on every node)
 or, with ``[cluster] ship_files``, as bytes through Ray's object store.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections import deque
@@ -39,6 +41,7 @@ from workbench.privacy import OFFLINE_SWITCHES
 from workbench.records import Block, Chunk, ChunkedFile, NodeWork, ParsedDocument, ParseJob
 
 DEPTH = 2  # requests waiting at one actor: enough to keep it busy while the driver writes
+EMBED_SPLIT = 128  # texts per embedding request: one large file's passages spread over every node
 
 
 class ClusterError(WorkbenchError):
@@ -48,9 +51,17 @@ class ClusterError(WorkbenchError):
 def _quiet_ray():
     """Import Ray with its usage statistics off (set before the import reads it)."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    import ray
-
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError("Ray is not installed in this environment: `make setup` installs it from "
+                           "requirements.lock (or pip install 'workbench[cluster]')") from None
     return ray
+
+
+def _last_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[-1] if lines else type(exc).__name__)[:300]
 
 
 # ---- the actor, one per node -----------------------------------------------------------------
@@ -75,33 +86,50 @@ class NodeWorker:
         self.embedder = load_embedder(settings, models)  # reads the model folder; weights load on first embed
         self.threads = threads
         self.pool = parser_pool(self.config.ingest).__enter__()
-        self.scratch = Path(tempfile.mkdtemp(prefix="workbench-ship-"))
         ray = _quiet_ray()
         ctx = ray.get_runtime_context()
         self.node = f"{ray.util.get_node_ip_address()}/{ctx.get_node_id()[:8]}"
 
-    def ready(self) -> str:
-        return self.node
+    def ready(self) -> dict:
+        """Where this worker runs and which model it embeds with (the driver refuses a different one)."""
+        e = self.embedder
+        return {"node": self.node, "model": e.name, "dim": e.dim, "cache_key": getattr(e, "cache_key", e.name)}
 
     def parse(self, job: dict, data: bytes | None = None) -> str:
-        """Parse and chunk one file; JSON {path, error, docs: [{doc, id, chunks}], seconds}."""
+        """Parse and chunk one file; JSON {path, error, retry, docs: [{doc, id, chunks}], seconds}.
+
+        The bytes parsed (read here from the shared mount, or shipped) must have the content hash
+        the driver planned with; otherwise nothing is indexed and the next run tries again."""
         from workbench.chunk import chunk_file
+        from workbench.sync import file_hash
 
         started = time.perf_counter()
         job = ParseJob(**job)
-        local = job.path
-        if data is not None:  # shipped bytes: parse a private copy under the same file name
-            local = str(self.scratch / Path(job.path).name)
-            Path(local).write_bytes(data)
-        elif not os.path.exists(job.path):
-            return json.dumps({"path": job.path, "seconds": 0.0, "error":
-                               f"not visible on cluster node {self.node}: mount the sources at the same path "
-                               "on every node, or use --ship-files"})
+
+        def refused(reason: str) -> str:
+            return json.dumps({"path": job.path, "seconds": time.perf_counter() - started, "retry": True,
+                               "error": reason})
+
+        folder = Path(tempfile.mkdtemp(prefix="workbench-ship-"))  # 0700, one per call, removed below
         try:
-            outcome = next(iter(self.pool.map([local])))
+            if data is not None:  # shipped bytes: parse a private copy under the same file name
+                local = folder / Path(job.path).name
+                local.write_bytes(data)
+            elif not os.path.exists(job.path):
+                return refused(f"not visible on cluster node {self.node}: mount the sources at the same path "
+                               "on every node, or use --ship-files")
+            else:
+                local = Path(job.path)
+            try:
+                seen = file_hash(str(local))
+            except OSError as exc:
+                return refused(f"cannot read it on cluster node {self.node} ({exc.strerror or exc})")
+            if seen != job.content_hash:
+                return refused(f"its content on cluster node {self.node} is not what the sync planned (changed "
+                               "since, or a different file at that path on the node)")
+            outcome = next(iter(self.pool.map([str(local)])))
         finally:
-            if data is not None:
-                Path(local).unlink(missing_ok=True)
+            shutil.rmtree(folder, ignore_errors=True)
         msg = {"path": job.path, "error": outcome.error, "docs": []}
         if outcome.error is None:
             ch = self.config.chunking
@@ -122,10 +150,14 @@ class NodeWorker:
         vectors = np.asarray(self.embedder.embed_documents(texts), dtype=np.float32)
         return vectors, time.perf_counter() - started
 
+    def close(self) -> None:
+        """End the parser processes (called before the actor is killed)."""
+        self.pool.__exit__(None, None, None)
+
 
 def _from_message(msg: dict, node: str) -> ChunkedFile:
     if msg.get("error") is not None:
-        return ChunkedFile(msg["path"], error=msg["error"], node=node)
+        return ChunkedFile(msg["path"], error=msg["error"], node=node, retry=bool(msg.get("retry")))
     docs = []
     for d in msg["docs"]:
         raw = d["doc"]
@@ -168,20 +200,33 @@ class _Actor:
 
 
 @dataclass
+class _Waiting:
+    """A parsed file waiting for the vectors of its embedding batches."""
+
+    file: ChunkedFile
+    batches: int
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)  # a batch that failed twice is left out:
+    # the writer then embeds those passages itself
+
+
+@dataclass
 class _Request:
     actor: _Actor
     kind: str  # "parse" | "embed"
     job: ParseJob
-    file: ChunkedFile | None = None  # embed: the parsed file waiting for its vectors
+    waiting: _Waiting | None = None  # embed: the file this batch belongs to
     texts: dict[str, str] = field(default_factory=dict)  # embed: {text hash: model input}
+    attempt: int = 1
 
 
 class RayCluster:
     """A connection to the Ray cluster ``[cluster] address`` names, with one worker actor per node.
     Call `run` once, then `close` (which ends the actors, and Ray if this object started it)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, embedder) -> None:
         self.config = config
+        self.model = {"model": embedder.name, "dim": embedder.dim,
+                      "cache_key": getattr(embedder, "cache_key", None) or embedder.name}
         self.address = config.cluster.address
         self.notes: list[str] = []
         self.ray = ray = _quiet_ray()
@@ -193,7 +238,8 @@ class RayCluster:
                          configure_logging=True)
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise ClusterError(
-                    f"cannot reach the Ray cluster at {self.address!r}: {exc}. Start it first (README, "
+                    f"cannot join the Ray cluster at {self.address!r}: {_last_line(exc)}. This machine must be a "
+                    f"node of it: run `ray start --address {self.address} --num-cpus 0` here first (README, "
                     "'Scaling out'), or leave [cluster] address empty to ingest in this process") from None
         try:
             self.actors = self._start_actors()
@@ -219,12 +265,20 @@ class RayCluster:
             ).remote(cfg.model_dump(mode="json"), int(res["CPU"]), "cuda" if gpu else None)
             pending.append((handle, node["NodeManagerAddress"], handle.ready.remote()))
         actors, problems = [], []
+        deadline = time.monotonic() + cfg.cluster.start_timeout_s  # one wait for all nodes, not one each
         for handle, where, ref in pending:
             try:
-                actors.append(_Actor(handle, ray.get(ref, timeout=cfg.cluster.start_timeout_s)))
+                info = ray.get(ref, timeout=max(1.0, deadline - time.monotonic()))
             except Exception as exc:  # noqa: BLE001 - a node that cannot start is reported, the others work
-                problems.append(f"{where}: {str(exc).strip().splitlines()[-1][:300]}")
+                problems.append(f"{where}: {_last_line(exc)}")
                 ray.kill(handle, no_restart=True)
+                continue
+            theirs = {k: info[k] for k in self.model}
+            if theirs != self.model:
+                problems.append(f"{info['node']}: embeds with {theirs}, not this index's {self.model}")
+                ray.kill(handle, no_restart=True)
+                continue
+            actors.append(_Actor(handle, info["node"]))
         if problems:
             self.notes.append("cluster nodes that could not start a worker: " + "; ".join(problems))
         if not actors:
@@ -279,7 +333,7 @@ class RayCluster:
         while queue or inflight or retry_embeds:
             while retry_embeds:
                 req = retry_embeds.popleft()
-                submit(_Request(least_busy(), "embed", req.job, req.file, req.texts))
+                submit(_Request(least_busy(), "embed", req.job, req.waiting, req.texts, req.attempt + 1))
             for a in self._live():
                 while queue and a.busy < DEPTH:
                     job = queue.popleft()
@@ -287,7 +341,7 @@ class RayCluster:
                     try:
                         submit(_Request(a, "parse", job))
                     except OSError as exc:  # --ship-files: the file went away since the plan
-                        yield ChunkedFile(job.path, error=f"cannot read file ({exc.strerror or exc})")
+                        yield ChunkedFile(job.path, error=f"cannot read file ({exc.strerror or exc})", retry=True)
             if not inflight:
                 least_busy()  # raises: work is left and no actor is
                 continue
@@ -296,19 +350,26 @@ class RayCluster:
             req.actor.busy -= 1
             try:
                 value = ray.get(ref)
-            except RayTaskError as exc:  # our code raised on the node: this file's failure, no retry
-                if req.kind == "embed":
-                    raise ClusterError(f"embedding failed on cluster node {req.actor.node}: {exc}") from None
-                yield ChunkedFile(req.job.path, error=f"worker error on {req.actor.node}: "
-                                  f"{str(exc).strip().splitlines()[-1][:300]}", node=req.actor.node)
+            except RayTaskError as exc:  # our code raised on the node
+                if req.kind == "embed":  # the writer embeds this batch itself
+                    self.notes.append(f"embedding failed on cluster node {req.actor.node} ({_last_line(exc)}); "
+                                      "this process embedded that batch")
+                    yield from self._batch_done(req, {})
+                    continue
+                yield ChunkedFile(req.job.path, error=f"worker error on {req.actor.node}: {_last_line(exc)}",
+                                  node=req.actor.node, retry=True)
                 continue
             except RayError as exc:  # the actor or its node died: hand the work to another
                 self._lose(req.actor, exc)
                 if req.kind == "embed":
-                    retry_embeds.append(req)
+                    if req.attempt < self.config.cluster.max_attempts:
+                        retry_embeds.append(req)
+                    else:
+                        yield from self._batch_done(req, {})
                 elif attempts[req.job.path] >= self.config.cluster.max_attempts:
                     yield ChunkedFile(req.job.path, error=f"the cluster nodes it was given to died "
-                                      f"{attempts[req.job.path]} times while reading it ([cluster] max_attempts)")
+                                      f"{attempts[req.job.path]} times while reading it ([cluster] max_attempts)",
+                                      retry=True)
                 else:
                     queue.appendleft(req.job)
                 continue
@@ -318,17 +379,27 @@ class RayCluster:
                 req.actor.parse_s += msg["seconds"]
                 req.actor.files += 1
                 req.actor.chunks += sum(len(c) for _, _, c in f.docs)
-                texts = uncached([c for _, _, cs in f.docs for c in cs]) if f.error is None else {}
-                if texts:
-                    submit(_Request(least_busy(), "embed", req.job, f, texts))
-                else:
+                texts = list(uncached([c for _, _, cs in f.docs for c in cs]).items()) if f.error is None else []
+                if not texts:
                     yield f
+                    continue
+                waiting = _Waiting(f, batches=-(-len(texts) // EMBED_SPLIT))
+                for i in range(0, len(texts), EMBED_SPLIT):
+                    submit(_Request(least_busy(), "embed", req.job, waiting, dict(texts[i:i + EMBED_SPLIT])))
             else:
                 vectors, seconds = value
                 req.actor.embed_s += seconds
                 req.actor.embedded += len(req.texts)
-                yield ChunkedFile(req.file.path, docs=req.file.docs, node=req.file.node,
-                                  vectors=dict(zip(req.texts, vectors)))
+                yield from self._batch_done(req, dict(zip(req.texts, vectors)))
+
+    @staticmethod
+    def _batch_done(req: _Request, vectors: dict) -> Iterator[ChunkedFile]:
+        """Record one embedding batch of a file; yield the file once its last batch is back."""
+        w = req.waiting
+        w.vectors.update(vectors)
+        w.batches -= 1
+        if w.batches == 0:
+            yield ChunkedFile(w.file.path, docs=w.file.docs, node=w.file.node, vectors=w.vectors)
 
     def node_work(self) -> tuple[NodeWork, ...]:
         return tuple(NodeWork(a.node, a.files, a.chunks, a.embedded, round(a.parse_s, 3), round(a.embed_s, 3),
@@ -338,6 +409,10 @@ class RayCluster:
         """End the actors (and Ray in this process, if this object started it)."""
         for a in self.actors:
             if not a.lost:
+                try:
+                    self.ray.get(a.handle.close.remote(), timeout=30)
+                except Exception:  # noqa: BLE001 - killed below either way
+                    pass
                 try:
                     self.ray.kill(a.handle, no_restart=True)
                 except Exception:  # noqa: BLE001

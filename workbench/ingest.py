@@ -193,6 +193,7 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
     cluster = None
     with IndexWriter(config.index.dir, embedder.name, embedder.dim, wait_s, config.index.keep_generations,
                      getattr(embedder, "cache_key", None)) as w:
+        started = t.time("lock", started)
         items: dict[str, tuple[ToParse, str, str]] = {}
         for root, collection in sources:
             w.catalog.upsert_source(str(root), collection)
@@ -217,13 +218,14 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
             items.update({item.file.path: (item, collection, root_s) for item in plan.to_parse})
         jobs = {path: ParseJob(path, collection, item.content_hash, w.generation)
                 for path, (item, collection, _) in items.items()}
-        t.time("plan", started)
+        started_files = t.time("plan", started)
         bar = tqdm(total=len(jobs), unit="file", desc="ingest", disable=not progress or not jobs)
         emb = _Embedding(w, embedder, t)
         if jobs and config.cluster.address:
             from workbench.cluster import RayCluster
 
-            cluster = RayCluster(config)
+            cluster = RayCluster(config, embedder)
+            t.time("connect", started_files)
             files = _timed(cluster.run(list(jobs.values()), lambda chunks: _uncached(w, chunks)), t, "cluster")
         else:
             files = _local_files(config, embedder, jobs, t)
@@ -231,7 +233,10 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
             for result in files:
                 item, collection, root_s = items[result.path]
                 f = item.file
-                if result.error is not None:
+                if result.error is not None and result.retry:  # not the file's fault: not remembered
+                    t.failed.append(FileFailure(f.path, result.error + " (tried again on the next run)", collection,
+                                                FailureKind.CLUSTER))
+                elif result.error is not None:
                     w.catalog.set_failure(collection, root_s, f.path, result.error, f.size, f.mtime)
                     t.failed.append(FileFailure(f.path, result.error, collection))
                 else:
@@ -252,6 +257,7 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
                 bar.set_postfix(chunks=t.chunks_added + len(emb.pending), failed=len(t.failed))
             emb.flush()
         finally:
+            files.close()  # ends the local parser processes even when a write above raised
             if cluster is not None:
                 cluster.close()
         bar.close()

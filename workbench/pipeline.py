@@ -248,7 +248,8 @@ class Workbench:
         for path in stored:  # recorded before indexing: the file is in place whatever happens next
             self.audit.record(user, "upload", f"{collection}/{path.name} (groups: "
                               f"{', '.join(chosen) if chosen else 'as before, or the folder rules'})")
-        report = self.ingest(folder, collection, wait_s=wait_s, progress=False, on_file=on_file)
+        # uploads are parsed here, never on a cluster: its nodes do not see this index's upload folder
+        report = self.ingest(folder, collection, wait_s=wait_s, progress=False, on_file=on_file, cluster="")
         return dataclasses.replace(report, failed=(*unreadable, *report.failed)), refused
 
     def reindex(self, wait_s: float = 0.0, progress: bool = True, principal: Principal | None = None,

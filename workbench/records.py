@@ -237,6 +237,7 @@ class FailureKind(str, Enum):
     MISSING_SOURCE = "missing_source"  # a source folder is gone; its documents were kept
     ACCESS_FILE = "access_file"  # a malformed access file (its folder is admins-only)
     REFUSED = "refused"  # an upload refused before parsing (type, size, name)
+    CLUSTER = "cluster"  # a cluster fault, not the file's: not remembered, the next run tries it again
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +275,7 @@ class ChunkedFile(_Record):
     docs: tuple[tuple[ParsedDocument, str, tuple[Chunk, ...]], ...] = ()
     vectors: dict[str, Any] = field(default_factory=dict)
     node: str = "local"
+    retry: bool = False  # the error is the cluster's (a node died, a path it cannot see): try again next run
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,20 +45,18 @@ def load_email(data: bytes, stem: str, limits) -> list[ParsedDocument]:
         blocks += [Block(text=p, headings=(subject,) if subject else ()) for p in content_blocks]
     docs: list[ParsedDocument] = []
     errors: dict[str, str] = {}
-    seen: set[str] = set()
+    taken: set[str] = {""}  # "" is the message itself
     for attachment in msg.iter_attachments():
-        name = attachment.get_filename() or "attachment"
-        if name in seen:
-            name = f"{len(seen)}-{name}"
-        seen.add(name)
+        name = _unique(attachment.get_filename() or "attachment", taken)
         if format_for(name) is None:
             errors[name] = "unsupported attachment type"
             continue
         try:
             payload = attachment.get_payload(decode=True) or b""
-            for doc in parse_bytes(payload, name, limits):
+            for doc in parse_bytes(payload, name, limits):  # an attached e-mail gives several parts
+                part = name if not doc.part else _unique(f"{name} » {doc.part}", taken)
                 docs.append(ParsedDocument(format=doc.format, title=doc.title, blocks=doc.blocks,
-                                           part=name, metadata={"attached_to": subject}))
+                                           part=part, metadata={"attached_to": subject}))
         except ParseError as exc:
             errors[name] = str(exc)
     meta = {k.lower(): str(msg[k]) for k in ("From", "To", "Date", "Subject", "Message-ID") if msg.get(k)}
@@ -66,3 +64,17 @@ def load_email(data: bytes, stem: str, limits) -> list[ParsedDocument]:
         meta["attachment_errors"] = json.dumps(errors)
     mail = ParsedDocument(format="email", title=subject or stem, blocks=tuple(blocks), metadata=meta)
     return [mail, *docs]
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or ``a (2).txt``, ``a (3).txt``... for ``a.txt``: the first not in ``taken`` (which it
+    joins), keeping the extension that picks the parser. Part names identify a file's documents, so
+    two attachments with one name must not share it."""
+    dot = name.rfind(".")
+    stem, suffix = (name[:dot], name[dot:]) if dot > 0 else (name, "")
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem} ({n}){suffix}"
+    taken.add(candidate)
+    return candidate
