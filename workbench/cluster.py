@@ -1,18 +1,22 @@
 """Parse, chunk and embed on a Ray cluster's nodes while this process stays the one index writer.
 
-`RayCluster(config).run(jobs, uncached)` starts one actor per node that has a CPU (it takes one GPU
-where the node has one and ``[cluster] use_gpus`` is on). Each actor loads the embedder once and
-parses in the same bounded sandbox as a local ingest (`workbench.load.sandbox.parser_pool`). The
-driver hands out files (at most two waiting per actor); for each parsed file it asks ``uncached``
-which texts are not in the embedding cache yet, and gives those, in batches of `EMBED_SPLIT`, to
-the least busy actors to embed (so a few large files still keep every node busy).
-It yields one `ChunkedFile` (with the new vectors) per file, in completion order; `run_ingest`
-writes them. A file reaches a node by path (the sources are mounted at the same path on every node)
-or, with ``[cluster] ship_files``, as bytes through Ray's object store.
+`RayCluster(config, embedder).run(jobs, uncached)` starts one actor per node that has a CPU (it
+takes one GPU where the node has one and ``[cluster] use_gpus`` is on). Each actor loads the
+embedder once (refused if it is not the index's model), parses up to ``parsers_per_node`` files at
+once, each in the same bounded sandbox as a local ingest (`workbench.load.sandbox.parser_pool`), and
+embeds on all the node's cores beside them. The driver hands each actor its parser count plus one
+file; for each parsed file it asks ``uncached`` which texts are not in the embedding cache yet, and
+gives those, in batches of `EMBED_SPLIT`, to the least busy actors (so a few large files still keep
+every node busy). It yields one `ChunkedFile` (with the new vectors) per file, in completion order;
+`run_ingest` writes them. A file reaches a node by path (the sources mounted at the same path on
+every node) or, with ``[cluster] ship_files``, as bytes through Ray's object store; either way the
+node checks the bytes against the content hash the sync planned with.
 
 Faults: when an actor or its node dies, its files and embedding batches go to the others; a file
-handed out ``max_attempts`` times is reported failed; with no actor left, `run` raises and the
-caller publishes nothing. A parser crash inside the sandbox is that file's failure, as locally.
+handed out ``max_attempts`` times, a path a node cannot see and content that changed are reported
+with ``retry`` (not remembered as the file's failure: the next run tries again); an embedding batch
+that fails twice is left to the writer; with no actor left, `run` raises and the caller publishes
+nothing. A parser crash inside the sandbox is that file's failure, as locally.
 
 Privacy: Ray's usage statistics are switched off before Ray is imported, this process starts no
 dashboard, and messages carry JSON text and numpy arrays between the cluster's own processes.
@@ -25,7 +29,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
+import threading
 import tempfile
 import time
 from collections import deque
@@ -40,7 +46,7 @@ from workbench.errors import WorkbenchError
 from workbench.privacy import OFFLINE_SWITCHES
 from workbench.records import Block, Chunk, ChunkedFile, NodeWork, ParsedDocument, ParseJob
 
-DEPTH = 2  # requests waiting at one actor: enough to keep it busy while the driver writes
+DEPTH = 1  # requests waiting at one actor beyond its parser count: keeps it busy while the driver writes
 EMBED_SPLIT = 128  # texts per embedding request: one large file's passages spread over every node
 
 
@@ -70,7 +76,7 @@ class NodeWorker:
     """Runs on a cluster node: parses with the bounded parser pool, chunks, embeds. Messages out are
     JSON text (parse) and float32 arrays (embed)."""
 
-    def __init__(self, config: dict, threads: int, device: str | None) -> None:
+    def __init__(self, config: dict, threads: int, device: str | None, parsers: int) -> None:
         os.environ.update(OFFLINE_SWITCHES)
         os.environ["OMP_NUM_THREADS"] = str(threads)
         from workbench.embed import load_embedder
@@ -85,7 +91,11 @@ class NodeWorker:
         private_dir(models)
         self.embedder = load_embedder(settings, models)  # reads the model folder; weights load on first embed
         self.threads = threads
-        self.pool = parser_pool(self.config.ingest).__enter__()
+        self.parsers: queue.Queue = queue.Queue()  # one bounded parser process per concurrent parse call
+        for _ in range(parsers):
+            self.parsers.put(parser_pool(self.config.ingest.model_copy(update={"workers": 1})).__enter__())
+        self.n_parsers = parsers
+        self.embedding = threading.Lock()  # one embedding call at a time; it uses all the node's cores
         ray = _quiet_ray()
         ctx = ray.get_runtime_context()
         self.node = f"{ray.util.get_node_ip_address()}/{ctx.get_node_id()[:8]}"
@@ -93,7 +103,8 @@ class NodeWorker:
     def ready(self) -> dict:
         """Where this worker runs and which model it embeds with (the driver refuses a different one)."""
         e = self.embedder
-        return {"node": self.node, "model": e.name, "dim": e.dim, "cache_key": getattr(e, "cache_key", e.name)}
+        return {"node": self.node, "model": e.name, "dim": e.dim, "cache_key": getattr(e, "cache_key", e.name),
+                "parsers": self.n_parsers}
 
     def parse(self, job: dict, data: bytes | None = None) -> str:
         """Parse and chunk one file; JSON {path, error, retry, docs: [{doc, id, chunks}], seconds}.
@@ -127,7 +138,11 @@ class NodeWorker:
             if seen != job.content_hash:
                 return refused(f"its content on cluster node {self.node} is not what the sync planned (changed "
                                "since, or a different file at that path on the node)")
-            outcome = next(iter(self.pool.map([str(local)])))
+            pool = self.parsers.get()
+            try:
+                outcome = next(iter(pool.map([str(local)])))
+            finally:
+                self.parsers.put(pool)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         msg = {"path": job.path, "error": outcome.error, "docs": []}
@@ -141,18 +156,20 @@ class NodeWorker:
 
     def embed(self, texts: list[str]) -> tuple[np.ndarray, float]:
         """Document vectors for ``texts`` (model inputs), and the seconds it took."""
-        started = time.perf_counter()
-        if self.threads:
-            import torch
+        with self.embedding:
+            started = time.perf_counter()
+            if self.threads:
+                import torch
 
-            torch.set_num_threads(self.threads)
-            self.threads = 0
-        vectors = np.asarray(self.embedder.embed_documents(texts), dtype=np.float32)
-        return vectors, time.perf_counter() - started
+                torch.set_num_threads(self.threads)
+                self.threads = 0
+            vectors = np.asarray(self.embedder.embed_documents(texts), dtype=np.float32)
+            return vectors, time.perf_counter() - started
 
     def close(self) -> None:
         """End the parser processes (called before the actor is killed)."""
-        self.pool.__exit__(None, None, None)
+        while not self.parsers.empty():
+            self.parsers.get().__exit__(None, None, None)
 
 
 def _from_message(msg: dict, node: str) -> ChunkedFile:
@@ -190,6 +207,7 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
 class _Actor:
     handle: object
     node: str
+    capacity: int = 1 + DEPTH  # requests handed to it at once: its parsers, plus DEPTH
     busy: int = 0
     files: int = 0
     chunks: int = 0
@@ -259,10 +277,13 @@ class RayCluster:
             if not node.get("Alive") or res.get("CPU", 0) < 1:
                 continue  # a head started with --num-cpus=0 only coordinates
             gpu = cfg.cluster.use_gpus and res.get("GPU", 0) >= 1
-            handle = remote.options(
+            cpus = int(res["CPU"])
+            parsers = cfg.cluster.parsers_per_node or max(1, cpus // 4)
+            handle = remote.options(  # threads: its parse calls, one embedding call, ready/close
                 num_cpus=1, num_gpus=1 if gpu else 0, max_restarts=0, max_task_retries=0,
+                max_concurrency=parsers + 2,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
-            ).remote(cfg.model_dump(mode="json"), int(res["CPU"]), "cuda" if gpu else None)
+            ).remote(cfg.model_dump(mode="json"), cpus, "cuda" if gpu else None, parsers)
             pending.append((handle, node["NodeManagerAddress"], handle.ready.remote()))
         actors, problems = [], []
         deadline = time.monotonic() + cfg.cluster.start_timeout_s  # one wait for all nodes, not one each
@@ -278,7 +299,7 @@ class RayCluster:
                 problems.append(f"{info['node']}: embeds with {theirs}, not this index's {self.model}")
                 ray.kill(handle, no_restart=True)
                 continue
-            actors.append(_Actor(handle, info["node"]))
+            actors.append(_Actor(handle, info["node"], capacity=info["parsers"] + DEPTH))
         if problems:
             self.notes.append("cluster nodes that could not start a worker: " + "; ".join(problems))
         if not actors:
@@ -335,7 +356,7 @@ class RayCluster:
                 req = retry_embeds.popleft()
                 submit(_Request(least_busy(), "embed", req.job, req.waiting, req.texts, req.attempt + 1))
             for a in self._live():
-                while queue and a.busy < DEPTH:
+                while queue and a.busy < a.capacity:
                     job = queue.popleft()
                     attempts[job.path] = attempts.get(job.path, 0) + 1
                     try:

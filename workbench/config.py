@@ -109,6 +109,10 @@ class ClusterSettings(_Section):
         2, ge=1, description="Times a file is handed out before it is reported failed because the nodes "
         "that had it died (a parser crash inside the sandbox is reported at once, never retried)."
     )
+    parsers_per_node: int = Field(
+        0, ge=0, description="Files each node parses at once, each in its own bounded parser process "
+        "(0 = one per 4 of the node's CPUs, at least 1); embedding runs beside them on all its cores."
+    )
     use_gpus: bool = Field(
         True, description="On nodes with a GPU, the worker takes one and embeds on it (CUDA)."
     )
