@@ -169,12 +169,16 @@ class Catalog:
         return [found[int(i)] for i in ids if int(i) in found]
 
     def allowed_ids(self, filters: Filters) -> np.ndarray | None:
-        """Ids of the chunks passing ``filters``; None when the filters restrict nothing."""
+        """Ids of the chunks with a vector passing ``filters``; None when the filters restrict nothing."""
         if not filters.restricts:
             return None
         cond, params = _where(filters)
-        rows = self.conn.execute(f"SELECT c.id FROM chunks c JOIN documents d USING (doc_id) WHERE {cond}", params)
-        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+        sql = f"SELECT c.id FROM chunks c JOIN documents d USING (doc_id) WHERE {cond}"
+        try:
+            rows = self.conn.execute(sql + " AND c.id NOT IN (SELECT id FROM lexical_only)", params).fetchall()
+        except sqlite3.OperationalError:  # a catalog from before lexical-only chunks existed
+            rows = self.conn.execute(sql, params).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def bm25(self, words: Sequence[str], n: int, filters: Filters, heading_weight: float = 0.5
              ) -> list[tuple[int, float]]:

@@ -34,6 +34,19 @@ class IndexSettings(_Section):
     keep_generations: int = Field(
         2, ge=1, description="Published generations kept on disk (readers may still hold old ones)."
     )
+    kind: Literal["auto", "flat", "ivf"] = Field(
+        "auto", description="What searches the vectors: 'flat' (exact), 'ivf' (FAISS IVF-Flat, trained at "
+        "publish), or 'auto' (exact below approximate_from vectors, IVF from there)."
+    )
+    approximate_from: int = Field(
+        200_000, ge=1, description="kind='auto': vectors from which the IVF index is used (measured: "
+        "README, 'Scaling out')."
+    )
+    nprobe: int = Field(32, ge=1, description="IVF lists searched per query (more: higher recall, slower).")
+    exact_below: int = Field(
+        20_000, ge=0, description="A search whose readable set (access groups, filters) is smaller than this "
+        "is exact over that set, even on an IVF index."
+    )
 
 
 class EmbeddingSettings(_Section):

@@ -143,6 +143,9 @@ class Workbench:
                 self._reader = None  # not closed: another thread may still be reading it; GC closes it
             if self._reader is None and generation is not None:
                 self._reader = IndexReader.open(self.index_dir)
+                if self._reader is not None:  # how this config searches an IVF index
+                    self._reader.nprobe = self.config.index.nprobe
+                    self._reader.exact_below = self.config.index.exact_below
             return self._reader
 
     def _check_question(self, question: str) -> str:
@@ -292,7 +295,8 @@ class Workbench:
             index_dir=str(self.index_dir), generation=reader.generation, documents=docs, chunks=chunks,
             collections=reader.catalog.collections(), sources=tuple(reader.catalog.sources()),
             failures=tuple(reader.catalog.failures()), embedding_model=meta.get("embedding_model", ""),
-            embedding_dim=int(meta.get("embedding_dim", 0)), published_at=meta.get("published_at", ""))
+            embedding_dim=int(meta.get("embedding_dim", 0)), published_at=meta.get("published_at", ""),
+            vector_index=_describe_index(reader.index_info, self.config.index.nprobe))
 
     def documents(self, collection: str | None = None, principal: Principal | None = None) -> list[Document]:
         """The catalogued documents (of ``collection``; only those ``principal`` may read, if given)."""
@@ -535,3 +539,12 @@ class Workbench:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+
+
+def _describe_index(info: dict, nprobe: int) -> str:
+    """One line on what searches a generation's vectors (its manifest's "index" entry)."""
+    size = f"{info['bytes'] / 2**20:.1f} MB on disk" if "bytes" in info else "size not recorded"
+    if info.get("kind") != "ivf":
+        return f"flat (exact search), {size}"
+    return (f"ivf ({info['nlist']} lists, nprobe {nprobe}), {size}; recall@10 against exact "
+            f"{info['recall_at_10']:.3f} at publish (nprobe {info['nprobe']}, trained on {info['trained_on']:,} vectors)")

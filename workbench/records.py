@@ -385,6 +385,7 @@ class IndexStatus(_Record):
     published_at: str
     embedding_runtime: str = ""  # which runtime/dtype embeds documents and queries here, and why
     cpu: str = ""  # the CPU model, cores and flags that choice was made for
+    vector_index: str = ""  # what searches the vectors: exact or IVF, its size and its recall at publish
 
     def __str__(self) -> str:
         cols = ", ".join(f"{k} ({v} docs)" for k, v in sorted(self.collections.items())) or "none"
@@ -400,6 +401,8 @@ class IndexStatus(_Record):
             lines.append(f"  runtime:    {self.embedding_runtime}")
         if self.cpu:
             lines.append(f"  cpu:        {self.cpu}")
+        if self.vector_index:
+            lines.append(f"vector index: {self.vector_index}")
         lines += [f"sources:      {len(self.sources)}"]
         lines += [f"  {s['collection']}: {s['root']}" for s in self.sources]
         lines.append(f"failed files: {len(self.failures)}")

@@ -23,16 +23,11 @@ from workbench.store import IndexReader
 
 
 def dense_ranking(reader: IndexReader, query: np.ndarray, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
-    """(chunk id, cosine) best first, among ``allowed`` ids when given."""
-    import faiss
+    """(chunk id, cosine) best first, among ``allowed`` ids when given (exact, or on the generation's
+    IVF index: see `workbench.vector_index.search`)."""
+    from workbench.vector_index import search as vector_search
 
-    index = reader.vectors
-    if index.ntotal == 0 or (allowed is not None and len(allowed) == 0):
-        return []
-    params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed)) if allowed is not None else None
-    kk = min(n, index.ntotal if allowed is None else len(allowed))
-    scores, ids = index.search(query.reshape(1, -1).astype(np.float32), kk, params=params)
-    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+    return vector_search(reader.vectors, reader.approximate, query, n, allowed, reader.nprobe, reader.exact_below)
 
 
 def _vector(reader: IndexReader, chunk_id: int) -> np.ndarray | None:

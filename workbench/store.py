@@ -5,6 +5,7 @@ Layout::
     INDEX/CURRENT                   the published generation number (replaced atomically)
     INDEX/gen/000007/catalog.sqlite the catalog of generation 7 (never modified once published)
     INDEX/gen/000007/vectors.faiss  its vectors (faiss.write_index; IndexIDMap2 keyed by chunk id)
+    INDEX/gen/000007/search.faiss   the IVF index searching them, when [index] kind asks for one
     INDEX/gen/000008.partial/       a generation being built (removed if its writer died)
     INDEX/embeddings.sqlite         embedding cache keyed by (model, text hash), shared by all
     INDEX/lock                      flock held by the one writer
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench import vector_index
 from workbench.catalog import SCHEMA_VERSION, Catalog
 from workbench.errors import IndexBusyError, IndexCorruptError, IndexMismatchError
 
@@ -97,6 +99,26 @@ class IndexReader:
         self.manifest = json.loads((self.dir / "manifest.json").read_text())
         check_schema(root, self.catalog.meta())
         self._vectors = None
+        self._approximate = None
+        info = self.index_info
+        self.nprobe = int(info.get("nprobe", 32))  # the config's values replace these (Workbench.reader)
+        self.exact_below = 20_000
+
+    @property
+    def index_info(self) -> dict:
+        """The manifest's description of what searches the vectors ({"kind": "flat"} before there was one)."""
+        return self.manifest.get("index", {"kind": "flat"})
+
+    @property
+    def approximate(self):
+        """The generation's IVF index, or None when its vectors are searched exactly."""
+        if self._approximate is None and self.index_info.get("kind") == "ivf":
+            import faiss
+
+            from workbench.vector_index import APPROX_FILE
+
+            self._approximate = faiss.read_index(str(self.dir / APPROX_FILE))
+        return self._approximate
 
     @classmethod
     def open(cls, root: Path) -> "IndexReader | None":
@@ -163,11 +185,15 @@ class IndexWriter:
     """Builds the next generation under the write lock. Use as a context manager, then `publish`."""
 
     def __init__(self, root: Path, model: str, dim: int, wait_s: float = 0.0, keep_generations: int = 2,
-                 cache_key: str | None = None) -> None:
+                 cache_key: str | None = None, search: dict | None = None) -> None:
         """``cache_key`` names the embedding cache's vectors (default: the model; an int8 run uses
-        its own, so that its vectors never stand in for float32 ones)."""
+        its own, so that its vectors never stand in for float32 ones). ``search`` holds ``[index]``'s
+        kind, approximate_from and nprobe (default: exact search only)."""
         self.root, self.model, self.dim = root, model, dim
         self.cache_key = cache_key or model
+        self.search = search or {"kind": "flat", "approximate_from": 1, "nprobe": 32}
+        self.added: set[int] = set()
+        self.removed: set[int] = set()
         self.wait_s, self.keep = wait_s, keep_generations
         self.published = False
 
@@ -234,10 +260,12 @@ class IndexWriter:
     def add_vectors(self, ids: Sequence[int], vectors: np.ndarray) -> None:
         if len(ids):
             self.vectors.add_with_ids(vectors.astype(np.float32), np.asarray(ids, dtype=np.int64))
+            self.added.update(int(i) for i in ids)
 
     def remove_vectors(self, ids: Sequence[int]) -> None:
         if len(ids):
             self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))
+            self.removed.update(int(i) for i in ids)
 
     def publish(self) -> int:
         """Write the vectors, then switch CURRENT to this generation in one atomic step."""
@@ -253,10 +281,23 @@ class IndexWriter:
         self.catalog.conn.commit()
         self.catalog.conn.close()
         faiss.write_index(self.vectors, str(private_file(self.dir / "vectors.faiss")))
+        files = ["catalog.sqlite", "vectors.faiss"]
+        base_dir = _gen_dir(self.root, self.base) if self.base is not None else None
+        base_info = None
+        if base_dir is not None and (base_dir / "manifest.json").exists():
+            base_info = json.loads((base_dir / "manifest.json").read_text()).get("index")
+        private_file(self.dir / vector_index.APPROX_FILE)
+        index = vector_index.publish(self.dir, self.vectors, self.search["kind"], self.search["approximate_from"],
+                                     self.search["nprobe"], base_dir, base_info, self.removed, self.added)
+        if index["kind"] == "ivf":
+            files.append(vector_index.APPROX_FILE)
+        else:
+            (self.dir / vector_index.APPROX_FILE).unlink()
+        index["bytes"] = sum((self.dir / name).stat().st_size for name in files[1:])
         manifest = {"generation": self.generation, "published_at": published_at, "documents": docs,
-                    "chunks": chunks, "embedding_model": self.model, "embedding_dim": self.dim}
+                    "chunks": chunks, "embedding_model": self.model, "embedding_dim": self.dim, "index": index}
         _write_private(self.dir / "manifest.json", json.dumps(manifest, indent=2))
-        for name in ("catalog.sqlite", "vectors.faiss"):
+        for name in files:
             with open(self.dir / name, "rb") as fh:
                 os.fsync(fh.fileno())
         final = _gen_dir(self.root, self.generation)
