@@ -74,7 +74,7 @@ bench-retrieval: setup
 	$(PY) benchmarks/retrieval_cranfield.py
 
 bench-latency: setup
-	$(PY) benchmarks/latency.py
+	$(PY) benchmarks/latency.py $(ARGS)
 
 bench-pdf: setup
 	$(PY) benchmarks/pdf_extract.py
