@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 PIP_EXTRA := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 
-.PHONY: setup setup-llamacpp setup-browser serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold bench-cluster clean
+.PHONY: setup setup-llamacpp setup-browser serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold bench-cluster bench-llm-load clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,10 @@ bench-latency: setup
 
 bench-pdf: setup
 	$(PY) benchmarks/pdf_extract.py
+
+# concurrent answers from `workbench llm-serve`: 1 slot vs 4 slots, 20 and 50 sessions
+bench-llm-load: setup setup-llamacpp
+	$(PY) benchmarks/llm_load.py $(ARGS)
 
 # ingest on a real Ray cluster started on this machine: local vs 1 vs 2 worker nodes
 bench-cluster: setup

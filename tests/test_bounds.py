@@ -437,3 +437,58 @@ def test_index_folder_and_files_are_private_to_the_service_user(tmp_path):
     wrong = {name: oct(mode) for name, mode in seen.items()
              if mode != (0o700 if (index / name).is_dir() else 0o600)}
     assert not wrong, wrong
+
+
+def test_llm_serve_parallel_slots_generate_at_once_and_refuse_beyond_the_wait_bound(tmp_path):
+    """`llm-serve --parallel 2` (llama.cpp: two contexts over one memory-mapped GGUF) streams two
+    answers at the same time; with --max-waiting 0 a third request gets 503 while both slots work."""
+    import re
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from conftest import ROOT
+
+    cfg = tmp_path / "wb.toml"
+    cfg.write_text('[index]\ndir = "index"\n[llm]\nbackend = "llamacpp"\nmax_new_tokens = 200\n')
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "llm-serve", "--port", "0", "--parallel", "2",
+                             "--max-waiting", "0", "--config", str(cfg)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/v1 .*2 slots", line)
+        assert match, (line, proc.stderr.read() if proc.poll() is not None else "")
+        url = f"http://127.0.0.1:{match.group(1)}/v1"
+        assert httpx.get(f"{url}/models").json()["data"][0]["max_concurrency"] == 2
+        body = {"messages": [{"role": "user", "content": "Count from 1 to 100, separated by commas."}],
+                "max_tokens": 200, "stream": True}
+        started, events = time.perf_counter(), {}
+
+        def ask(name):
+            with httpx.stream("POST", f"{url}/chat/completions", json=body, timeout=120) as r:
+                events[name + "-status"] = r.status_code
+                for line in r.iter_lines():
+                    if line.startswith("data:") and "content" in line:
+                        events.setdefault(name + "-first", time.perf_counter() - started)
+                events[name + "-end"] = time.perf_counter() - started
+
+        threads = [threading.Thread(target=ask, args=(n,)) for n in ("a", "b")]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 60  # (a one-slot server would answer b with 503: no first token)
+        while not ("a-first" in events and "b-first" in events) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        busy = httpx.post(f"{url}/chat/completions", json={**body, "stream": False}, timeout=30)
+        busy_at = time.perf_counter() - started
+        for t in threads:
+            t.join(120)
+        assert events["a-status"] == events["b-status"] == 200, events
+        assert max(events["a-first"], events["b-first"]) < min(events["a-end"], events["b-end"]), events
+        assert busy_at < min(events["a-end"], events["b-end"]), (busy_at, events)  # asked while both worked
+        assert busy.status_code == 503 and "busy" in busy.json()["error"]["message"]
+        after = httpx.post(f"{url}/chat/completions", json={**body, "stream": False}, timeout=120)
+        assert after.status_code == 200 and after.json()["choices"][0]["message"]["content"]
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--api-key-env", metavar="VAR",
                    help="require the key held in this environment variable (default: [llm] api_key_env)")
+    p.add_argument("--parallel", type=int, default=1, metavar="N",
+                   help="generate N answers at once (llamacpp: N contexts over one memory-mapped model; "
+                   "transformers: N threads on one model). Default 1. Tell clients with [llm] max_concurrency")
+    p.add_argument("--max-waiting", type=int, default=64, metavar="N",
+                   help="requests that may wait for a free slot; more get 503 busy at once (default 64)")
 
     p = sub.add_parser("eval", parents=[common], help="score retrieval (and answers) on a labelled question file",
                        description="Read a question file (CSV or JSONL: question, relevant, answer; see "
@@ -192,7 +197,14 @@ def _run(args: argparse.Namespace) -> int:
 
         key_env = args.api_key_env or wb.config.llm.api_key_env
         server_api_key(args.host, key_env)  # refuse an open bind before loading the model
-        serve(wb.llm, args.host, args.port, key_env, wb.config.llm.max_new_tokens)
+        from workbench.errors import WorkbenchError
+        from workbench.serve_llm import load_slots
+
+        if args.parallel < 1 or args.max_waiting < 0:
+            raise WorkbenchError("--parallel must be at least 1 and --max-waiting at least 0")
+        shared = wb.config.llm.backend != "llamacpp" or args.parallel == 1  # one model object serves all slots
+        slots = load_slots(wb.config.llm, args.parallel, args.max_waiting, first=wb.llm if shared else None)
+        serve(slots, args.host, args.port, key_env, wb.config.llm.max_new_tokens)
         return 0
     hits = wb.search(args.query, k=args.k, collection=args.collection, mode=args.mode, principal=_acting(wb, args))
     if args.json:

@@ -188,6 +188,11 @@ class LLMSettings(_Section):
     api_key_env: str | None = Field(
         None, description="backend='openai': name of the environment variable holding the API key.")
     threads: int | None = Field(None, ge=1, description="backend='llamacpp': CPU threads (default: all).")
+    max_concurrency: int | None = Field(
+        None, ge=1, description="Answers the backend generates at once; the web app lets that many questions "
+        "run and queues the rest. backend='openai': the server's capacity (vLLM --max-num-seqs, llama.cpp "
+        "server --parallel, `workbench llm-serve --parallel`). Default: 1 in-process, 4 for 'openai'."
+    )
 
 
 class AnswerSettings(_Section):

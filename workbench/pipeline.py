@@ -121,7 +121,7 @@ class Workbench:
         """Answers the configured LLM backend can generate at once (its own statement; loads nothing)."""
         from workbench.generate import backend_class
 
-        return backend_class(self.config.llm.backend).max_concurrency
+        return self.config.llm.max_concurrency or backend_class(self.config.llm.backend).max_concurrency
 
     @property
     def upload_types(self) -> list[str]:

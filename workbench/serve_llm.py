@@ -3,11 +3,14 @@
 Serves ``POST /v1/chat/completions`` (streamed as server-sent events, or whole) and
 ``GET /v1/models`` so that several workbench processes (the web app, notebooks, cron) can share
 one loaded model, and so that the `openai` backend can be exercised against a real server.
-One generation runs at a time; others wait. Each request is bounded: a JSON body of at most
+``--parallel N`` gives it N slots: N generations run at once, each on its own slot (for llama.cpp a
+context of its own over the one memory-mapped GGUF file, so the weights are in memory once; for
+transformers threads sharing the one model), and up to ``--max-waiting`` more requests wait for a
+free slot; beyond that a request gets 503 at once. Each request is bounded: a JSON body of at most
 `MAX_BODY_BYTES`, and never more new tokens than the server's configured maximum. API keys are
 compared in constant time. Binds to 127.0.0.1 unless told otherwise, and refuses any other
-address without an API key. Leaves out: batching and multi-GPU serving (use vLLM for that, see
-README), TLS (put a reverse proxy in front when it leaves the host).
+address without an API key. Leaves out: continuous batching and multi-GPU serving (use vLLM for
+that, see README), TLS (put a reverse proxy in front when it leaves the host).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import hmac
 import ipaddress
 import json
 import os
+import queue
 import threading
 import time
 import uuid
@@ -81,9 +85,39 @@ def read_request(headers, rfile, default_max_tokens: int) -> tuple[list[dict], i
     return messages, min(requested, default_max_tokens), bool(body.get("stream"))
 
 
+class Slots:
+    """The loaded models a server generates with, one generation per slot at a time, and a bound on
+    the requests waiting for one."""
+
+    def __init__(self, llms: list, max_waiting: int = 64) -> None:
+        self.free: queue.Queue = queue.Queue()
+        for llm in llms:
+            self.free.put(llm)
+        self.n, self.max_waiting = len(llms), max_waiting
+        self.name = llms[0].name
+        self.waiting = 0
+        self._lock = threading.Lock()
+
+    def take(self):
+        """A free slot's model (waiting for one), or None when max_waiting requests already wait."""
+        with self._lock:
+            if self.free.empty() and self.waiting >= self.max_waiting:
+                return None
+            self.waiting += 1
+        try:
+            return self.free.get()
+        finally:
+            with self._lock:
+                self.waiting -= 1
+
+    def give_back(self, llm) -> None:
+        self.free.put(llm)
+
+
 def make_handler(llm, api_key: str | None = None, default_max_tokens: int = 384):
-    """A request handler serving ``llm``; ``default_max_tokens`` is also the most a client gets."""
-    lock = threading.Lock()
+    """A request handler serving ``llm`` (one model, or `Slots`); ``default_max_tokens`` is also the
+    most a client gets."""
+    slots = llm if isinstance(llm, Slots) else Slots([llm])
     expected = f"Bearer {api_key}".encode() if api_key else None
 
     class Handler(BaseHTTPRequestHandler):
@@ -115,7 +149,8 @@ def make_handler(llm, api_key: str | None = None, default_max_tokens: int = 384)
             if not self._authorised():
                 return
             if self.path.rstrip("/") == "/v1/models":
-                self._json(200, {"object": "list", "data": [{"id": llm.name, "object": "model", "owned_by": "local"}]})
+                self._json(200, {"object": "list", "data": [{"id": slots.name, "object": "model", "owned_by": "local",
+                                                             "max_concurrency": slots.n}]})
             else:
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
 
@@ -130,20 +165,27 @@ def make_handler(llm, api_key: str | None = None, default_max_tokens: int = 384)
             except BadRequest as exc:
                 self._json(exc.status, {"error": {"message": str(exc)}})
                 return
-            with lock:
+            llm = slots.take()
+            if llm is None:
+                self._json(503, {"error": {"message": f"busy: all {slots.n} slots are generating and "
+                                           f"{slots.max_waiting} requests are waiting; try again shortly"}})
+                return
+            try:
                 if stream:
-                    self._stream(messages, max_tokens)
+                    self._stream(llm, messages, max_tokens)
                 else:
-                    self._whole(messages, max_tokens)
+                    self._whole(llm, messages, max_tokens)
+            finally:
+                slots.give_back(llm)
 
-        def _whole(self, messages: list[dict], max_tokens: int) -> None:
+        def _whole(self, llm, messages: list[dict], max_tokens: int) -> None:
             text = "".join(llm.stream(messages, max_tokens))
             self._json(200, {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion",
                              "created": int(time.time()), "model": llm.name,
                              "choices": [{"index": 0, "finish_reason": "stop",
                                           "message": {"role": "assistant", "content": text}}]})
 
-        def _stream(self, messages: list[dict], max_tokens: int) -> None:
+        def _stream(self, llm, messages: list[dict], max_tokens: int) -> None:
             rid, created = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time())
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -162,12 +204,27 @@ def make_handler(llm, api_key: str | None = None, default_max_tokens: int = 384)
     return Handler
 
 
+def load_slots(settings, parallel: int, max_waiting: int = 64, first=None) -> Slots:
+    """``parallel`` slots of the configured LLM: llama.cpp loads one context per slot over the same
+    memory-mapped GGUF (its threads shared out between them); transformers shares one model object
+    (``first``, when given, is that model)."""
+    from workbench.generate import load_llm
+
+    if settings.backend != "llamacpp" or parallel == 1:
+        return Slots([first or load_llm(settings)] * parallel, max_waiting)
+    threads = settings.threads or os.cpu_count() or 1
+    each = settings.model_copy(update={"threads": max(1, threads // parallel)})
+    return Slots([load_llm(each) for _ in range(parallel)], max_waiting)
+
+
 def serve(llm, host: str = "127.0.0.1", port: int = 8000, api_key_env: str | None = None,
           max_tokens: int = 384) -> None:
-    """Serve ``llm`` until interrupted; ``max_tokens`` bounds every answer."""
+    """Serve ``llm`` (a model, or `Slots`) until interrupted; ``max_tokens`` bounds every answer."""
     key = server_api_key(host, api_key_env)
-    server = ThreadingHTTPServer((host, port), make_handler(llm, key, max_tokens))
-    print(f"serving {llm.name} at http://{host}:{server.server_port}/v1 (OpenAI-compatible)", flush=True)
+    slots = llm if isinstance(llm, Slots) else Slots([llm])
+    server = ThreadingHTTPServer((host, port), make_handler(slots, key, max_tokens))
+    print(f"serving {slots.name} at http://{host}:{server.server_port}/v1 (OpenAI-compatible; {slots.n} "
+          f"slot{'s' if slots.n > 1 else ''}, {slots.max_waiting} may wait)", flush=True)
     try:
         server.serve_forever()
     finally:

@@ -27,6 +27,7 @@ class OpenAICompatibleLLM:
             raise WorkbenchError("[llm] backend = 'openai' needs base_url, e.g. \"http://127.0.0.1:8000/v1\"")
         self.base_url = settings.base_url.rstrip("/")
         self.name = settings.model
+        self.max_concurrency = settings.max_concurrency or type(self).max_concurrency
         self.context_window = settings.context_window
         self.temperature = settings.temperature
         key = os.environ.get(settings.api_key_env, "") if settings.api_key_env else ""
