@@ -232,3 +232,18 @@ def test_llamacpp_backend_on_the_same_gguf(sample_wb):
     assert answer.text
     assert answer.citations[0].path.endswith("offices.xlsx")
     assert answer.timings.tokens_per_s > 0
+
+
+def test_llm_max_concurrency_is_what_the_web_app_runs_at_once(tmp_path):
+    from workbench.config import Config
+    from workbench.generate import load_llm
+    from workbench.pipeline import Workbench
+    from workbench_web.app import concurrency_for
+
+    cfg = Config().with_index_dir(tmp_path / "index").replace(
+        "llm", backend="openai", base_url="http://127.0.0.1:9/v1", max_concurrency=7)
+    assert Workbench(cfg).llm_max_concurrency == 7 and concurrency_for(Workbench(cfg)) == 7
+    assert load_llm(cfg.llm).max_concurrency == 7
+    assert Workbench(cfg.replace("llm", max_concurrency=None)).llm_max_concurrency == 4  # the backend's guess
+    assert concurrency_for(Workbench(cfg.replace("web", concurrency=2))) == 2  # [web] concurrency wins
+    assert Workbench(Config().with_index_dir(tmp_path / "index")).llm_max_concurrency == 1  # in-process
