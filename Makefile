@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 PIP_EXTRA := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 
-.PHONY: setup setup-llamacpp setup-browser serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold bench-cluster bench-llm-load clean
+.PHONY: setup setup-llamacpp setup-browser serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold bench-cluster clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -79,10 +79,6 @@ bench-latency: setup
 bench-pdf: setup
 	$(PY) benchmarks/pdf_extract.py
 
-# concurrent answers from `workbench llm-serve`: 1 slot vs 4 slots, 20 and 50 sessions
-bench-llm-load: setup setup-llamacpp
-	$(PY) benchmarks/llm_load.py $(ARGS)
-
 # ingest on a real Ray cluster started on this machine: local vs 1 vs 2 worker nodes
 bench-cluster: setup
 	$(PY) benchmarks/cluster_speed.py $(ARGS)
@@ -91,8 +87,8 @@ bench-cluster: setup
 bench-cold: setup
 	$(PY) benchmarks/cold_start.py $(ARGS)
 
-bench-web-load: setup
-	$(PY) benchmarks/web_load.py
+bench-web-load: setup setup-llamacpp
+	$(PY) benchmarks/web_load.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) workbench-index

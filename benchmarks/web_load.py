@@ -3,9 +3,15 @@
 Starts `workbench serve` as a real server (real MiniLM + SmolLM2) over the sample documents, signs
 in N sessions (each its own login and cookie), and has them all ask at once through the app's
 queue. Every session must end with an answer or a clear "busy" (queue full) message within the
-deadline; none may hang. Prints counts, latency percentiles, and the ratio of the median loaded
-latency to one question asked alone (the baseline, same server, same run).
+deadline; none may hang. Prints counts, time to the first answer text and to the last (median,
+p95), and the ratio of the median loaded latency to one question asked alone (the baseline, same
+server, same run).
 
+With ``--llm-slots 1,4`` the model runs in `workbench llm-serve --parallel N` (llamacpp backend,
+SmolLM2 GGUF) and the app talks to it through the `openai` backend with ``[llm] max_concurrency =
+N``: the same sessions against 1 slot and against 4, in one run.
+
+    make bench-web-load ARGS="--sessions 20,50 --llm-slots 1,4"
     .venv/bin/python benchmarks/web_load.py [--sessions 20] [--queue-size 16] [--max-new-tokens 96]
 
 Not a test: the figures depend on the machine.
@@ -31,14 +37,30 @@ QUESTIONS = ["When does the shuttle bus leave car park D?", "How many days of an
              "When does Hangar 4 open?", "What was fleet availability in Q3?"]
 
 
-def start_server(base: Path, queue_size: int, max_new_tokens: int) -> tuple[subprocess.Popen, str]:
+def start_llm(base: Path, slots: int, max_new_tokens: int) -> tuple[subprocess.Popen, str]:
+    """`workbench llm-serve --parallel SLOTS` on the SmolLM2 GGUF (llamacpp); its base URL."""
+    import re
+
+    cfg = base / f"llm-{slots}.toml"
+    cfg.write_text(f'[index]\ndir = "index"\n[llm]\nbackend = "llamacpp"\nmax_new_tokens = {max_new_tokens}\n')
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "llm-serve", "--port", "0", "--parallel", str(slots),
+                             "--config", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    match = re.search(r"http://127\.0\.0\.1:(\d+)/v1", proc.stdout.readline())
+    if not match:
+        raise SystemExit("llm-serve did not start: " + (proc.stderr.read() if proc.poll() is not None else ""))
+    return proc, f"http://127.0.0.1:{match.group(1)}/v1"
+
+
+def start_server(base: Path, queue_size: int, max_new_tokens: int, llm: str = "") -> tuple[subprocess.Popen, str]:
     cfg = base / "workbench.toml"
-    cfg.write_text(f'[index]\ndir = "index"\n[llm]\nmax_new_tokens = {max_new_tokens}\n[web]\nqueue_size = {queue_size}\n')
+    cfg.write_text(f'[index]\ndir = "index"\n[llm]\nmax_new_tokens = {max_new_tokens}\n{llm}\n'
+                   f'[web]\nqueue_size = {queue_size}\n')
     wb = [sys.executable, "-m", "workbench.cli"]
-    subprocess.run([*wb, "ingest", str(ROOT / "data" / "sample"), "--config", str(cfg)], check=True,
-                   capture_output=True)
-    subprocess.run([*wb, "users", "add", "loadtest", "--groups", "staff", "--password-stdin", "--config", str(cfg)],
-                   input="load-test-password\n", text=True, check=True, capture_output=True)
+    if not (base / "index").exists():
+        subprocess.run([*wb, "ingest", str(ROOT / "data" / "sample"), "--config", str(cfg)], check=True,
+                       capture_output=True)
+        subprocess.run([*wb, "users", "add", "loadtest", "--groups", "staff", "--password-stdin", "--config",
+                        str(cfg)], input="load-test-password\n", text=True, check=True, capture_output=True)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -61,8 +83,13 @@ def session(url: str, question: str, barrier: threading.Barrier, deadline_s: flo
     barrier.wait()
     t0 = time.perf_counter()
     job = client.submit(question, [], "", api_name="/ask")
+    first = None
     try:
-        result = job.result(timeout=deadline_s)
+        while not job.done() and time.perf_counter() - t0 < deadline_s:
+            if first is None and _answering(job.outputs()):
+                first = time.perf_counter() - t0
+            time.sleep(0.05)
+        result = job.result(timeout=max(1.0, deadline_s - (time.perf_counter() - t0)))
         chat = result[0]
         content = chat[-1]["content"] if chat else ""
         if isinstance(content, list):  # Gradio 6 sends message content as a list of parts
@@ -75,7 +102,20 @@ def session(url: str, question: str, barrier: threading.Barrier, deadline_s: flo
         text = str(exc)
         text = f"{type(exc).__name__}: {exc}"
         kind = "busy" if "queue is full" in text.lower() or "busy" in text.lower() else "error"
-    out[i] = (kind, time.perf_counter() - t0, text[:120])
+    total = time.perf_counter() - t0
+    out[i] = (kind, total, text[:120], first if first is not None else total)
+
+
+def _answering(outputs: list) -> bool:
+    """True once the streamed chat shows answer text (not the "Searching..." placeholder)."""
+    for out in reversed(outputs):
+        chat = out[0] if isinstance(out, (list, tuple)) and out else None
+        if chat:
+            content = chat[-1].get("content", "") if isinstance(chat[-1], dict) else ""
+            if isinstance(content, list):
+                content = " ".join(str(p.get("text", p) if isinstance(p, dict) else p) for p in content)
+            return bool(content) and not str(content).startswith(("Searching", "Loading"))
+    return False
 
 
 def run(url: str, n: int, deadline_s: float) -> list:
@@ -87,7 +127,31 @@ def run(url: str, n: int, deadline_s: float) -> list:
         t.start()
     for t in threads:
         t.join(deadline_s + 60)
-    return [o or ("hang", deadline_s, "thread did not finish") for o in out]
+    return [o or ("hang", deadline_s, "thread did not finish", deadline_s) for o in out]
+
+
+def p95(values: list[float]) -> float:
+    return values[min(len(values) - 1, int(0.95 * len(values)))]
+
+
+def report(label: str, n: int, results: list, wall: float, alone: float) -> dict:
+    counts = {k: sum(1 for r in results if r[0] == k) for k in ("answer", "busy", "error", "hang", "empty")}
+    answered = sorted(r[1] for r in results if r[0] == "answer")
+    first = sorted(r[3] for r in results if r[0] == "answer")
+    line = f"{label:14s} {n:8d} sessions {wall:6.1f} s wall: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+    if answered:
+        line += (f"; first text p50 {statistics.median(first):.1f} s p95 {p95(first):.1f} s; last p50 "
+                 f"{statistics.median(answered):.1f} s p95 {p95(answered):.1f} s; median/alone "
+                 f"{statistics.median(answered) / alone:.1f}x")
+    print(line, flush=True)
+    busy = [r for r in results if r[0] == "busy"]
+    if busy:
+        print(f"    busy replies after {min(r[1] for r in busy):.2f}-{max(r[1] for r in busy):.2f} s: {busy[0][2]!r}")
+    for kind, secs, text, _ in results:
+        if kind in ("error", "hang", "empty"):
+            print(f"    {kind} after {secs:.1f} s: {text}")
+    return {"counts": counts, "first": statistics.median(first) if first else None,
+            "last": statistics.median(answered) if answered else None}
 
 
 def main() -> int:
@@ -95,42 +159,52 @@ def main() -> int:
 
     print(machine.describe())
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sessions", type=int, default=20)
+    ap.add_argument("--sessions", default="20", help="comma-separated session counts (default 20)")
     ap.add_argument("--queue-size", type=int, default=16, help="[web] queue_size for the server (default 16)")
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--deadline", type=float, default=900, help="seconds before a session counts as hung")
+    ap.add_argument("--llm-slots", default="", help="e.g. 1,4: run the model in llm-serve with these slot counts")
     args = ap.parse_args()
+    sessions = [int(x) for x in args.sessions.split(",")]
     base = Path(tempfile.mkdtemp(prefix="wb-load-"))
-    proc, url = start_server(base, args.queue_size, args.max_new_tokens)
-    try:
-        run(url, 1, args.deadline)  # warm-up: loads the models
-        [(kind, alone, _)] = run(url, 1, args.deadline)
-        if kind != "answer":
-            raise SystemExit(f"a single question failed: {kind}: {_}")
-        t0 = time.perf_counter()
-        results = run(url, args.sessions, args.deadline)
-        wall = time.perf_counter() - t0
-    finally:
-        proc.terminate()
-        proc.wait(30)
-    counts = {k: sum(1 for r in results if r[0] == k) for k in ("answer", "busy", "error", "hang", "empty")}
-    answered = sorted(r[1] for r in results if r[0] == "answer")
-    busy = sorted(r[1] for r in results if r[0] == "busy")
-    print(f"server: concurrency 1 (transformers backend), queue_size {args.queue_size}, "
-          f"max_new_tokens {args.max_new_tokens}")
-    print(f"one question alone (baseline): {alone:.1f} s")
-    print(f"{args.sessions} concurrent sessions, {wall:.1f} s wall: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    if answered:
-        p95 = answered[min(len(answered) - 1, int(0.95 * len(answered)))]
-        print(f"answered: min {answered[0]:.1f} s, median {statistics.median(answered):.1f} s, p95 {p95:.1f} s, "
-              f"max {answered[-1]:.1f} s; median / baseline = {statistics.median(answered) / alone:.1f}x")
-    if busy:
-        print(f"busy replies came after {busy[0]:.2f}-{busy[-1]:.2f} s; message: {next(r[2] for r in results if r[0] == 'busy')!r}")
-    for kind, secs, text in results:
-        if kind in ("error", "hang", "empty"):
-            print(f"  {kind} after {secs:.1f} s: {text}")
+    setups = [(f"llm-serve {n} slot{'s' if n > 1 else ''}", n) for n in map(int, args.llm_slots.split(","))] \
+        if args.llm_slots else [("in-process", 0)]
+    print(f"app: queue_size {args.queue_size}, max_new_tokens {args.max_new_tokens}; one question alone is the "
+          "baseline of each setup")
+    summary, bad = {}, 0
+    for label, slots in setups:
+        llm_proc, llm = None, ""
+        if slots:
+            llm_proc, url = start_llm(base, slots, args.max_new_tokens)
+            llm = (f'backend = "openai"\nbase_url = "{url}"\nmodel = "SmolLM2-135M-Instruct"\n'
+                   f"max_concurrency = {slots}")
+        proc, app = start_server(base, args.queue_size, args.max_new_tokens, llm)
+        try:
+            run(app, 1, args.deadline)  # warm-up: loads the models
+            [(kind, alone, text, _)] = run(app, 1, args.deadline)
+            if kind != "answer":
+                raise SystemExit(f"a single question failed: {kind}: {text}")
+            print(f"{label}: one question alone {alone:.1f} s")
+            for n in sessions:
+                t0 = time.perf_counter()
+                results = run(app, n, args.deadline)
+                summary[(label, n)] = report(label, n, results, time.perf_counter() - t0, alone)
+                bad += sum(1 for r in results if r[0] in ("hang", "error", "empty"))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            if llm_proc is not None:
+                llm_proc.terminate()
+                llm_proc.wait(30)
+    if len(setups) == 2:
+        (a, _), (b, _) = setups
+        for n in sessions:
+            x, y = summary[(a, n)], summary[(b, n)]
+            if x["first"] and y["first"]:
+                print(f"{n} sessions, {b} vs {a}: median first text {x['first'] / y['first']:.2f}x sooner, "
+                      f"median last {x['last'] / y['last']:.2f}x sooner")
     shutil.rmtree(base, ignore_errors=True)
-    return 0 if counts["hang"] == counts["error"] == counts["empty"] == 0 else 1
+    return 0 if bad == 0 else 1
 
 
 if __name__ == "__main__":

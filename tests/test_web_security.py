@@ -561,3 +561,22 @@ def test_single_sign_on_needs_the_proxy_secret(tmp_path):
     done = run_cli("serve", "--config", str(no_secret), "--port", "1", timeout=120)
     assert done.returncode == 2
     assert "shared secret" in done.stderr
+
+
+def test_a_waiting_question_is_told_its_place_in_the_queue(site):
+    """One answer at a time (the in-process model): three questions at once, and the server tells the
+    later ones their place (Gradio's queue estimation, which the page shows as "queue n/m")."""
+    seen: dict[str, list[dict]] = {}
+
+    def one(name):
+        with signed_in(site["url"], name) as http:
+            seen[name] = ask_http(http, QUESTION)
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in ("sam", "kim", "ivy")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    ranks = sorted(max((m.get("rank") or 0) for m in msgs if m.get("msg") == "estimation") for msgs in seen.values())
+    assert len(seen) == 3 and all(any(m.get("msg") == "process_completed" for m in msgs) for msgs in seen.values())
+    assert ranks[-1] >= 1, ranks  # the last in line was told that others were ahead of it
