@@ -27,8 +27,8 @@ def load_email(data: bytes, stem: str, limits) -> list[ParsedDocument]:
         raise ParseError(f"unreadable e-mail ({exc})") from None
     if not msg.keys():
         raise ParseError("not an e-mail message (no headers found)")
-    subject = str(msg.get("subject", "") or "").strip()
-    header = "\n".join(f"{k}: {msg[k]}" for k in ("From", "To", "Cc", "Date", "Subject") if msg.get(k))
+    subject = _header(msg, "Subject").strip()
+    header = "\n".join(f"{k}: {_header(msg, k)}" for k in ("From", "To", "Cc", "Date", "Subject") if _header(msg, k))
     blocks = [Block(text=header, headings=(subject,) if subject else (), kind="heading")]
     body = msg.get_body(preferencelist=("plain", "html"))
     if body is not None:
@@ -47,7 +47,11 @@ def load_email(data: bytes, stem: str, limits) -> list[ParsedDocument]:
     errors: dict[str, str] = {}
     taken: set[str] = {""}  # "" is the message itself
     for attachment in msg.iter_attachments():
-        name = _unique(attachment.get_filename() or "attachment", taken)
+        try:
+            filename = attachment.get_filename()
+        except (IndexError, ValueError, TypeError, AttributeError, LookupError):
+            filename = None  # a malformed Content-Disposition: the stdlib parser raises on some
+        name = _unique(filename or "attachment", taken)
         if format_for(name) is None:
             errors[name] = "unsupported attachment type"
             continue
@@ -59,7 +63,7 @@ def load_email(data: bytes, stem: str, limits) -> list[ParsedDocument]:
                                            part=part, metadata={"attached_to": subject}))
         except ParseError as exc:
             errors[name] = str(exc)
-    meta = {k.lower(): str(msg[k]) for k in ("From", "To", "Date", "Subject", "Message-ID") if msg.get(k)}
+    meta = {k.lower(): _header(msg, k) for k in ("From", "To", "Date", "Subject", "Message-ID") if _header(msg, k)}
     if errors:
         meta["attachment_errors"] = json.dumps(errors)
     mail = ParsedDocument(format="email", title=subject or stem, blocks=tuple(blocks), metadata=meta)
@@ -78,3 +82,13 @@ def _unique(name: str, taken: set[str]) -> str:
         candidate = f"{stem} ({n}){suffix}"
     taken.add(candidate)
     return candidate
+
+
+def _header(msg, name: str) -> str:
+    """A header's text; the raw value when the stdlib's structured parser fails on a malformed one
+    (it raises IndexError on some broken addresses), "" when absent."""
+    try:
+        return str(msg.get(name, "") or "")
+    except (IndexError, ValueError, TypeError, AttributeError, LookupError):
+        raw = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), "")
+        return str(raw)
