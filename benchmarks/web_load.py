@@ -76,10 +76,7 @@ def start_server(base: Path, queue_size: int, max_new_tokens: int, llm: str = ""
     raise SystemExit("server did not start; see " + str(base / "serve.log"))
 
 
-def session(url: str, question: str, barrier: threading.Barrier, deadline_s: float, out: list, i: int) -> None:
-    from gradio_client import Client
-
-    client = Client(url, auth=("loadtest", "load-test-password"), verbose=False)
+def session(client, question: str, barrier: threading.Barrier, deadline_s: float, out: list, i: int) -> None:
     barrier.wait()
     t0 = time.perf_counter()
     job = client.submit(question, [], "", api_name="/ask")
@@ -119,9 +116,15 @@ def _answering(outputs: list) -> bool:
 
 
 def run(url: str, n: int, deadline_s: float) -> list:
+    """N sessions, signed in one after another (sign-ins are throttled per client by design), then
+    asking all at the same moment."""
+    from gradio_client import Client
+
+    clients = [Client(url, auth=("loadtest", "load-test-password"), verbose=False) for _ in range(n)]
     out: list = [None] * n
     barrier = threading.Barrier(n)
-    threads = [threading.Thread(target=session, args=(url, QUESTIONS[i % len(QUESTIONS)], barrier, deadline_s, out, i))
+    threads = [threading.Thread(target=session, args=(clients[i], QUESTIONS[i % len(QUESTIONS)], barrier, deadline_s,
+                                                      out, i))
                for i in range(n)]
     for t in threads:
         t.start()
@@ -191,11 +194,14 @@ def main() -> int:
                 summary[(label, n)] = report(label, n, results, time.perf_counter() - t0, alone)
                 bad += sum(1 for r in results if r[0] in ("hang", "error", "empty"))
         finally:
-            proc.terminate()
-            proc.wait(30)
-            if llm_proc is not None:
-                llm_proc.terminate()
-                llm_proc.wait(30)
+            for p in (proc, llm_proc):
+                if p is not None:
+                    p.terminate()
+                    try:
+                        p.wait(15)
+                    except subprocess.TimeoutExpired:  # uvicorn waits for open event streams
+                        p.kill()
+                        p.wait(15)
     if len(setups) == 2:
         (a, _), (b, _) = setups
         for n in sessions:
