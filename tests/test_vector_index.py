@@ -113,3 +113,14 @@ def test_auto_switches_to_ivf_at_its_threshold(tmp_path, embedder, corpus):
     report = low.ingest(corpus, progress=False)
     assert report.chunks_embedded >= 100 and manifest(tmp_path / "b")["kind"] == "ivf"
     assert json.loads(run_cli("status", "--index", str(tmp_path / "b"), "--json").stdout)["vector_index"].startswith("ivf")
+
+
+def test_changing_the_index_kind_takes_effect_at_the_next_reindex(tmp_path, embedder, corpus):
+    open_wb(tmp_path / "ix", embedder, kind="flat").ingest(corpus / "notes", progress=False)
+    assert manifest(tmp_path / "ix")["kind"] == "flat"
+    report = open_wb(tmp_path / "ix", embedder, kind="ivf").reindex(progress=False)  # nothing changed on disk
+    assert report.published and report.chunks_added == 0 and manifest(tmp_path / "ix")["kind"] == "ivf"
+    again = open_wb(tmp_path / "ix", embedder, kind="ivf").reindex(progress=False)
+    assert not again.published  # and nothing to do once it matches
+    back = open_wb(tmp_path / "ix", embedder, kind="flat").reindex(progress=False)
+    assert back.published and manifest(tmp_path / "ix")["kind"] == "flat"

@@ -218,6 +218,7 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
             _apply_plan(w, plan, collection, root_s, t)
             _regroup(w, access[collection], collection, root_s, t)
             items.update({item.file.path: (item, collection, root_s) for item in plan.to_parse})
+        t.dirty |= w.search_index_outdated()  # [index] kind changed: the next generation rebuilds it
         jobs = {path: ParseJob(path, collection, item.content_hash, w.generation)
                 for path, (item, collection, _) in items.items()}
         started_files = t.time("plan", started)

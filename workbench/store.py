@@ -267,6 +267,18 @@ class IndexWriter:
             self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))
             self.removed.update(int(i) for i in ids)
 
+    def search_index_outdated(self) -> bool:
+        """True when the current generation is searched by another kind of index than ``search`` now
+        asks for (``[index] kind`` or ``approximate_from`` changed): publishing again rebuilds it."""
+        if self.base is None:
+            return False
+        try:
+            built = json.loads((_gen_dir(self.root, self.base) / "manifest.json").read_text()).get("index", {})
+        except (OSError, ValueError):
+            return False
+        wanted = vector_index.resolve_kind(self.search["kind"], self.vectors.ntotal, self.search["approximate_from"])
+        return built.get("kind", "flat") != (wanted if self.vectors.ntotal else "flat")
+
     def publish(self) -> int:
         """Write the vectors, then switch CURRENT to this generation in one atomic step."""
         import faiss
