@@ -85,6 +85,12 @@ class NodeWorker:
 
         self.config = Config.model_validate(config)
         settings = self.config.embedding
+        self.note = ""
+        if device is not None and device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():  # a GPU node whose torch is the CPU build
+                device, self.note = None, "has a GPU, but its torch has no CUDA: it embeds on its CPUs"
         if device is not None:
             settings = settings.model_copy(update={"device": device})
         models = Path(tempfile.gettempdir()) / f"workbench-models-{os.getuid()}"
@@ -104,7 +110,7 @@ class NodeWorker:
         """Where this worker runs and which model it embeds with (the driver refuses a different one)."""
         e = self.embedder
         return {"node": self.node, "model": e.name, "dim": e.dim, "cache_key": getattr(e, "cache_key", e.name),
-                "parsers": self.n_parsers}
+                "parsers": self.n_parsers, "note": self.note}
 
     def parse(self, job: dict, data: bytes | None = None) -> str:
         """Parse and chunk one file; JSON {path, error, retry, docs: [{doc, id, chunks}], seconds}.
@@ -300,6 +306,8 @@ class RayCluster:
                 ray.kill(handle, no_restart=True)
                 continue
             actors.append(_Actor(handle, info["node"], capacity=info["parsers"] + DEPTH))
+            if info["note"]:
+                self.notes.append(f"cluster node {info['node']} {info['note']} (install a CUDA build of torch there)")
         if problems:
             self.notes.append("cluster nodes that could not start a worker: " + "; ".join(problems))
         if not actors:
