@@ -202,8 +202,7 @@ def _run(args: argparse.Namespace) -> int:
 
         if args.parallel < 1 or args.max_waiting < 0:
             raise WorkbenchError("--parallel must be at least 1 and --max-waiting at least 0")
-        shared = wb.config.llm.backend != "llamacpp" or args.parallel == 1  # one model object serves all slots
-        slots = load_slots(wb.config.llm, args.parallel, args.max_waiting, first=wb.llm if shared else None)
+        slots = load_slots(wb.config.llm, args.parallel, args.max_waiting, shared=lambda: wb.llm)
         serve(slots, args.host, args.port, key_env, wb.config.llm.max_new_tokens)
         return 0
     hits = wb.search(args.query, k=args.k, collection=args.collection, mode=args.mode, principal=_acting(wb, args))

@@ -44,7 +44,7 @@ import numpy as np
 from workbench.config import Config
 from workbench.errors import WorkbenchError
 from workbench.privacy import OFFLINE_SWITCHES
-from workbench.records import Block, Chunk, ChunkedFile, NodeWork, ParsedDocument, ParseJob
+from workbench.records import Chunk, ChunkedFile, NodeWork, ParsedDocument, ParseJob
 
 DEPTH = 1  # requests waiting at one actor beyond its parser count: keeps it busy while the driver writes
 EMBED_SPLIT = 128  # texts per embedding request: one large file's passages spread over every node
@@ -181,15 +181,9 @@ class NodeWorker:
 def _from_message(msg: dict, node: str) -> ChunkedFile:
     if msg.get("error") is not None:
         return ChunkedFile(msg["path"], error=msg["error"], node=node, retry=bool(msg.get("retry")))
-    docs = []
-    for d in msg["docs"]:
-        raw = d["doc"]
-        blocks = tuple(Block(**{**b, "headings": tuple(b["headings"])}) for b in raw["blocks"])
-        parsed = ParsedDocument(format=raw["format"], title=raw["title"], blocks=blocks, part=raw["part"],
-                                metadata=raw["metadata"])
-        chunks = tuple(Chunk(**{**c, "headings": tuple(c["headings"])}) for c in d["chunks"])
-        docs.append((parsed, d["id"], chunks))
-    return ChunkedFile(msg["path"], docs=tuple(docs), node=node)
+    docs = tuple((ParsedDocument.from_dict(d["doc"]), d["id"],
+                  tuple(Chunk(**{**c, "headings": tuple(c["headings"])}) for c in d["chunks"])) for d in msg["docs"])
+    return ChunkedFile(msg["path"], docs=docs, node=node)
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:

@@ -192,9 +192,8 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
     ing = config.ingest
     cluster = None
     ix = config.index
-    search = {"kind": ix.kind, "approximate_from": ix.approximate_from, "nprobe": ix.nprobe}
     with IndexWriter(ix.dir, embedder.name, embedder.dim, wait_s, ix.keep_generations,
-                     getattr(embedder, "cache_key", None), search) as w:
+                     getattr(embedder, "cache_key", None), ix) as w:
         started = t.time("lock", started)
         items: dict[str, tuple[ToParse, str, str]] = {}
         for root, collection in sources:

@@ -65,6 +65,12 @@ class ParsedDocument(_Record):
         """The extracted text; chunk character spans index into this string."""
         return "\n\n".join(b.text for b in self.blocks)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "ParsedDocument":
+        """The inverse of `to_dict` (parser workers and cluster nodes send documents as JSON)."""
+        blocks = tuple(Block(**{**b, "headings": tuple(b["headings"])}) for b in d["blocks"])
+        return cls(format=d["format"], title=d["title"], blocks=blocks, part=d["part"], metadata=d["metadata"])
+
 
 @dataclass(frozen=True, slots=True)
 class Document(_Record):

@@ -204,14 +204,14 @@ def make_handler(llm, api_key: str | None = None, default_max_tokens: int = 384)
     return Handler
 
 
-def load_slots(settings, parallel: int, max_waiting: int = 64, first=None) -> Slots:
+def load_slots(settings, parallel: int, max_waiting: int = 64, shared=None) -> Slots:
     """``parallel`` slots of the configured LLM: llama.cpp loads one context per slot over the same
-    memory-mapped GGUF (its threads shared out between them); transformers shares one model object
-    (``first``, when given, is that model)."""
+    memory-mapped GGUF (its threads shared out between them); otherwise, and for one slot, every slot
+    is the one model ``shared()`` returns (default: loaded here)."""
     from workbench.generate import load_llm
 
     if settings.backend != "llamacpp" or parallel == 1:
-        return Slots([first or load_llm(settings)] * parallel, max_waiting)
+        return Slots([(shared or (lambda: load_llm(settings)))()] * parallel, max_waiting)
     threads = settings.threads or os.cpu_count() or 1
     each = settings.model_copy(update={"threads": max(1, threads // parallel)})
     return Slots([load_llm(each) for _ in range(parallel)], max_waiting)

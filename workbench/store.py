@@ -33,6 +33,7 @@ import numpy as np
 
 from workbench import vector_index
 from workbench.catalog import SCHEMA_VERSION, Catalog
+from workbench.config import IndexSettings
 from workbench.errors import IndexBusyError, IndexCorruptError, IndexMismatchError
 
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
@@ -100,9 +101,8 @@ class IndexReader:
         check_schema(root, self.catalog.meta())
         self._vectors = None
         self._approximate = None
-        info = self.index_info
-        self.nprobe = int(info.get("nprobe", 32))  # the config's values replace these (Workbench.reader)
-        self.exact_below = 20_000
+        # how an IVF index is searched: the defaults of [index]; Workbench.reader sets the config's
+        self.nprobe, self.exact_below = IndexSettings().nprobe, IndexSettings().exact_below
 
     @property
     def index_info(self) -> dict:
@@ -185,13 +185,13 @@ class IndexWriter:
     """Builds the next generation under the write lock. Use as a context manager, then `publish`."""
 
     def __init__(self, root: Path, model: str, dim: int, wait_s: float = 0.0, keep_generations: int = 2,
-                 cache_key: str | None = None, search: dict | None = None) -> None:
+                 cache_key: str | None = None, search: IndexSettings | None = None) -> None:
         """``cache_key`` names the embedding cache's vectors (default: the model; an int8 run uses
-        its own, so that its vectors never stand in for float32 ones). ``search`` holds ``[index]``'s
-        kind, approximate_from and nprobe (default: exact search only)."""
+        its own, so that its vectors never stand in for float32 ones). ``search``: ``[index]``, whose
+        kind, approximate_from and nprobe decide what searches the vectors (default: its defaults)."""
         self.root, self.model, self.dim = root, model, dim
         self.cache_key = cache_key or model
-        self.search = search or {"kind": "flat", "approximate_from": 1, "nprobe": 32}
+        self.search = search or IndexSettings()
         self.added: set[int] = set()
         self.removed: set[int] = set()
         self.wait_s, self.keep = wait_s, keep_generations
@@ -267,16 +267,22 @@ class IndexWriter:
             self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))
             self.removed.update(int(i) for i in ids)
 
+    def _base_index(self) -> dict | None:
+        """The current generation's manifest entry on what searches its vectors (None: none yet)."""
+        if self.base is None:
+            return None
+        try:
+            return json.loads((_gen_dir(self.root, self.base) / "manifest.json").read_text()).get("index", {})
+        except (OSError, ValueError):
+            return None
+
     def search_index_outdated(self) -> bool:
         """True when the current generation is searched by another kind of index than ``search`` now
         asks for (``[index] kind`` or ``approximate_from`` changed): publishing again rebuilds it."""
-        if self.base is None:
+        built = self._base_index()
+        if built is None:
             return False
-        try:
-            built = json.loads((_gen_dir(self.root, self.base) / "manifest.json").read_text()).get("index", {})
-        except (OSError, ValueError):
-            return False
-        wanted = vector_index.resolve_kind(self.search["kind"], self.vectors.ntotal, self.search["approximate_from"])
+        wanted = vector_index.resolve_kind(self.search.kind, self.vectors.ntotal, self.search.approximate_from)
         return built.get("kind", "flat") != (wanted if self.vectors.ntotal else "flat")
 
     def publish(self) -> int:
@@ -295,12 +301,9 @@ class IndexWriter:
         faiss.write_index(self.vectors, str(private_file(self.dir / "vectors.faiss")))
         files = ["catalog.sqlite", "vectors.faiss"]
         base_dir = _gen_dir(self.root, self.base) if self.base is not None else None
-        base_info = None
-        if base_dir is not None and (base_dir / "manifest.json").exists():
-            base_info = json.loads((base_dir / "manifest.json").read_text()).get("index")
         private_file(self.dir / vector_index.APPROX_FILE)
-        index = vector_index.publish(self.dir, self.vectors, self.search["kind"], self.search["approximate_from"],
-                                     self.search["nprobe"], base_dir, base_info, self.removed, self.added)
+        index = vector_index.publish(self.dir, self.vectors, self.search.kind, self.search.approximate_from,
+                                     self.search.nprobe, base_dir, self._base_index(), self.removed, self.added)
         if index["kind"] == "ivf":
             files.append(vector_index.APPROX_FILE)
         else:

@@ -35,7 +35,7 @@ from workbench.config import IngestSettings
 from workbench.errors import ParseError
 from workbench.load import LoadLimits, parse_bytes
 from workbench.privacy import OFFLINE_SWITCHES
-from workbench.records import Block, ParsedDocument
+from workbench.records import ParsedDocument
 
 DEFAULT_CPU_S = IngestSettings.model_fields["parse_cpu_s"].default
 # What a worker needs to start and to decode text; everything else (API keys, tokens, cloud
@@ -136,12 +136,6 @@ class ParseOutcome:
     path: str
     docs: tuple[ParsedDocument, ...] = ()
     error: str | None = None
-
-
-def _doc_from_dict(d: dict) -> ParsedDocument:
-    blocks = tuple(Block(**{**b, "headings": tuple(b["headings"])}) for b in d["blocks"])
-    return ParsedDocument(format=d["format"], title=d["title"], blocks=blocks, part=d["part"],
-                          metadata=d["metadata"])
 
 
 def parse_path(path: str, limits: LoadLimits, memory_mb: int) -> dict:
@@ -290,7 +284,7 @@ class ParserPool:
                     if msg.get("fatal"):
                         self._replace(w)
                     if msg["ok"]:
-                        yield ParseOutcome(path, docs=tuple(_doc_from_dict(d) for d in msg["docs"]))
+                        yield ParseOutcome(path, docs=tuple(ParsedDocument.from_dict(d) for d in msg["docs"]))
                     else:
                         yield ParseOutcome(path, error=msg["reason"])
                 elif time.monotonic() >= w.deadline:
