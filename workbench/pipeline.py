@@ -543,7 +543,8 @@ class Workbench:
 
 def _describe_index(info: dict, nprobe: int) -> str:
     """One line on what searches a generation's vectors (its manifest's "index" entry)."""
-    size = f"{info['bytes'] / 2**20:.1f} MB on disk" if "bytes" in info else "size not recorded"
+    size = "size not recorded" if "bytes" not in info else (
+        f"{info['bytes'] / 2**20:.1f} MB on disk" if info["bytes"] >= 2**20 else f"{info['bytes'] / 2**10:.0f} KB on disk")
     if info.get("kind") != "ivf":
         return f"flat (exact search), {size}"
     return (f"ivf ({info['nlist']} lists, nprobe {nprobe}), {size}; recall@10 against exact "

@@ -337,7 +337,7 @@ class IngestReport(_Record):
             f"{self.chunks_from_cache} from cache"
             + (f", {self.chunks_lexical_only} contents/index pages not embedded" if self.chunks_lexical_only else "")
             + f") in {self.seconds:.1f}s"
-            + (f" on {len(self.nodes)} cluster nodes" if self.nodes else "")
+            + (f" on {len(self.nodes)} cluster node{'s' if len(self.nodes) > 1 else ''}" if self.nodes else "")
         )
 
     def __str__(self) -> str:
