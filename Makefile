@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 PIP_EXTRA := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 
-.PHONY: setup setup-llamacpp setup-browser serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold bench-cluster clean
+.PHONY: setup setup-llamacpp setup-browser setup-ocr serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold bench-cluster bench-ocr clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ $(CHROMIUM):
 
 setup-browser: $(CHROMIUM)
 
+# OCR of scanned pages and image files: Debian's tesseract with its English and Spanish data
+TESSERACT ?= /usr/bin/tesseract
+$(TESSERACT):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-eng tesseract-ocr-spa
+
+setup-ocr: $(TESSERACT)
+
 # the staff web app on http://127.0.0.1:7860/ (create a user first: see README, "The staff web app")
 serve: setup
 	$(VENV)/bin/workbench serve
@@ -54,14 +62,14 @@ lab: setup
 kernel: setup
 	$(PY) -m ipykernel install --user --name workbench --display-name "Python (workbench)"
 
-demo: setup
+demo: setup setup-ocr
 	$(VENV)/bin/workbench ingest data/sample
 	$(VENV)/bin/workbench status
 	$(VENV)/bin/workbench search "How many days of annual leave can be carried over?" -k 3
 	$(VENV)/bin/workbench ask "When does the shuttle bus leave car park D?"
 
 # the tests cover every LLM backend, so they build the llamacpp extra too (once)
-test: setup setup-llamacpp setup-browser
+test: setup setup-llamacpp setup-browser setup-ocr
 	$(PY) -m pytest
 
 bench-ingest: setup
@@ -69,6 +77,9 @@ bench-ingest: setup
 
 bench-embed: setup
 	$(PY) benchmarks/embed_dtype.py $(ARGS)
+
+bench-ocr: setup setup-ocr
+	$(PY) benchmarks/ocr_speed.py $(ARGS)
 
 bench-retrieval: setup
 	$(PY) benchmarks/retrieval_cranfield.py

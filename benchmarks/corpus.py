@@ -71,3 +71,29 @@ def build(dest: Path, large: bool = False) -> tuple[list[Path], int]:
             pages += page_count(src)
         print(f"large corpus: {distinct} distinct pages, {pages - distinct} more in copies of the largest manuals")
     return copies, pages
+
+
+TEXT_SOURCES = ("/usr/share/doc/python3.11/html/**/*.html", "/usr/share/doc/postgresql-doc-15/html/*.html",
+                "/usr/share/doc/debian-handbook/html/en-US/*.html")
+TEXT_PACKAGES = "python3.11-doc postgresql-doc-15 debian-handbook r-doc-pdf c++-annotations-pdf"
+
+
+def text_pool() -> list[list[str]]:
+    """The words of real English documentation, one list per document: the HTML of the Python 3.11,
+    PostgreSQL 15 and Debian Administrator's Handbook manuals and the text of the PDF manuals above
+    (about 4.4M words). Exits with the apt command when the packages are missing."""
+    import html
+    import re
+
+    import pypdfium2 as pdfium
+
+    tag, word = re.compile(r"<script.*?</script>|<style.*?</style>|<[^>]+>", re.S | re.I), re.compile(r"\w+")
+    pages = [p for pattern in TEXT_SOURCES for p in sorted(glob.glob(pattern, recursive=True))]
+    if len(pages) < 1000 or any(not Path(p).exists() for p in MANUALS):
+        sys.exit(f"missing text corpus; run: apt-get install {TEXT_PACKAGES}")
+    docs = [word.findall(html.unescape(tag.sub(" ", Path(p).read_text(encoding="utf-8", errors="replace"))))
+            for p in pages]
+    for path in MANUALS:
+        with pdfium.PdfDocument(path) as pdf:
+            docs.append(word.findall(" ".join(pdf[i].get_textpage().get_text_range() for i in range(len(pdf)))))
+    return [d for d in docs if len(d) >= 200]

@@ -1,19 +1,24 @@
-"""Retrieval latency at 10k and 100k chunks, and LLM time-to-first-token / tokens per second.
+"""Retrieval latency and recall at 100k and 1M chunks per index kind, and LLM time-to-first-token.
 
-Retrieval: real FAISS (exact inner product) and real SQLite FTS5 through `workbench.retrieve`,
-with the real MiniLM embedding each query. The chunks are the Cranfield abstracts repeated
-with their vectors jittered (Gaussian noise, sigma 0.05, renormalised) up to the target size,
-written straight into a generation with `IndexWriter` (embedding 100k chunks would only measure
-the embedder again). p50/p95 over the 225 Cranfield queries, per mode. LLM: the SmolLM2 GGUF
-through the transformers backend in-process, and through the openai backend against
-`workbench llm-serve` serving the same model, and through llama-cpp-python (the llamacpp backend)
-on the same GGUF file. Tokens are counted with the model's tokenizer. Run: `make bench-latency`
-(ARGS=--retrieval-only skips the LLM part).
+Retrieval: real FAISS and real SQLite through `workbench.retrieve`, end to end (the real MiniLM
+embeds each query on ONNX Runtime, as users get it; the passages are fetched from the catalog).
+The chunks are real English text (`Corpus`: Python, PostgreSQL and Debian manuals, R and C++ PDF
+manuals) with vectors made from real embeddings, written into one generation with `IndexWriter`
+and published with both an IVF index and BM25 matrices, so each kind is timed on the same data:
+dense flat/IVF (nprobe 32, 64, 128), lexical FTS5/matrices, hybrid, without and with an access
+filter leaving 10% of the chunks readable. Recall@10 is against flat dense search with the same
+lexical engine. The queries: 150 Cranfield questions and 150 keyword spans from the corpus (FTS5
+at 1M gets a third of them: it is slow). LLM: the SmolLM2 GGUF through the transformers backend
+in-process, through the openai backend against `workbench llm-serve`, and through llama-cpp-python.
+Run: `make bench-latency` (ARGS=--retrieval-only skips the LLM part; ARGS="--sizes 20000" for a
+quick run). Needs: apt-get install python3.11-doc postgresql-doc-15 debian-handbook r-doc-pdf
+c++-annotations-pdf.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -21,16 +26,17 @@ import tempfile
 import time
 from pathlib import Path
 
+import corpus
 import machine
 import numpy as np
 
 import workbench  # noqa: F401
 from workbench.analyze import terms
-from workbench.config import Config, LLMSettings
+from workbench.config import Config, IndexSettings, LLMSettings
 from workbench.embed import load_embedder
 from workbench.evaluate import load_cranfield
 from workbench.generate import load_llm
-from workbench.records import Chunk, Document
+from workbench.records import Chunk, Document, Filters
 from workbench.retrieve import search
 from workbench.store import IndexReader, IndexWriter
 
@@ -38,99 +44,168 @@ ROOT = Path(__file__).resolve().parents[1]
 CRANFIELD = ROOT.parent / "shared" / "eval" / "cranfield"
 
 
-def build(index: Path, n: int, texts: list[str], vecs: np.ndarray, model: str) -> IndexReader:
-    rng = np.random.default_rng(0)
-    with IndexWriter(index, model, vecs.shape[1]) as w:
-        for start in range(0, n, 5000):
-            ids = list(range(start + 1, min(n, start + 5000) + 1))
-            doc = Document(doc_id=f"d{start}", collection="bench", path=f"/bench/{start}.txt", part="", title="bench",
-                           format="text", size=1, mtime=0.0, content_hash="x", language="en")
+RUN_WORDS, RUNS = 60, 3  # a chunk: 3 runs of 60 words from random places in one document (180 words)
+ANCHORS = 2500  # real passages embedded; every chunk's vector is made from those of its runs
+
+
+class Corpus:
+    """``n`` chunks of real text drawn from `corpus.text_pool` (each three 60-word runs from random
+    places in one document, so no two are alike and each keeps to its document's topic), with the terms `workbench.analyze` gives them and vectors made from real
+    MiniLM embeddings of 2,500 pool passages: a chunk's vector is the normalised sum of the vectors
+    of the passages nearest its runs, with Gaussian jitter (sigma 0.02 per dimension). Real text on the lexical
+    side (Zipfian terms, real posting-list lengths; each pool word lands in about 40 chunks at 1M,
+    so rare terms have longer lists than in a real corpus of that size, which makes the lexical
+    figures pessimistic), embedding neighbourhoods of real passages on the dense side."""
+
+    def __init__(self, emb, seed: int = 0) -> None:
+        self.pool = corpus.text_pool()
+        self.rng = np.random.default_rng(seed)
+        cache: dict[str, str] = {}
+        self.terms = [[cache.setdefault(w, " ".join(terms(w, "en"))) for w in doc] for doc in self.pool]
+        lengths = np.array([len(d) for d in self.pool])
+        self.p = lengths / lengths.sum()
+        picks = sorted((int(d), int(self.rng.integers(0, max(1, len(self.pool[d]) - 180))))
+                       for d in self.rng.choice(len(self.pool), ANCHORS, p=self.p))
+        t = time.perf_counter()
+        self.anchor_vecs = emb.embed_documents([" ".join(self.pool[d][s:s + 180]) for d, s in picks])
+        print(f"{len(self.pool)} documents, {int(lengths.sum()):,} words in the pool; {ANCHORS} passages "
+              f"embedded in {time.perf_counter() - t:.0f} s")
+        self.anchors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for i, (d, s) in enumerate(picks):
+            starts, rows = self.anchors.get(d, (np.zeros(0, int), np.zeros(0, int)))
+            self.anchors[d] = (np.append(starts, s), np.append(rows, i))
+
+    def _anchor(self, d: int, s: int) -> int:
+        if d not in self.anchors:
+            return int(self.rng.integers(0, ANCHORS))
+        starts, rows = self.anchors[d]
+        return int(rows[np.argmin(np.abs(starts - s))])
+
+    def batch(self, n: int) -> tuple[list[str], list[str], np.ndarray]:
+        """(texts, term strings, vectors) of ``n`` new chunks."""
+        texts, words, vecs = [], [], np.zeros((n, self.anchor_vecs.shape[1]), dtype=np.float32)
+        for i in range(n):
+            parts, tparts = [], []
+            d = int(self.rng.choice(len(self.pool), p=self.p))
+            for _ in range(RUNS):
+                s = int(self.rng.integers(0, len(self.pool[d]) - RUN_WORDS))
+                parts += self.pool[d][s:s + RUN_WORDS]
+                tparts += [t for t in self.terms[d][s:s + RUN_WORDS] if t]
+                vecs[i] += self.anchor_vecs[self._anchor(d, s)]
+            texts.append(" ".join(parts))
+            words.append(" ".join(tparts))
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        vecs += self.rng.normal(0, 0.02, vecs.shape).astype(np.float32)
+        return texts, words, vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+    def queries(self, n: int) -> list[str]:
+        """``n`` keyword queries: 4-8 consecutive words from random places in the pool."""
+        out = []
+        for d in self.rng.choice(len(self.pool), n, p=self.p):
+            size = int(self.rng.integers(4, 9))
+            s = int(self.rng.integers(0, len(self.pool[d]) - size))
+            out.append(" ".join(self.pool[d][s:s + size]))
+        return out
+
+
+def build(index: Path, n: int, data: Corpus, model: str, dim: int) -> tuple[IndexReader, float]:
+    """A generation of ``n`` chunks (100 documents of n/100 chunks, document i readable by group
+    g{i % 10}) published with both an IVF index and BM25 matrices; (reader, publish seconds)."""
+    per_doc = n // 100
+    settings = IndexSettings(kind="ivf", lexical="matrix")
+    with IndexWriter(index, model, dim, search=settings) as w:
+        for start in range(0, n, per_doc):
+            doc = Document(doc_id=f"d{start}", collection="bench", path=f"/bench/{start}.txt", part="",
+                           title="bench", format="text", size=1, mtime=0.0, content_hash="x", language="en",
+                           groups=(f"g{start // per_doc % 10}",))
             w.catalog.insert_document(doc, "/bench", "", {})
-            chunks = [Chunk(chunk_id=i, doc_id=doc.doc_id, ordinal=i - start, text=texts[i % len(texts)], start=0,
-                            end=len(texts[i % len(texts)])) for i in ids]
-            w.catalog.insert_chunks(chunks, [(" ".join(terms(c.text, "en")), "") for c in chunks])
-            v = vecs[[i % len(texts) for i in ids]] + rng.normal(0, 0.05, (len(ids), vecs.shape[1])).astype(np.float32)
-            v /= np.linalg.norm(v, axis=1, keepdims=True)
-            w.add_vectors(ids, v.astype(np.float32))
+            for b in range(start, start + per_doc, 5000):
+                ids = list(range(b + 1, min(start + per_doc, b + 5000) + 1))
+                texts, words, vecs = data.batch(len(ids))
+                w.catalog.insert_chunks([Chunk(chunk_id=i, doc_id=doc.doc_id, ordinal=i - start, text=t, start=0,
+                                               end=len(t)) for i, t in zip(ids, texts)], [(x, "") for x in words])
+                w.add_vectors(ids, vecs)
+        t = time.perf_counter()
         w.publish()
-    return IndexReader.open(index)
+        publish_s = time.perf_counter() - t
+    reader = IndexReader.open(index)
+    return reader, publish_s
+
+
+class As:
+    """``reader`` searched as another kind: ``dense`` "flat" hides its IVF index, "ivf/N" searches
+    it with nprobe N; ``lexical`` "fts5" hides its BM25 matrices (everything else is the reader's)."""
+
+    def __init__(self, reader: IndexReader, dense: str, lexical: str) -> None:
+        self._reader, self._dense, self._lexical = reader, dense, lexical
+
+    def __getattr__(self, name: str):
+        if name == "approximate" and self._dense == "flat":
+            return None
+        if name == "nprobe" and self._dense.startswith("ivf/"):
+            return int(self._dense.split("/")[1])
+        if name == "lexical" and self._lexical == "fts5":
+            return None
+        return getattr(self._reader, name)
+
+
+def overlap(got: list[int], truth: list[int]) -> float:
+    """Share of ``truth`` found in ``got`` (1 when both are empty)."""
+    return len(set(got) & set(truth)) / len(truth) if truth else float(not got)
 
 
 def pct(values: list[float], p: float) -> float:
     return float(np.percentile(values, p))
 
 
-def retrieval(tmp: Path) -> None:
-    docs, queries, _ = load_cranfield(CRANFIELD)
+def retrieval(tmp: Path, sizes: list[int]) -> None:
+    _, cranfield, _ = load_cranfield(CRANFIELD)
     cfg = Config()
     emb = load_embedder(cfg.embedding, Path(tmp) / "models")  # queries on ONNX Runtime, as users get
     print(machine.describe(emb))
-    texts = list(docs.values())
-    vecs = emb.embed_documents(texts)
-    print(f"{'chunks':>8s} {'mode':8s} {'p50 ms':>8s} {'p95 ms':>8s}   (end to end: query embedding + search + fetch)")
-    for n in (10_000, 100_000):
-        reader = build(tmp / f"i{n}", n, texts, vecs, emb.name)
-        for mode in ("dense", "lexical", "hybrid"):
-            times = []
-            for q in queries.values():
-                t = time.perf_counter()
-                search(reader, emb.embed_query, q, 10, cfg.retrieval, mode=mode)
-                times.append((time.perf_counter() - t) * 1000)
-            print(f"{n:8d} {mode:8s} {pct(times, 50):8.1f} {pct(times, 95):8.1f}")
-        reader.close()
-    million(texts, vecs, emb, list(queries.values()))
-
-
-def million(texts: list[str], vecs: np.ndarray, emb, queries: list[str], n: int = 1_000_000) -> None:
-    """The dense side at 1M vectors per `[index] kind`: exact (IndexFlatIP) against the workbench's
-    own IVF index (`workbench.vector_index`: the build, the search and the recall measurement that a
-    publish runs), p50/p95 per query and recall@10 against exact on the Cranfield queries, without
-    and with a filter that leaves 10% of the chunks readable (the ID selector inside the IVF search).
-    """
-    import faiss
-
-    from workbench import vector_index
-
-    rng = np.random.default_rng(1)
-    data = np.empty((n, vecs.shape[1]), dtype=np.float32)
-    for start in range(0, n, 100_000):
-        idx = np.arange(start, min(n, start + 100_000)) % len(vecs)
-        block = vecs[idx] + rng.normal(0, 0.05, (len(idx), vecs.shape[1])).astype(np.float32)
-        data[start:start + len(idx)] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    qv = np.stack([emb.embed_query(q) for q in queries]).astype(np.float32)
-    flat = faiss.IndexIDMap2(faiss.IndexFlatIP(vecs.shape[1]))
-    flat.add_with_ids(data, np.arange(1, n + 1, dtype=np.int64))
-    del data
-    allowed = np.sort(rng.choice(np.arange(1, n + 1), n // 10, replace=False))
-    exact, times = {}, {}
-    for label, sel in (("all", None), ("10% readable", allowed)):
-        t0, exact[label] = [], []
-        for q in qv:
-            t = time.perf_counter()
-            exact[label].append([i for i, _ in vector_index.search(flat, None, q, 10, sel, 1, 0)])
-            t0.append((time.perf_counter() - t) * 1000)
-        times[label] = t0
-        print(f"1M vectors, {label:12s}: exact       p50 {pct(t0, 50):7.2f} ms  p95 {pct(t0, 95):7.2f} ms")
-    t = time.perf_counter()
-    ivf = vector_index.build_ivf(flat)
-    build_s = time.perf_counter() - t
-    print(f"  IVF{ivf.nlist},Flat built at publish in {build_s:.0f} s (trained on {64 * ivf.nlist:,} vectors)")
-    for nprobe in (8, 32, 64):
+    data = Corpus(emb)
+    queries = list(cranfield.values())[:150] + data.queries(150)
+    print(f"{len(queries)} queries: 150 Cranfield questions and 150 keyword spans from the pool; "
+          "times end to end (query embedding, search, fetching the passages)")
+    readable = Filters(groups=("g3",))
+    for n in sizes:
         t = time.perf_counter()
-        at_publish = vector_index.measure_recall(flat, ivf, nprobe)
-        measure_s = time.perf_counter() - t
-        for label, sel in (("all", None), ("10% readable", allowed)):
-            got_t, recall = [], []
-            for q, truth in zip(qv, exact[label]):
-                t = time.perf_counter()
-                got = [i for i, _ in vector_index.search(flat, ivf, q, 10, sel, nprobe, 0)]
-                got_t.append((time.perf_counter() - t) * 1000)
-                recall.append(len(set(got) & set(truth)) / 10)
-            print(f"  nprobe {nprobe:3d}, {label:12s}: p50 {pct(got_t, 50):7.2f} ms  p95 {pct(got_t, 95):7.2f} ms  "
-                  f"recall@10 vs exact {statistics.mean(recall):.3f}  "
-                  f"({pct(times[label], 50) / pct(got_t, 50):.1f}x exact's p50)")
-        print(f"  nprobe {nprobe:3d}: recall@10 as measured at publish (stored vectors) {at_publish:.3f} "
-              f"in {measure_s:.1f} s")
+        reader, publish_s = build(tmp / f"i{n}", n, data, emb.name, emb.dim)
+        info, lex = reader.index_info, reader.lexical_info
+        print(f"\n{n:,} chunks written in {time.perf_counter() - t - publish_s:.0f} s, published in {publish_s:.0f} s "
+              f"(IVF{info['nlist']} {info['build_s']} s, recall@10 at publish {info['recall_at_10']}; "
+              f"BM25 matrices {lex['build_s']} s, {lex['bytes'] / 2**20:.0f} MB, {lex['terms']:,} terms)")
+        fts5_queries = queries if n <= 100_000 else queries[::3]  # FTS5 at 1M: a third of the queries
+        print(f"{'dense':7s} {'lexical':7s} {'mode':8s} {'filter':12s} {'queries':>7s} {'p50 ms':>8s} {'p95 ms':>8s}"
+              "  recall@10 vs flat dense + same lexical")
+        reference: dict[tuple, list[list[int]]] = {}
+        for dense, lexical in (("flat", "fts5"), ("flat", "matrix"), ("ivf/32", "matrix"), ("ivf/64", "matrix"),
+                               ("ivf/128", "matrix")):
+            view = As(reader, dense, lexical)
+            qs = fts5_queries if lexical == "fts5" else queries
+            for mode in ("dense", "lexical", "hybrid"):
+                if (mode == "dense" and lexical == "fts5") or (mode == "lexical" and dense != "flat"):
+                    continue  # the same search as another row
+                for label, filters in (("all", Filters()), ("10% readable", readable)):
+                    times, got = [], []
+                    for q in qs:
+                        t = time.perf_counter()
+                        hits, _ = search(view, emb.embed_query, q, 10, cfg.retrieval, filters, mode=mode)
+                        times.append((time.perf_counter() - t) * 1000)
+                        got.append([h.chunk.chunk_id for h in hits])
+                    key = (lexical if mode != "dense" else "", mode, label)
+                    if dense == "flat":
+                        reference[key] = got
+                    truth = reference.get(key, got)
+                    recall = statistics.mean(overlap(a, b) for a, b in zip(got, truth))
+                    print(f"{dense:7s} {lexical if mode != 'dense' else '-':7s} {mode:8s} {label:12s} {len(qs):7d} "
+                          f"{pct(times, 50):8.1f} {pct(times, 95):8.1f}  {recall:.3f}")
+        for label in ("all", "10% readable"):
+            fts, mat = reference[("fts5", "lexical", label)], reference[("matrix", "lexical", label)]
+            agree = statistics.mean(overlap(a, b) for a, b in zip(fts, mat[::(1 if n <= 100_000 else 3)]))
+            print(f"lexical top-10 shared by FTS5 and the BM25 matrices ({label}): {agree:.3f}")
+        reader.close()
+        shutil.rmtree(tmp / f"i{n}")
 
 
 def llm_timings() -> None:
@@ -171,9 +246,14 @@ def llm_timings() -> None:
     measure(load_llm(LLMSettings(backend="llamacpp")), "llamacpp (same GGUF, llama-cpp-python)")
 
 
+def _arg(name: str, default: str) -> str:
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        retrieval(Path(tmp))
+        sizes = [int(x) for x in _arg("--sizes", "100000,1000000").split(",")]
+        retrieval(Path(tmp), sizes)
     if "--retrieval-only" not in sys.argv:
         llm_timings()
 

@@ -29,7 +29,8 @@ def main() -> None:
     docs, queries, qrels = load_cranfield(folder)
     with tempfile.TemporaryDirectory() as tmp:
         corpus = write_corpus(docs, Path(tmp) / "cranfield")
-        wb = Workbench(Config().with_index_dir(Path(tmp) / "index"))
+        cfg = Config().with_index_dir(Path(tmp) / "index")
+        wb = Workbench(cfg.replace("index", lexical=sys.argv[2]) if len(sys.argv) > 2 else cfg)
         print(machine.describe(wb.embedder))
         t = time.perf_counter()
         report = wb.ingest(corpus, progress=False)
@@ -37,6 +38,7 @@ def main() -> None:
         doc_key = lambda hit: Path(hit.chunk.path).stem  # noqa: E731
         rows = [("dense", {}, "dense"), ("lexical (BM25, stemmed)", {}, "lexical"), ("hybrid (default)", {}, None)]
         rows += [(f"hybrid dense_weight={w}", {"dense_weight": w}, "hybrid") for w in (0.5, 1.5, 2.0)]
+        rows += [("hybrid fusion=relative", {"fusion": "relative"}, "hybrid")]
         print(f"{'run':32s} {'nDCG@10':>8s} {'MAP':>7s} {'R@100':>7s} {'MRR':>7s}")
         base = wb.config
         for name, overrides, mode in rows:

@@ -11,6 +11,7 @@ answers from BM25 with the Spanish stemmer alone. Run: `.venv/bin/python benchma
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -46,7 +47,8 @@ def main() -> None:
             (src / f"debian-reference-{i:04d}.txt").write_text(text, encoding="utf-8")
         print(f"{len(data['passages'])} target passages, {len(extra)} distractor paragraphs, "
               f"{len(data['questions'])} questions")
-        wb = Workbench(Config().with_index_dir(Path(tmp) / "index"))
+        cfg = Config().with_index_dir(Path(tmp) / "index")
+        wb = Workbench(cfg.replace("index", lexical=sys.argv[1]) if len(sys.argv) > 1 else cfg)
         print(machine.describe(wb.embedder))
         wb.ingest(src, progress=False)
         default = wb.config

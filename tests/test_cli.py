@@ -71,7 +71,8 @@ def test_bad_files_are_reported_and_the_rest_is_indexed(tmp_path):
     make_zip_bomb(src / "bomb.xlsx", member="xl/workbook.xml", mb=700)
     with open(src / "huge.txt", "wb") as fh:  # sparse: 3 GB on paper, nothing on disk
         fh.truncate(3 << 30)
-    (src / "diagram.png").write_bytes(b"\x89PNG\r\n")
+    (src / "diagram.png").write_bytes(b"\x89PNG\r\n")  # a truncated image: read by OCR, so reported
+    (src / "photos.zip").write_bytes(b"PK\x05\x06" + b"\x00" * 18)  # an archive: not a document, skipped
     cfg = tmp_path / "workbench.toml"
     cfg.write_text('[index]\ndir = "idx"\n[ingest]\nmax_file_mb = 100\n')
 
@@ -80,7 +81,7 @@ def test_bad_files_are_reported_and_the_rest_is_indexed(tmp_path):
     report = json.loads(out.stdout)
     reasons = {os.path.basename(f["path"]): f["reason"] for f in report["failed"]}
     assert set(reasons) == {"corrupt.pdf", "locked.pdf", "empty.txt", "zero.docx", "junk.txt", "misnamed.docx",
-                            "bomb.xlsx", "huge.txt"}
+                            "bomb.xlsx", "huge.txt", "diagram.png"}
     assert "password-protected" in reasons["locked.pdf"]
     assert "corrupt" in reasons["corrupt.pdf"]
     assert "empty file" in reasons["empty.txt"]
@@ -89,12 +90,13 @@ def test_bad_files_are_reported_and_the_rest_is_indexed(tmp_path):
     assert "not a valid DOCX" in reasons["misnamed.docx"]
     assert "zip bomb" in reasons["bomb.xlsx"] or "over the" in reasons["bomb.xlsx"]
     assert "over the 100 MB limit" in reasons["huge.txt"]
-    assert [os.path.basename(s["path"]) for s in report["skipped"]] == ["diagram.png"]
+    assert "corrupt or unreadable image" in reasons["diagram.png"]
+    assert [os.path.basename(s["path"]) for s in report["skipped"]] == ["photos.zip"]
     assert sorted(os.path.basename(p) for p in report["added"]) == ["good.pdf", "onboarding.md", "sec-filing.pdf"]
 
     status = json.loads(run_cli("status", "--config", str(cfg), "--json").stdout)
     assert status["documents"] == 3
-    assert len(status["failures"]) == 8
+    assert len(status["failures"]) == 9
     hit = json.loads(run_cli("search", "fire extinguisher checks", "--config", str(cfg), "--json", "-k", "1").stdout)
     assert hit[0]["path"].endswith(("good.pdf", "sec-filing.pdf"))
 

@@ -14,7 +14,7 @@ from workbench.analyze import detect_language, terms
 from workbench.embed import document_input
 from workbench.records import Filters
 from workbench.rerank import Reranker
-from workbench.retrieve import dense_ranking, fuse, lexical_ranking, query_terms
+from workbench.retrieve import complete, dense_ranking, fuse, fuse_relative, lexical_ranking, query_terms
 
 WORDS = "wing flap rudder engine fuel landing gear cabin pressure hydraulic pump valve sensor".split()
 
@@ -58,16 +58,70 @@ def test_dense_side_equals_brute_force_search(corpus_wb):
         assert [cid for cid, _ in dense_ranking(reader, q, 10, allowed)] == exact_f
 
 
-def test_hybrid_is_the_weighted_rrf_of_the_two_sides(corpus_wb):
+@pytest.mark.parametrize("fusion,lexical", [("relative", "matrix"), ("rrf", "matrix"), ("relative", "fts5")])
+def test_hybrid_fuses_both_scores_of_every_candidate(corpus_wb, fusion, lexical):
+    from workbench.pipeline import Workbench
+
+    config = corpus_wb.config.replace("retrieval", fusion=fusion, candidates=16)  # k=8 asks 16 per side
+    corpus_wb = Workbench(config.replace("index", lexical=lexical), embedder=corpus_wb.embedder)
+    corpus_wb.reindex(progress=False)  # publishes again when the lexical engine changed
     reader = corpus_wb.reader()
+    assert reader.lexical_info["kind"] == lexical
     settings = corpus_wb.config.retrieval
-    query = "hydraulic pump valve"
-    dense = dense_ranking(reader, corpus_wb.embedder.embed_query(query), settings.candidates, None)
-    lexical = lexical_ranking(reader, query_terms(reader, query, settings)[1], settings.candidates, Filters())
-    expected = [cid for cid, _ in fuse([(1.0, [c for c, _ in dense]), (1.0, [c for c, _ in lexical])], settings.rrf_k)]
+    query = "hydraulic pump valve for the annual leave"  # words of both the logs and the handbook
+    q = corpus_wb.embedder.embed_query(query)
+    words = query_terms(reader, query, settings)[1]
+    dense = dense_ranking(reader, q, settings.candidates, None)
+    lexical = lexical_ranking(reader, words, settings.candidates, Filters())
+    full_dense, full_lexical = complete(reader, q, words, dense, lexical, settings.heading_weight)
+
+    union = {c for c, _ in dense} | {c for c, _ in lexical}
+    assert len(union) > max(len(dense), len(lexical))  # each side listed chunks the other did not
+    assert {c for c, _ in full_dense} == union  # every candidate has its real cosine ...
+    for cid, score in full_dense:
+        assert score == pytest.approx(float(reader.vectors.reconstruct(cid) @ q), abs=1e-5)
+    every = dict(lexical_ranking(reader, words, 100_000, Filters()))  # ... and its real BM25, if it matches
+    assert dict(full_lexical) == pytest.approx({c: s for c, s in every.items() if c in union})
+    if fusion == "relative":
+        expected = [c for c, _ in fuse_relative([(1.0, full_dense), (1.0, full_lexical)])]
+    else:
+        expected = [c for c, _ in fuse([(1.0, [c for c, _ in full_dense]), (1.0, [c for c, _ in full_lexical])],
+                                       settings.rrf_k)]
     hits = corpus_wb.search(query, k=8)
-    assert [h.chunk.chunk_id for h in hits] == [c for c in expected if c in {h.chunk.chunk_id for h in hits}][:8]
     assert [h.chunk.chunk_id for h in hits][:3] == expected[:3]
+    assert all(h.dense_score is not None for h in hits)
+
+
+def test_a_passage_first_on_one_side_is_not_lost_because_the_other_never_listed_it(tmp_path, make_wb):
+    """Issue 14's case: BM25 ranks a short policy first, the dense side does not list it among its
+    50 candidates (hundreds of travel passages are closer to the question), and fusion must still
+    put it first, because it is scored on the dense side too and its BM25 lead is real."""
+    import random
+
+    src = tmp_path / "src"
+    src.mkdir()
+    rnd = random.Random(3)
+    who = ["Business travel", "Trips abroad", "Company journeys", "Employee travel", "Work trips", "Client visits"]
+    rule = ["must be booked through the travel desk", "are approved by the department head",
+            "are paid with the corporate card", "follow the per diem table for meals", "need a cost centre"]
+    also = ["Expense claims are reviewed every month by finance.", "Hotel upgrades are not reimbursed.",
+            "Expense records of trips are filed in the finance platform.", "Travel invoices are sent to the "
+            "accounting system.", "Trip costs are entered in the expense tool.", "Travel documents are uploaded "
+            "to the records portal.", "Economy class applies to flights under six hours."]
+    for i in range(500):
+        (src / f"travel-{i:03d}.md").write_text(f"# {rnd.choice(who)}\n\n{rnd.choice(who)} {rnd.choice(rule)}. "
+                                                f"{rnd.choice(also)} {rnd.choice(also)}")
+    (src / "policy.md").write_text("Receipts go to the quasar-ledger system within 14 days. "
+                                   "Late receipts need a manager's approval.")
+    wb = make_wb()
+    wb.ingest(src, progress=False)
+    question = "Which system do travel receipts go to?"
+    dense = [h.chunk.path for h in wb.search(question, k=wb.config.retrieval.candidates, mode="dense")]
+    assert str(src / "policy.md") not in dense  # the dense side never lists it ...
+    assert wb.search(question, k=1, mode="lexical")[0].chunk.path == str(src / "policy.md")  # ... BM25 first
+    best = wb.search(question, k=3)[0]
+    assert best.chunk.path == str(src / "policy.md")
+    assert best.dense_score is not None and best.lexical_score > 0  # scored on both sides
 
 
 def test_fuse_weights_and_ranks():

@@ -9,6 +9,7 @@ model, its settings) and never reaches back into `Workbench`. Leaves out: conver
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 
@@ -23,7 +24,30 @@ CONDENSE_TOKENS = 64
 
 
 def _citations(hits: Sequence[Hit]) -> tuple[Citation, ...]:
-    return tuple(Citation(number=i, chunk=h.chunk) for i, h in enumerate(hits, start=1))
+    return tuple(Citation(number=i, chunk=h.chunk, ocr_confidence=h.ocr_confidence) for i, h in enumerate(hits, start=1))
+
+
+_ASKS_NUMBER = re.compile(r"\b(how (many|much)|what (percentage|percent|share|amount|number|rate|total|price|cost|"
+                          r"figure)|cu[aá]nt[oa]s?|qu[eé] (porcentaje|cantidad|importe))\b", re.IGNORECASE)
+
+
+def asks_for_number(question: str) -> bool:
+    """Whether the question asks for a count, an amount, a rate or a share (English and Spanish):
+    answers to those are figures. Durations, dates and years are left out (their answers are often
+    words: "six months", "every June")."""
+    return _ASKS_NUMBER.search(question) is not None
+
+
+def weak_evidence(question: str, hits: Sequence[Hit], ocr_below: float) -> str:
+    """Why the passages may not support an answer although they passed `evidence_gap`, or '': the
+    question asks for a number and no passage holds a digit (the model would have to guess it), or
+    the best passage was read by OCR with a mean word confidence under ``ocr_below``."""
+    if asks_for_number(question) and hits and not any(re.search(r"\d", h.chunk.text) for h in hits):
+        return "the question asks for a number and no retrieved passage contains one"
+    best = hits[0].ocr_confidence if hits else None
+    if best is not None and best < ocr_below:
+        return f"the best passage was read by OCR with low confidence ({best:.0f}% < {ocr_below:g}%, [ocr] low_confidence)"
+    return ""
 
 
 def evidence_gap(hits: Sequence[Hit], trace: SearchTrace, settings: AnswerSettings) -> str:
@@ -56,7 +80,7 @@ def condense(llm, template, history: Sequence[tuple[str, str]], question: str) -
 
 def answer_stream(question: str, *, search: Callable[[str, int], Hits], llm: Callable[[], LLM],
                   settings: AnswerSettings, max_new_tokens: int, history: Sequence[tuple[str, str]] = (),
-                  k: int | None = None, on_sources=None) -> Iterator[str | Answer]:
+                  k: int | None = None, on_sources=None, ocr_below: float = 60.0) -> Iterator[str | Answer]:
     """Yield answer text pieces, then the `Answer`.
 
     The stage is handed its parts: ``search(query, k)`` returns `Hits` carrying their
@@ -64,6 +88,8 @@ def answer_stream(question: str, *, search: Callable[[str, int], Hits], llm: Cal
     the language model and is called only when the model is needed (a refusal never loads it),
     ``settings`` are ``[answer]``. ``on_sources(hits, generation)`` is called once retrieval is done
     and before anything is generated (the audit log's hook); an exception from it stops the answer.
+    A question asking for a number that no passage holds is refused without calling the model; a
+    best passage read by OCR under ``ocr_below`` confidence is answered and flagged (`weak_evidence`).
     """
     template = load_template(settings.prompt)
     started = time.perf_counter()
@@ -77,10 +103,13 @@ def answer_stream(question: str, *, search: Callable[[str, int], Hits], llm: Cal
     if on_sources is not None:
         on_sources(hits, generation)
     gap = evidence_gap(hits, trace, settings)
+    weak = weak_evidence(standalone, hits, ocr_below)
+    if not gap and weak.startswith("the question asks for a number"):
+        gap = weak
     if gap:
         yield template.refusal
         yield Answer(question=question, text=template.refusal, hits=tuple(hits), refused=True, refusal_reason=gap,
-                     standalone_question=standalone, generation=generation, model="(not called)",
+                     standalone_question=standalone, generation=generation, model="(not called)", weak_evidence=weak,
                      timings=Timings(retrieval_ms=retrieval_ms, total_s=time.perf_counter() - started))
         return
     llm = llm()
@@ -105,6 +134,7 @@ def answer_stream(question: str, *, search: Callable[[str, int], Hits], llm: Cal
         refused=refused, refusal_reason="the model found no answer in the sources" if refused else "",
         standalone_question=standalone, invented_citations=tuple(invented), uncited_sentences=tuple(uncited),
         generation=generation, model=llm.name, cited_numbers=tuple(cited),
+        weak_evidence=weak_evidence(standalone, used, ocr_below),
         timings=Timings(retrieval_ms=retrieval_ms, prompt_tokens=prompt_tokens, completion_tokens=completion,
                         time_to_first_token_s=first or elapsed, total_s=time.perf_counter() - started,
                         tokens_per_s=completion / max(elapsed - (first or 0), 1e-6) if completion > 1 else 0.0))

@@ -98,6 +98,7 @@ class Catalog:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.chunks_changed = False  # set by writes that add or remove chunks (a new generation's catalog)
 
     @classmethod
     def create(cls, conn: sqlite3.Connection) -> "Catalog":
@@ -168,12 +169,17 @@ class Catalog:
                 found[row[0]] = _chunk(row)
         return [found[int(i)] for i in ids if int(i) in found]
 
-    def allowed_ids(self, filters: Filters) -> np.ndarray | None:
-        """Ids of the chunks with a vector passing ``filters``; None when the filters restrict nothing."""
+    def allowed_ids(self, filters: Filters, lexical_only: bool = False) -> np.ndarray | None:
+        """Ids of the chunks with a vector passing ``filters`` (``lexical_only``: those without one
+        too); None when the filters restrict nothing."""
         if not filters.restricts:
             return None
         cond, params = _where(filters)
-        sql = f"SELECT c.id FROM chunks c JOIN documents d USING (doc_id) WHERE {cond}"
+        # documents first, then their chunks by index (not every chunk joined to its document)
+        sql = f"SELECT c.id FROM documents d CROSS JOIN chunks c ON c.doc_id = d.doc_id WHERE {cond}"
+        if lexical_only:
+            rows = self.conn.execute(sql, params).fetchall()
+            return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         try:
             rows = self.conn.execute(sql + " AND c.id NOT IN (SELECT id FROM lexical_only)", params).fetchall()
         except sqlite3.OperationalError:  # a catalog from before lexical-only chunks existed
@@ -192,6 +198,41 @@ class Catalog:
         sql = (f"SELECT f.rowid, bm25(chunks_fts, 1.0, ?) AS s FROM chunks_fts f {join} "
                f"WHERE chunks_fts MATCH ? AND {cond} ORDER BY s LIMIT ?")
         return [(int(i), -float(s)) for i, s in self.conn.execute(sql, [heading_weight, match, *params, n])]
+
+    def bm25_of(self, words: Sequence[str], ids: Sequence[int], heading_weight: float = 0.5) -> dict[int, float]:
+        """BM25 (higher is better) of the given chunks for ``words``; chunks matching none are left out."""
+        if not words or not ids:
+            return {}
+        match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+        found: dict[int, float] = {}
+        for i in range(0, len(ids), 500):
+            batch = [int(x) for x in ids[i : i + 500]]
+            sql = (f"SELECT rowid, bm25(chunks_fts, 1.0, ?) FROM chunks_fts WHERE chunks_fts MATCH ? "
+                   f"AND rowid IN ({','.join('?' * len(batch))})")
+            found.update((int(r), -float(s)) for r, s in self.conn.execute(sql, [heading_weight, match, *batch]))
+        return found
+
+    def ocr_pages(self, doc_ids: Iterable[str]) -> dict[str, dict[int, float]]:
+        """{doc id: {page: mean OCR word confidence}} for those of ``doc_ids`` with pages read by OCR."""
+        ids = list(dict.fromkeys(doc_ids))
+        if not ids:
+            return {}
+        rows = self.conn.execute(
+            f"SELECT doc_id, json_extract(metadata, '$.ocr_pages') FROM documents WHERE doc_id IN "
+            f"({','.join('?' * len(ids))}) AND json_extract(metadata, '$.ocr_pages') IS NOT NULL", ids)
+        return {d: {int(p): float(c) for p, c in json.loads(v).items()} for d, v in rows}
+
+    def low_confidence_pages(self, below: float) -> list[tuple[str, int, float]]:
+        """(path, page, confidence) of every page read by OCR with a mean word confidence below ``below``."""
+        rows = self.conn.execute("SELECT path || CASE part WHEN '' THEN '' ELSE ' » ' || part END, "
+                                 "json_extract(metadata, '$.ocr_pages') FROM documents "
+                                 "WHERE json_extract(metadata, '$.ocr_pages') IS NOT NULL ORDER BY path, part")
+        return [(path, int(p), float(c)) for path, v in rows for p, c in json.loads(v).items() if float(c) < below]
+
+    def lexical_rows(self) -> Iterable[tuple[int, str, str]]:
+        """(chunk id, text terms, heading terms) of every chunk, ids ascending (what a BM25 matrix is
+        built from)."""
+        return self.conn.execute("SELECT rowid, terms, heading_terms FROM chunks_fts ORDER BY rowid")
 
     def neighbours(self, chunk: Chunk, n: int) -> list[Chunk]:
         """Up to ``n`` chunks before and after ``chunk`` in its document, in order."""
@@ -215,6 +256,7 @@ class Catalog:
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         for doc_id in doc_ids:
+            self.chunks_changed = True
             self.conn.execute("DELETE FROM lexical_only WHERE id IN (SELECT id FROM chunks WHERE doc_id=?)", (doc_id,))
             self.conn.execute("DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE doc_id=?)", (doc_id,))
             self.conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
@@ -234,6 +276,7 @@ class Catalog:
 
     def insert_chunks(self, chunks: Sequence[Chunk], terms: Sequence[tuple[str, str]]) -> None:
         """Chunks and their full-text terms (``terms[i]`` = (text terms, heading terms) of chunk i)."""
+        self.chunks_changed = self.chunks_changed or bool(chunks)
         self.conn.executemany(
             "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)",
             [(c.chunk_id, c.doc_id, c.ordinal, c.page, c.sheet, json.dumps(list(c.headings)), c.start, c.end,

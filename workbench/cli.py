@@ -208,7 +208,8 @@ def _run(args: argparse.Namespace) -> int:
     hits = wb.search(args.query, k=args.k, collection=args.collection, mode=args.mode, principal=_acting(wb, args))
     if args.json:
         _print_json([{**h.chunk.to_dict(), "score": h.score, "rank": h.rank, "location": h.chunk.location,
-                      "dense_score": h.dense_score, "lexical_score": h.lexical_score} for h in hits])
+                      "dense_score": h.dense_score, "lexical_score": h.lexical_score,
+                      "ocr_confidence": h.ocr_confidence} for h in hits])
     else:
         print("\n".join(str(h) for h in hits) if hits else "no matching chunks")
     return 0

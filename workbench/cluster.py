@@ -99,7 +99,7 @@ class NodeWorker:
         self.threads = threads
         self.parsers: queue.Queue = queue.Queue()  # one bounded parser process per concurrent parse call
         for _ in range(parsers):
-            self.parsers.put(parser_pool(self.config.ingest.model_copy(update={"workers": 1})).__enter__())
+            self.parsers.put(parser_pool(self.config.ingest.model_copy(update={"workers": 1}), self.config.ocr).__enter__())
         self.n_parsers = parsers
         self.embedding = threading.Lock()  # one embedding call at a time; it uses all the node's cores
         ray = _quiet_ray()

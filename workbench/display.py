@@ -77,7 +77,8 @@ def answer_html(answer) -> str:
             score = f" <small>({', '.join(parts)})</small>"
         cited = " ✓" if c in answer.cited else ""
         items.append(f'<li id="{key}-{c.number}"><b>[{c.number}]</b>{cited} {html.escape(c.title)} — '
-                     f"<code>{html.escape(c.path)}</code> {html.escape(c.location)}{score}<br>"
+                     f"<code>{html.escape(c.path)}</code> {html.escape(c.location)}{score}"
+                     f"{' <i>' + html.escape(c.ocr_note) + '</i>' if c.ocr_note else ''}<br>"
                      f"<small>{html.escape(c.snippet)}</small></li>")
     t = answer.timings
     meta = (f"generation {answer.generation} · {html.escape(answer.model)} · retrieval {t.retrieval_ms:.0f} ms"

@@ -10,6 +10,7 @@ end, and only when something changed.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class _Tally:
     cached: int = 0
     lexical_only: int = 0
     regrouped: int = 0
+    ocr_pages: int = 0
+    ocr_seconds: float = 0.0
     dirty: bool = False
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
 
@@ -123,7 +126,7 @@ def _local_files(config: Config, embedder: Embedder, jobs: dict[str, ParseJob], 
                  ) -> Iterator[ChunkedFile]:
     """Parse the jobs in this machine's bounded parser pool and chunk them here."""
     ch = config.chunking
-    with parser_pool(config.ingest) as pool:
+    with parser_pool(config.ingest, config.ocr) as pool:
         started = time.perf_counter()
         for outcome in pool.map(list(jobs)):
             started = tally.time("parse", started)
@@ -252,6 +255,9 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
                                        language=detect_language(parsed.text, config.retrieval.languages))
                         emb.language[doc.doc_id] = doc.language
                         w.catalog.insert_document(doc, root_s, parsed.text, parsed.metadata)
+                        if "ocr_pages" in parsed.metadata:
+                            t.ocr_pages += len(json.loads(parsed.metadata["ocr_pages"]))
+                            t.ocr_seconds += float(parsed.metadata.get("ocr_seconds", 0))
                         emb.add(list(chunks), result.vectors)
                 if on_file is not None:
                     on_file(f.path, result.error)
@@ -280,7 +286,7 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
         added=tuple(t.added), changed=tuple(t.changed), renamed=tuple(t.renamed), deleted=tuple(t.deleted),
         unchanged=t.unchanged, failed=tuple(t.failed), skipped=tuple(t.skipped), chunks_added=t.chunks_added,
         chunks_embedded=t.embedded, chunks_from_cache=t.cached, chunks_lexical_only=t.lexical_only,
-        regrouped=t.regrouped, generation=generation, published=t.dirty, seconds=time.perf_counter() - started,
+        regrouped=t.regrouped, ocr_pages=t.ocr_pages, ocr_seconds=round(t.ocr_seconds, 2), generation=generation, published=t.dirty, seconds=time.perf_counter() - started,
         notes=tuple(notes), cluster=cluster.address if cluster is not None else "",
         nodes=cluster.node_work() if cluster is not None else (),
         stage_seconds={k: round(v, 3) for k, v in t.seconds.items()})
@@ -307,5 +313,5 @@ def try_parse(config: Config, paths: list[str]) -> dict[str, str | None]:
     (uploads are checked this way before they replace an indexed file). Nothing is indexed."""
     if not paths:
         return {}
-    with parser_pool(config.ingest) as pool:
+    with parser_pool(config.ingest, config.ocr) as pool:
         return {outcome.path: outcome.error for outcome in pool.map(paths)}

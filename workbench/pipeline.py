@@ -296,7 +296,10 @@ class Workbench:
             collections=reader.catalog.collections(), sources=tuple(reader.catalog.sources()),
             failures=tuple(reader.catalog.failures()), embedding_model=meta.get("embedding_model", ""),
             embedding_dim=int(meta.get("embedding_dim", 0)), published_at=meta.get("published_at", ""),
-            vector_index=_describe_index(reader.index_info, self.config.index.nprobe))
+            vector_index=_describe_index(reader.index_info, self.config.index.nprobe),
+            lexical_index=_describe_lexical(reader.lexical_info),
+            ocr_low_confidence=tuple(f"{path}, page {page}: {conf:.0f}%" for path, page, conf in
+                                     reader.catalog.low_confidence_pages(self.config.ocr.low_confidence)))
 
     def documents(self, collection: str | None = None, principal: Principal | None = None) -> list[Document]:
         """The catalogued documents (of ``collection``; only those ``principal`` may read, if given)."""
@@ -422,7 +425,8 @@ class Workbench:
 
         allowed = filters_for(principal, filters)
         parts = dict(search=lambda q, n: self.search_with_trace(q, k=n, filters=allowed)[0], llm=lambda: self.llm,
-                     settings=self.config.answer, max_new_tokens=self.config.llm.max_new_tokens)
+                     settings=self.config.answer, max_new_tokens=self.config.llm.max_new_tokens,
+                     ocr_below=self.config.ocr.low_confidence)
         for item in answer_stream(question, history=history, k=k, on_sources=on_sources, **parts):
             if isinstance(item, Answer) and entry:
                 self.audit.finish(entry[0], "refused" if item.refused else "answered",
@@ -541,10 +545,23 @@ class Workbench:
             self._reader = None
 
 
+def _size_on_disk(info: dict) -> str:
+    if "bytes" not in info:
+        return "size not recorded"
+    return f"{info['bytes'] / 2**20:.1f} MB on disk" if info["bytes"] >= 2**20 else f"{info['bytes'] / 2**10:.0f} KB on disk"
+
+
+def _describe_lexical(info: dict) -> str:
+    """One line on what answers a generation's BM25 queries (its manifest's "lexical" entry)."""
+    if info.get("kind") != "matrix":
+        return "SQLite FTS5 (the catalog's full-text table)"
+    how = "linked from the previous generation" if info.get("reused") else f"built in {info['build_s']} s"
+    return f"BM25 matrices (bm25s), {info['chunks']:,} chunks, {info['terms']:,} terms, {_size_on_disk(info)}; {how}"
+
+
 def _describe_index(info: dict, nprobe: int) -> str:
     """One line on what searches a generation's vectors (its manifest's "index" entry)."""
-    size = "size not recorded" if "bytes" not in info else (
-        f"{info['bytes'] / 2**20:.1f} MB on disk" if info["bytes"] >= 2**20 else f"{info['bytes'] / 2**10:.0f} KB on disk")
+    size = _size_on_disk(info)
     if info.get("kind") != "ivf":
         return f"flat (exact search), {size}"
     return (f"ivf ({info['nlist']} lists, nprobe {nprobe}), {size}; recall@10 against exact "

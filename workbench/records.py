@@ -144,6 +144,7 @@ class Hit(_Record):
     dense_score: float | None = None  # cosine, when the dense side found it
     lexical_score: float | None = None  # BM25, when the lexical side found it
     context: tuple[Chunk, ...] = ()  # neighbouring chunks, when retrieval.neighbors > 0
+    ocr_confidence: float | None = None  # mean word confidence (0-100) when its page was read by OCR
 
     def __str__(self) -> str:
         c = self.chunk
@@ -154,6 +155,8 @@ class Hit(_Record):
             parts.append(f"cosine {self.dense_score:.2f}")
         if self.lexical_score is not None:
             parts.append(f"bm25 {self.lexical_score:.1f}")
+        if self.ocr_confidence is not None:
+            parts.append(f"read by OCR, confidence {self.ocr_confidence:.0f}%")
         return f"{self.rank}. [{', '.join(parts)}] {c.display_path}{' (' + where + ')' if where else ''}\n   {snippet}"
 
     def _repr_html_(self) -> str:
@@ -226,6 +229,7 @@ class SourceView(_Record):
     document: Document
     before: str
     after: str
+    ocr_confidence: float | None = None  # mean word confidence when the passage's page was read by OCR
 
     @property
     def is_pdf(self) -> bool:
@@ -313,6 +317,8 @@ class IngestReport(_Record):
     chunks_from_cache: int = 0
     chunks_lexical_only: int = 0  # tables of contents and back-of-book indexes: BM25 only, not embedded
     regrouped: int = 0  # documents whose readers changed (access file or collection default), not re-embedded
+    ocr_pages: int = 0  # pages (of PDFs and image files) read by OCR in this run
+    ocr_seconds: float = 0.0  # the parser time those pages took
     generation: int = 0
     published: bool = False
     seconds: float = 0.0
@@ -337,6 +343,7 @@ class IngestReport(_Record):
             f"{self.chunks_from_cache} from cache"
             + (f", {self.chunks_lexical_only} contents/index pages not embedded" if self.chunks_lexical_only else "")
             + f") in {self.seconds:.1f}s"
+            + (f"; {self.ocr_pages} pages read by OCR in {self.ocr_seconds:.1f}s" if self.ocr_pages else "")
             + (f" on {len(self.nodes)} cluster node{'s' if len(self.nodes) > 1 else ''}" if self.nodes else "")
         )
 
@@ -392,6 +399,8 @@ class IndexStatus(_Record):
     embedding_runtime: str = ""  # which runtime/dtype embeds documents and queries here, and why
     cpu: str = ""  # the CPU model, cores and flags that choice was made for
     vector_index: str = ""  # what searches the vectors: exact or IVF, its size and its recall at publish
+    lexical_index: str = ""  # what answers BM25 queries: the catalog's FTS5 table or BM25 matrices
+    ocr_low_confidence: tuple[str, ...] = ()  # pages read by OCR below [ocr] low_confidence: "path, page n: 41%"
 
     def __str__(self) -> str:
         cols = ", ".join(f"{k} ({v} docs)" for k, v in sorted(self.collections.items())) or "none"
@@ -409,10 +418,15 @@ class IndexStatus(_Record):
             lines.append(f"  cpu:        {self.cpu}")
         if self.vector_index:
             lines.append(f"vector index: {self.vector_index}")
+        if self.lexical_index:
+            lines.append(f"lexical index: {self.lexical_index}")
         lines += [f"sources:      {len(self.sources)}"]
         lines += [f"  {s['collection']}: {s['root']}" for s in self.sources]
         lines.append(f"failed files: {len(self.failures)}")
         lines += [f"  {f}" for f in self.failures]
+        if self.ocr_low_confidence:
+            lines.append(f"pages read by OCR with low confidence: {len(self.ocr_low_confidence)}")
+            lines += [f"  {p}" for p in self.ocr_low_confidence]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -427,6 +441,7 @@ class Citation(_Record):
 
     number: int
     chunk: Chunk
+    ocr_confidence: float | None = None  # mean word confidence (0-100) when the passage was read by OCR
 
     SNIPPET_CHARS = 300
 
@@ -467,11 +482,17 @@ class Citation(_Record):
         """Plain data: the number and where it leads (the stored form of feedback and `ask --json`)."""
         return {"number": self.number, "chunk_id": self.chunk_id, "doc_id": self.doc_id, "path": self.path,
                 "part": self.part, "title": self.title, "location": self.location, "page": self.page,
-                "snippet": self.snippet}
+                "snippet": self.snippet, "ocr_confidence": self.ocr_confidence}
+
+    @property
+    def ocr_note(self) -> str:
+        """"read by OCR (confidence 91%)" for a passage read by OCR, else ""."""
+        return "" if self.ocr_confidence is None else f"read by OCR (confidence {self.ocr_confidence:.0f}%)"
 
     def __str__(self) -> str:
         where = f", {self.location}" if self.location else ""
-        return f"[{self.number}] {self.title} — {self.path}{' » ' + self.part if self.part else ''}{where}"
+        ocr = f" — {self.ocr_note}" if self.ocr_note else ""
+        return f"[{self.number}] {self.title} — {self.path}{' » ' + self.part if self.part else ''}{where}{ocr}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,6 +530,7 @@ class Answer(_Record):
     model: str = ""
     timings: Timings = Timings()
     cited_numbers: tuple[int, ...] = ()
+    weak_evidence: str = ""  # why the evidence may not support an answer ("" when nothing is known against it)
 
     @property
     def cited(self) -> tuple[Citation, ...]:
@@ -535,4 +557,6 @@ class Answer(_Record):
             out.append(f"dropped citations to sources that do not exist: {list(self.invented_citations)}")
         if self.uncited_sentences:
             out.append(f"{len(self.uncited_sentences)} sentence(s) without a citation")
+        if self.weak_evidence:
+            out.append(f"weak evidence: {self.weak_evidence}")
         return out

@@ -1,9 +1,13 @@
 """Hybrid retrieval over a published generation, with filters applied inside each search.
 
 Dense: inner product in FAISS, restricted by an ID selector built from the filters. Lexical:
-BM25 (SQLite FTS5) over language-aware terms (`workbench.analyze`), restricted by the same
-filters (the catalog owns every query: `Catalog.allowed_ids`, `bm25`, `neighbours`). Both give their best ``candidates`` among the allowed chunks only, so a narrow
-filter still yields its best k. The rankings are fused by weighted reciprocal rank. A query in a
+BM25 over language-aware terms (`workbench.analyze`): the generation's BM25 matrices
+(`workbench.lexical_index`), or the catalog's FTS5 table when ``[index] lexical = "fts5"``,
+restricted by the same filters. Every SQL query is the catalog's (`Catalog.allowed_ids`, `bm25`,
+`neighbours`); a reader remembers the readable sets it has computed. Both sides give their best
+``candidates`` among the allowed chunks only, so a narrow filter still yields its best k. Before fusion, every candidate is scored on both sides (`complete`),
+so a passage one side ranks first is not lost because the other never listed it; the rankings
+are then fused by weighted reciprocal rank or by relative score. A query in a
 language the embedding model does not know (``dense_languages``) is answered by lexical search
 alone. Near-duplicate hits are dropped; neighbouring chunks can be attached as context.
 Leaves out: SQL (`workbench.catalog`), reranking (`workbench.rerank`), answering (`workbench.answer`).
@@ -50,8 +54,41 @@ def query_terms(reader: IndexReader, query: str, settings: RetrievalSettings) ->
 
 def lexical_ranking(reader: IndexReader, words: Sequence[str], n: int, filters: Filters,
                     heading_weight: float = 0.5) -> list[tuple[int, float]]:
-    """(chunk id, BM25) best first, among chunks passing ``filters`` (the catalog runs the query)."""
-    return reader.catalog.bm25(words, n, filters, heading_weight)
+    """(chunk id, BM25) best first, among chunks passing ``filters``: the generation's BM25 matrices
+    when it has them (`workbench.lexical_index`), else the catalog's FTS5 table."""
+    matrix = reader.lexical
+    if matrix is None:
+        return reader.catalog.bm25(words, n, filters, heading_weight)
+    return matrix.search(words, n, reader.allowed_ids(filters, lexical_only=True), heading_weight)
+
+
+def lexical_scores(reader: IndexReader, words: Sequence[str], ids: Sequence[int], heading_weight: float = 0.5
+                   ) -> dict[int, float]:
+    """BM25 of the given chunks (those matching no word are left out), from the same engine as
+    `lexical_ranking`."""
+    matrix = reader.lexical
+    if matrix is None:
+        return reader.catalog.bm25_of(words, ids, heading_weight)
+    return matrix.scores_of(words, ids, heading_weight)
+
+
+def complete(reader: IndexReader, query: np.ndarray, words: Sequence[str], dense: list[tuple[int, float]],
+             lexical: list[tuple[int, float]], heading_weight: float = 0.5
+             ) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """Both rankings over every candidate either side found, best first, so that fusion compares
+    real scores: a chunk only BM25 listed gets its cosine (one dot product with its stored vector),
+    a chunk only the dense side listed gets its BM25 (one query over those chunks). A chunk matching
+    no query term stays off the lexical ranking; one without a vector (a table of contents) off the
+    dense ranking."""
+    dense_score, lexical_score = dict(dense), dict(lexical)
+    for cid in [c for c in lexical_score if c not in dense_score]:
+        vec = _vector(reader, cid)
+        if vec is not None:
+            dense_score[cid] = float(vec @ query)
+    missing = [c for c in dense_score if c not in lexical_score]
+    lexical_score.update(lexical_scores(reader, words, missing, heading_weight))
+    by_score = lambda scores: sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))  # noqa: E731
+    return by_score(dense_score), by_score(lexical_score)
 
 
 def fuse(rankings: Sequence[tuple[float, Sequence[int]]], rrf_k: int = 60) -> list[tuple[int, float]]:
@@ -113,12 +150,15 @@ def search(reader: IndexReader, embed_query, query: str, k: int, settings: Retri
     mode = mode or settings.mode
     lang, words = query_terms(reader, query, settings)
     use_dense = mode != "lexical" and (lang == UNDETERMINED or lang in settings.dense_languages or mode == "dense")
-    allowed = reader.catalog.allowed_ids(filters) if use_dense else None
+    allowed = reader.allowed_ids(filters) if use_dense else None
     n = max(settings.candidates, k * 2)
     t0 = time.perf_counter()
-    dense = dense_ranking(reader, embed_query(query), n, allowed) if use_dense else []
+    qvec = embed_query(query) if use_dense else None
+    dense = dense_ranking(reader, qvec, n, allowed) if use_dense else []
     t1 = time.perf_counter()
     lexical = lexical_ranking(reader, words, n, filters, settings.heading_weight) if mode != "dense" else []
+    if use_dense and mode not in ("dense", "lexical"):
+        dense, lexical = complete(reader, qvec, words, dense, lexical, settings.heading_weight)
     t2 = time.perf_counter()
     dense_score, lexical_score = dict(dense), dict(lexical)
     if mode == "dense":
@@ -138,8 +178,9 @@ def search(reader: IndexReader, embed_query, query: str, k: int, settings: Retri
     chunks = {c.chunk_id: c for c in reader.catalog.chunks(pool)}
     kept = _dedupe(reader, [c for c in pool if c in chunks], k, settings.dedupe_threshold,
                    {cid: c.text for cid, c in chunks.items()})
+    ocr = reader.catalog.ocr_pages(chunks[cid].doc_id for cid in kept)
     hits = [Hit(chunk=chunks[cid], score=fused[cid], rank=i, dense_score=dense_score.get(cid),
-                lexical_score=lexical_score.get(cid),
+                lexical_score=lexical_score.get(cid), ocr_confidence=ocr.get(chunks[cid].doc_id, {}).get(chunks[cid].page),
                 context=tuple(reader.catalog.neighbours(chunks[cid], settings.neighbors)) if settings.neighbors else ())
             for i, cid in enumerate(kept, start=1)]
     if reranker is not None:

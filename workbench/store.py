@@ -6,6 +6,7 @@ Layout::
     INDEX/gen/000007/catalog.sqlite the catalog of generation 7 (never modified once published)
     INDEX/gen/000007/vectors.faiss  its vectors (faiss.write_index; IndexIDMap2 keyed by chunk id)
     INDEX/gen/000007/search.faiss   the IVF index searching them, when [index] kind asks for one
+    INDEX/gen/000007/lexical/       BM25 matrices answering lexical queries, when [index] lexical asks
     INDEX/gen/000008.partial/       a generation being built (removed if its writer died)
     INDEX/embeddings.sqlite         embedding cache keyed by (model, text hash), shared by all
     INDEX/lock                      flock held by the one writer
@@ -24,6 +25,7 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -31,10 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench import vector_index
+from workbench import lexical_index, vector_index
 from workbench.catalog import SCHEMA_VERSION, Catalog
 from workbench.config import IndexSettings
 from workbench.errors import IndexBusyError, IndexCorruptError, IndexMismatchError
+from workbench.records import Filters
 
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 
@@ -101,6 +104,9 @@ class IndexReader:
         check_schema(root, self.catalog.meta())
         self._vectors = None
         self._approximate = None
+        self._lexical = None
+        self._allowed: dict[tuple, np.ndarray] = {}
+        self._allowed_lock = threading.Lock()
         # how an IVF index is searched: the defaults of [index]; Workbench.reader sets the config's
         self.nprobe, self.exact_below = IndexSettings().nprobe, IndexSettings().exact_below
 
@@ -119,6 +125,36 @@ class IndexReader:
 
             self._approximate = faiss.read_index(str(self.dir / APPROX_FILE))
         return self._approximate
+
+    def allowed_ids(self, filters: Filters, lexical_only: bool = False) -> np.ndarray | None:
+        """`Catalog.allowed_ids`, remembered per filters: a published generation never changes, so the
+        readable set of one group of users is read from SQL once per generation (the 16 latest kept)."""
+        if not filters.restricts:
+            return None
+        key = (filters, lexical_only)
+        with self._allowed_lock:
+            found = self._allowed.get(key)
+        if found is None:
+            found = self.catalog.allowed_ids(filters, lexical_only)
+            found.setflags(write=False)
+            with self._allowed_lock:
+                while len(self._allowed) >= 16:
+                    self._allowed.pop(next(iter(self._allowed)))
+                self._allowed[key] = found
+        return found
+
+    @property
+    def lexical_info(self) -> dict:
+        """The manifest's description of what answers BM25 queries ({"kind": "fts5"}: the catalog)."""
+        return self.manifest.get("lexical", {"kind": "fts5"})
+
+    @property
+    def lexical(self):
+        """The generation's BM25 matrices (`workbench.lexical_index.LexicalMatrix`), or None when the
+        catalog's FTS5 table answers."""
+        if self._lexical is None and self.lexical_info.get("kind") == "matrix":
+            self._lexical = lexical_index.LexicalMatrix(self.dir / lexical_index.LEXICAL_DIR)
+        return self._lexical
 
     @classmethod
     def open(cls, root: Path) -> "IndexReader | None":
@@ -267,23 +303,25 @@ class IndexWriter:
             self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))
             self.removed.update(int(i) for i in ids)
 
-    def _base_index(self) -> dict | None:
-        """The current generation's manifest entry on what searches its vectors (None: none yet)."""
+    def _base_index(self, entry: str = "index") -> dict | None:
+        """The current generation's manifest entry on what searches its vectors ("index") or its
+        terms ("lexical"); None before the first publish."""
         if self.base is None:
             return None
         try:
-            return json.loads((_gen_dir(self.root, self.base) / "manifest.json").read_text()).get("index", {})
+            return json.loads((_gen_dir(self.root, self.base) / "manifest.json").read_text()).get(entry, {})
         except (OSError, ValueError):
             return None
 
     def search_index_outdated(self) -> bool:
         """True when the current generation is searched by another kind of index than ``search`` now
-        asks for (``[index] kind`` or ``approximate_from`` changed): publishing again rebuilds it."""
+        asks for (``[index] kind``, ``approximate_from`` or ``lexical`` changed): publishing again rebuilds it."""
         built = self._base_index()
         if built is None:
             return False
         wanted = vector_index.resolve_kind(self.search.kind, self.vectors.ntotal, self.search.approximate_from)
-        return built.get("kind", "flat") != (wanted if self.vectors.ntotal else "flat")
+        return (built.get("kind", "flat") != (wanted if self.vectors.ntotal else "flat")
+                or (self._base_index("lexical") or {}).get("kind", "fts5") != self.search.lexical)
 
     def publish(self) -> int:
         """Write the vectors, then switch CURRENT to this generation in one atomic step."""
@@ -297,10 +335,12 @@ class IndexWriter:
         published_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.catalog.set_meta(generation=str(self.generation), published_at=published_at)
         self.catalog.conn.commit()
+        base_dir = _gen_dir(self.root, self.base) if self.base is not None else None
+        lexical = lexical_index.publish(self.dir, self.catalog.lexical_rows, self.catalog.counts()[1],
+                                        self.search.lexical, self.catalog.chunks_changed, base_dir, self._base_index("lexical"))
         self.catalog.conn.close()
         faiss.write_index(self.vectors, str(private_file(self.dir / "vectors.faiss")))
         files = ["catalog.sqlite", "vectors.faiss"]
-        base_dir = _gen_dir(self.root, self.base) if self.base is not None else None
         private_file(self.dir / vector_index.APPROX_FILE)
         index = vector_index.publish(self.dir, self.vectors, self.search.kind, self.search.approximate_from,
                                      self.search.nprobe, base_dir, self._base_index(), self.removed, self.added)
@@ -310,8 +350,12 @@ class IndexWriter:
             (self.dir / vector_index.APPROX_FILE).unlink()
         index["bytes"] = sum((self.dir / name).stat().st_size for name in files[1:])
         manifest = {"generation": self.generation, "published_at": published_at, "documents": docs,
-                    "chunks": chunks, "embedding_model": self.model, "embedding_dim": self.dim, "index": index}
+                    "chunks": chunks, "embedding_model": self.model, "embedding_dim": self.dim, "index": index,
+                    "lexical": lexical}
         _write_private(self.dir / "manifest.json", json.dumps(manifest, indent=2))
+        if lexical["kind"] == "matrix":
+            files += [str(p.relative_to(self.dir)) for p in sorted((self.dir / lexical_index.LEXICAL_DIR).rglob("*"))
+                      if p.is_file()]
         for name in files:
             with open(self.dir / name, "rb") as fh:
                 os.fsync(fh.fileno())

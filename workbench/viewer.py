@@ -39,7 +39,8 @@ def source_view(catalog, chunk: Chunk, document: Document, context_chars: int = 
         before = "…" + before[before.find(" ") + 1:]
     if chunk.end + context_chars < len(text):
         after = after[: after.rfind(" ")] + "…"
-    return SourceView(chunk, document, before, after)
+    ocr = catalog.ocr_pages([chunk.doc_id]).get(chunk.doc_id, {}).get(chunk.page)
+    return SourceView(chunk, document, before, after, ocr)
 
 
 @dataclass(frozen=True, slots=True)

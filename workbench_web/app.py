@@ -255,6 +255,8 @@ def build_app(wb: Workbench) -> "gr.Blocks":
             if answer.refused:
                 shown += "\n\n*" + render.escape_markdown(
                     f"No answer: {answer.refusal_reason}. Try other words, or another collection.") + "*"
+            elif answer.weak_evidence:
+                shown += "\n\n*" + render.escape_markdown(f"Weak evidence: {answer.weak_evidence}.") + "*"
             chat_history[-1] = {"role": "assistant", "content": shown}
             history = [*history, (message, answer.text)]
             yield chat_history, gr.skip(), render.sources_html(answer), answer, history

@@ -81,6 +81,7 @@ def sources_html(answer: Answer | None) -> str:
             f"<div class='wb-source-head'><span class='wb-num'>[{c.number}]</span> "
             f"<b>{html.escape(c.title)}</b>{' · ' + where if where else ''}</div>"
             f"<div class='wb-passage'>{html.escape(c.snippet)}</div>"
+            + (f"<div class='wb-ocr'>{html.escape(c.ocr_note)}</div>" if c.ocr_note else "") +
             f"<a class='wb-open' href='{source_href(c.chunk_id)}' target='_blank' rel='noopener'>{open_label}</a>"
             "</div>")
     return "".join(items) or "<div class='wb-empty'>The answer cites no source.</div>"
@@ -126,6 +127,9 @@ def source_page(view, file_href: str, image_href: str | None) -> str:
     image = (f"<figure><img id='wb-page' src='{html.escape(image_href)}' alt='{title}, {where}'>"
              f"<figcaption>{title} — {where}</figcaption></figure>") if image_href else ""
     open_label = f"Open the PDF at {where}" if view.is_pdf else "Download the original file"
+    ocr = "" if view.ocr_confidence is None else (
+        f"<p id='wb-ocr'>This page was read by OCR (mean word confidence {view.ocr_confidence:.0f}%): "
+        "check the original for the exact wording and figures.</p>")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}{' — ' + where if where else ''}</title>
@@ -144,6 +148,7 @@ def source_page(view, file_href: str, image_href: str | None) -> str:
 <header><h1 id="wb-title">{title}</h1>
 <p id="wb-where">{where}{' · ' + heading if heading else ''}</p>
 <p>{html.escape(doc.format.upper())} · collection {html.escape(doc.collection)} · {html.escape(doc.display_path.rsplit('/', 1)[-1])}</p>
+{ocr}
 <a class="wb-button" id="wb-open" href="{html.escape(file_href)}">{open_label}</a></header>
 <div class="wb-layout">{image}
 <div class="wb-text" id="wb-context">{html.escape(view.before)}<mark id="wb-passage">{html.escape(chunk.text)}</mark>{html.escape(view.after)}</div>

@@ -34,6 +34,11 @@ SUFFIXES: dict[str, str] = {
     ".rst": "text",
     ".log": "text",
     ".eml": "email",
+    ".png": "image",
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".tif": "image",
+    ".tiff": "image",
 }
 OOXML_FORMATS = ("docx", "pptx", "xlsx")
 _LOADERS: dict[str, tuple[str, str]] = {  # format -> (module in this package, function)
@@ -45,7 +50,9 @@ _LOADERS: dict[str, tuple[str, str]] = {  # format -> (module in this package, f
     "html": ("web", "load_html"),
     "markdown": ("web", "load_markdown"),
     "text": ("text", "load_text"),
+    "image": ("image", "load_image"),
 }
+_TAKE_LIMITS = ("pdf", "image")  # loaders that read pages by OCR
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +60,20 @@ class LoadLimits:
     """Bounds a loader enforces itself (time and memory are bounded by the sandbox)."""
 
     max_unzipped_mb: float = 512.0
+    ocr_languages: str = ""  # tesseract languages ("eng+spa"); "" = no OCR
+    ocr_page_timeout_s: float = 60.0
+    ocr_max_pixels: int = 60_000_000
+    ocr_min_chars: int = 40
+    ocr_file_timeout_s: float = 3600.0
+    ocr_max_pages: int = 500
+
+    @classmethod
+    def from_settings(cls, ingest, ocr) -> "LoadLimits":
+        """The limits ``[ingest]`` and ``[ocr]`` ask for."""
+        return cls(max_unzipped_mb=ingest.max_unzipped_mb, ocr_languages=ocr.languages if ocr.enabled else "",
+                   ocr_page_timeout_s=ocr.page_timeout_s, ocr_max_pixels=ocr.max_pixels,
+                   ocr_min_chars=ocr.min_chars, ocr_file_timeout_s=ocr.file_timeout_s,
+                   ocr_max_pages=ocr.max_pages)
 
 
 def format_for(name: str) -> str | None:
@@ -71,6 +92,8 @@ def _sniff(data: bytes, claimed: str) -> str:
     head = data[:1024]
     if b"%PDF-" in head:
         return "pdf"
+    if claimed == "image" or head.startswith((b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")):
+        return "image"
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
         raise ParseError(
             "encrypted (password-protected) or legacy binary Office file; save it as "
@@ -109,9 +132,10 @@ def parse_bytes(data: bytes, name: str, limits: LoadLimits = LoadLimits()) -> li
     else:
         module_name, func_name = _LOADERS[fmt]
         module = importlib.import_module(f"workbench.load.{module_name}")
-        docs = [getattr(module, func_name)(data, stem)]
+        loader = getattr(module, func_name)
+        docs = [loader(data, stem, limits) if fmt in _TAKE_LIMITS else loader(data, stem)]
     main = docs[0]
     if not main.blocks and fmt != "email":
-        hint = " (a scanned PDF without a text layer needs OCR first)" if fmt == "pdf" else ""
+        hint = " (a scanned PDF: OCR is off, [ocr] enabled)" if fmt == "pdf" and not limits.ocr_languages else ""
         raise ParseError(f"no extractable text{hint}")
     return docs

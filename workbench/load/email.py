@@ -60,7 +60,8 @@ def load_email(data: bytes, stem: str, limits) -> list[ParsedDocument]:
             for doc in parse_bytes(payload, name, limits):  # an attached e-mail gives several parts
                 part = name if not doc.part else _unique(f"{name} » {doc.part}", taken)
                 docs.append(ParsedDocument(format=doc.format, title=doc.title, blocks=doc.blocks,
-                                           part=part, metadata={"attached_to": subject}))
+                                           part=part, metadata={**{k: v for k, v in doc.metadata.items()
+                                                                   if k.startswith("ocr_")}, "attached_to": subject}))
         except ParseError as exc:
             errors[name] = str(exc)
     meta = {k.lower(): _header(msg, k) for k in ("From", "To", "Date", "Subject", "Message-ID") if _header(msg, k)}

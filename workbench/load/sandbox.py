@@ -27,11 +27,11 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from workbench.config import IngestSettings
+from workbench.config import IngestSettings, OcrSettings
 from workbench.errors import ParseError
 from workbench.load import LoadLimits, parse_bytes
 from workbench.privacy import OFFLINE_SWITCHES
@@ -157,13 +157,25 @@ def parse_path(path: str, limits: LoadLimits, memory_mb: int) -> dict:
         return {"ok": False, "reason": f"parser error ({type(exc).__name__}: {exc})"}
 
 
+def _read_exactly(stream, n: int) -> bytes:
+    """``n`` bytes from ``stream`` (fewer only at end of stream); an unbuffered stream may return
+    short reads, so read until done."""
+    out = b""
+    while len(out) < n:
+        piece = stream.read(n - len(out))
+        if not piece:
+            break
+        out += piece
+    return out
+
+
 def read_frame(stream) -> bytes | None:
     """One length-prefixed frame, or None at end of stream."""
-    head = stream.read(4)
+    head = _read_exactly(stream, 4)
     if len(head) < 4:
         return None
     size = int.from_bytes(head, "big")
-    body = stream.read(size)
+    body = _read_exactly(stream, size)
     return body if len(body) == size else None
 
 
@@ -172,12 +184,18 @@ def write_frame(stream, payload: bytes) -> None:
     stream.flush()
 
 
-def worker_main(memory_mb: int, max_unzipped_mb: float, cpu_s: int = DEFAULT_CPU_S) -> None:
+def worker_main(memory_mb: int, limits: LoadLimits, cpu_s: int = DEFAULT_CPU_S) -> None:
     """Body of `python -m workbench.load.sandbox`: paths in on stdin, JSON results out on stdout."""
     enter_sandbox(memory_mb)
     protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr  # a parser that prints must not corrupt the protocol
-    limits = LoadLimits(max_unzipped_mb=max_unzipped_mb)
+    from workbench.load import ocr
+
+    def page_done() -> None:  # a page read by OCR: tell the parent, and give the next page its CPU bound
+        write_frame(protocol_out, b'{"progress": true}')
+        limit_cpu(cpu_s)
+
+    ocr.on_page = page_done
     while (frame := read_frame(sys.stdin.buffer)) is not None:
         path = frame.decode("utf-8", "surrogateescape")
         limit_cpu(cpu_s)
@@ -188,13 +206,13 @@ class _Worker:
     """A separate interpreter (not a fork or multiprocessing child: it never re-imports the
     caller's __main__ script, and inherits no torch threads or model weights)."""
 
-    def __init__(self, memory_mb: int, max_unzipped_mb: float, cpu_s: int) -> None:
+    def __init__(self, memory_mb: int, limits: LoadLimits, cpu_s: int) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "workbench.load.sandbox", str(memory_mb), str(max_unzipped_mb), str(cpu_s)],
+            [sys.executable, "-m", "workbench.load.sandbox", str(memory_mb), json.dumps(asdict(limits)), str(cpu_s)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True,
-            env=worker_env())
+            env=worker_env(), bufsize=0)  # unbuffered: a frame read never hides the next one from wait()
         self.path: str | None = None
-        self.deadline = 0.0
+        self.started = self.deadline = 0.0
 
     def fileno(self) -> int:
         return self.proc.stdout.fileno()
@@ -237,7 +255,7 @@ class ParserPool:
         self.workers.clear()
 
     def _spawn(self) -> _Worker:
-        w = _Worker(self.memory_mb, self.limits.max_unzipped_mb, self.cpu_s)
+        w = _Worker(self.memory_mb, self.limits, self.cpu_s)
         self.workers.append(w)
         return w
 
@@ -261,7 +279,8 @@ class ParserPool:
             for w in self.workers:
                 if w.path is None and pending:
                     w.path = pending.popleft()
-                    w.deadline = time.monotonic() + self.timeout_s
+                    w.started = time.monotonic()
+                    w.deadline = w.started + self.timeout_s
                     try:
                         w.send(w.path)
                     except OSError:  # the worker died while idle; the wait below reports it
@@ -275,6 +294,10 @@ class ParserPool:
                 path = w.path
                 if w in ready:
                     msg = w.receive()
+                    if msg is not None and msg.get("progress"):  # a page read by OCR: the file lives on
+                        w.deadline = min(time.monotonic() + self.timeout_s,
+                                         w.started + max(self.timeout_s, self.limits.ocr_file_timeout_s))
+                        continue
                     if msg is None:
                         reason = self._crash_reason(w.proc.wait(5))
                         self._replace(w)
@@ -289,15 +312,20 @@ class ParserPool:
                         yield ParseOutcome(path, error=msg["reason"])
                 elif time.monotonic() >= w.deadline:
                     self._replace(w)
-                    yield ParseOutcome(path, error=f"parsing timed out after {self.timeout_s:g}s "
-                                       "(ingest.parse_timeout_s)")
+                    took = time.monotonic() - w.started
+                    why = (f"parsing timed out after {self.timeout_s:g}s (ingest.parse_timeout_s)"
+                           if took < self.timeout_s + 1 else
+                           f"parsing stopped after {took:.0f}s: no progress for {self.timeout_s:g}s "
+                           f"(ingest.parse_timeout_s), or OCR beyond {self.limits.ocr_file_timeout_s:g}s "
+                           "for one file ([ocr] file_timeout_s)")
+                    yield ParseOutcome(path, error=why)
 
 
-def parser_pool(settings: IngestSettings) -> ParserPool:
-    """The bounded parser processes ``[ingest]`` asks for (the same on every cluster node)."""
+def parser_pool(settings: IngestSettings, ocr: OcrSettings | None = None) -> ParserPool:
+    """The bounded parser processes ``[ingest]`` and ``[ocr]`` ask for (the same on every cluster node)."""
     return ParserPool(settings.workers, settings.parse_timeout_s, settings.parse_memory_mb,
-                      LoadLimits(max_unzipped_mb=settings.max_unzipped_mb), cpu_s=settings.parse_cpu_s)
+                      LoadLimits.from_settings(settings, ocr or OcrSettings()), cpu_s=settings.parse_cpu_s)
 
 
 if __name__ == "__main__":
-    worker_main(int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]))
+    worker_main(int(sys.argv[1]), LoadLimits(**json.loads(sys.argv[2])), int(sys.argv[3]))
