@@ -271,3 +271,47 @@ def test_the_catalogs_sql_filter_and_filters_admits_are_one_rule(corpus_wb):
         expected = {cid for d in docs if filters.admits(d) for cid in reader.catalog.chunk_ids_of([d.doc_id])}
         assert set(reader.catalog.allowed_ids(filters).tolist()) == expected, filters
     assert reader.catalog.allowed_ids(Filters()) is None  # unrestricted: no id list at all
+
+
+def test_a_question_naming_the_company_finds_its_page_that_never_names_it(tmp_path):
+    """Two annual reports with the same title and section names; the statements page names neither
+    company. The file name is part of every passage's identity (the heading field), so BM25 ranks
+    the named company's statements page first, and hybrid search keeps it above the other company's
+    (the dense side, whose input does not carry the identity yet, prefers the company's cover)."""
+    import json
+
+    from fpdf import FPDF
+
+    from conftest import run_cli
+
+    src = tmp_path / "reports"
+    src.mkdir()
+    for company, margin, revenue in (("Contoso", "12.4", "1,250"), ("Fabrikam", "8.1", "2,310")):
+        pdf = FPDF()
+        pdf.set_title("Annual Report 2021")  # what such filings carry: no company name in the title
+        pdf.set_font("Helvetica", size=12)
+        pages = [f"{company} Ltd. Annual Report 2021. A year of growth in every region.",
+                 f"Letter to shareholders. {company} opened two plants and hired 400 people; {company} "
+                 "customers renewed their contracts, and the board proposes a higher dividend.",
+                 "Consolidated statement of operations. "  # page 3: the numbers, and no company name
+                 f"Revenue {revenue} million. Operating income grew. Operating margin {margin}%. "
+                 "Net income and earnings per share are shown in note 4.",
+                 f"Risk factors. {company} depends on a few suppliers; currency swings affect results.",
+                 f"Note 4. Earnings per share of {company} Ltd. are computed on the weighted shares."]
+        for text in pages:
+            pdf.add_page()
+            pdf.multi_cell(0, 8, text)
+        pdf.output(str(src / f"{company.lower()}-annual-report-2021.pdf"))
+    index = str(tmp_path / "ix")
+    assert run_cli("ingest", str(src), "--index", index).returncode == 0
+    for company, margin in (("Contoso", "12.4"), ("Fabrikam", "8.1")):
+        question = f"What was {company}'s operating margin in 2021?"
+        own = f"{company.lower()}-annual-report-2021.pdf"
+        out = run_cli("search", question, "--index", index, "-k", "1", "--json", "--mode", "lexical")
+        top = json.loads(out.stdout)[0]  # BM25: the file name on the statements page decides
+        assert top["path"].endswith(own) and top["page"] == 3, top
+        assert f"Operating margin {margin}%" in " ".join(top["text"].split())
+        hits = json.loads(run_cli("search", question, "--index", index, "-k", "3", "--json").stdout)
+        statements = [h for h in hits if h["page"] == 3]
+        assert statements and statements[0]["path"].endswith(own)  # hybrid: the other company's is below
+        assert hits[0]["path"].endswith(own) and (hits[0]["page"] == 3 or hits[1]["page"] == 3)

@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 
@@ -83,11 +83,17 @@ class _Embedding:
         self.pending: list[Chunk] = []
         self.given: dict[str, np.ndarray] = {}  # text hash -> vector computed elsewhere
         self.language: dict[str, str] = {}  # doc id -> language of its text
+        self.names: dict[str, str] = {}  # doc id -> file (or attachment) name, part of every passage's identity
 
     def _terms(self, c: Chunk) -> tuple[str, str]:
+        """(text terms, heading terms) of a chunk. The heading field carries the document's identity
+        on every passage: its title, its file name (a report titled "Annual Report 2021" is often
+        named after its company) and the heading path, once each; BM25 weighs that field with
+        ``[retrieval] heading_weight`` so it steers without drowning the page text."""
         lang = self.language.get(c.doc_id, UNDETERMINED)
-        context = " ".join(dict.fromkeys((c.title, *c.headings)))  # title and heading path, once each
-        return " ".join(terms(c.text, lang)), " ".join(terms(context, lang))
+        name = PurePath(self.names.get(c.doc_id, "")).stem.replace("_", " ").replace("-", " ")
+        context = " ".join(dict.fromkeys((c.title, name, *c.headings)))
+        return " ".join(terms(c.text, lang)), " ".join(dict.fromkeys(terms(context, lang)))
 
     def add(self, chunks: list[Chunk], vectors: dict[str, np.ndarray] | None = None) -> None:
         self.pending += chunks
@@ -254,6 +260,7 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
                                        groups=access[collection].groups_for(f.path),
                                        language=detect_language(parsed.text, config.retrieval.languages))
                         emb.language[doc.doc_id] = doc.language
+                        emb.names[doc.doc_id] = parsed.part or f.path
                         w.catalog.insert_document(doc, root_s, parsed.text, parsed.metadata)
                         if "ocr_pages" in parsed.metadata:
                             t.ocr_pages += len(json.loads(parsed.metadata["ocr_pages"]))
