@@ -87,6 +87,11 @@ def _where(filters: Filters) -> tuple[str, list]:
     return (" AND ".join(parts) or "1"), params
 
 
+def _match(words: Sequence[str]) -> str:
+    """An FTS5 query matching any of ``words`` (each quoted, so none is read as an operator)."""
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
 def _document(row: Sequence, n_chunks: int = 0) -> Document:
     return Document(doc_id=row[0], collection=row[1], path=row[2], part=row[3], title=row[4], format=row[5],
                     size=row[6], mtime=row[7], content_hash=row[8], groups=tuple(json.loads(row[9])),
@@ -192,7 +197,7 @@ class Catalog:
         among those passing ``filters``."""
         if not words:
             return []
-        match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+        match = _match(words)
         cond, params = _where(filters)
         join = "" if cond == "1" else "JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.doc_id = c.doc_id"
         sql = (f"SELECT f.rowid, bm25(chunks_fts, 1.0, ?) AS s FROM chunks_fts f {join} "
@@ -203,7 +208,7 @@ class Catalog:
         """BM25 (higher is better) of the given chunks for ``words``; chunks matching none are left out."""
         if not words or not ids:
             return {}
-        match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+        match = _match(words)
         found: dict[int, float] = {}
         for i in range(0, len(ids), 500):
             batch = [int(x) for x in ids[i : i + 500]]

@@ -230,6 +230,7 @@ class IndexWriter:
         self.search = search or IndexSettings()
         self.added: set[int] = set()
         self.removed: set[int] = set()
+        self._base_manifest: dict | None = None
         self.wait_s, self.keep = wait_s, keep_generations
         self.published = False
 
@@ -305,13 +306,15 @@ class IndexWriter:
 
     def _base_index(self, entry: str = "index") -> dict | None:
         """The current generation's manifest entry on what searches its vectors ("index") or its
-        terms ("lexical"); None before the first publish."""
+        terms ("lexical"); None before the first publish. The manifest is read once."""
         if self.base is None:
             return None
-        try:
-            return json.loads((_gen_dir(self.root, self.base) / "manifest.json").read_text()).get(entry, {})
-        except (OSError, ValueError):
-            return None
+        if self._base_manifest is None:
+            try:
+                self._base_manifest = json.loads((_gen_dir(self.root, self.base) / "manifest.json").read_text())
+            except (OSError, ValueError):
+                return None
+        return self._base_manifest.get(entry, {})
 
     def search_index_outdated(self) -> bool:
         """True when the current generation is searched by another kind of index than ``search`` now
@@ -327,8 +330,8 @@ class IndexWriter:
         """Write the vectors, then switch CURRENT to this generation in one atomic step."""
         import faiss
 
-        docs, chunks = self.catalog.counts()
-        chunks -= len(self.catalog.lexical_only_ids())  # navigation pages have no vector
+        docs, all_chunks = self.catalog.counts()
+        chunks = all_chunks - len(self.catalog.lexical_only_ids())  # navigation pages have no vector
         if chunks != self.vectors.ntotal:
             raise IndexCorruptError(f"catalog has {chunks} embedded chunks but FAISS {self.vectors.ntotal} vectors; not "
                                     "publishing (the published generation is untouched; run the command again)")
@@ -336,8 +339,8 @@ class IndexWriter:
         self.catalog.set_meta(generation=str(self.generation), published_at=published_at)
         self.catalog.conn.commit()
         base_dir = _gen_dir(self.root, self.base) if self.base is not None else None
-        lexical = lexical_index.publish(self.dir, self.catalog.lexical_rows, self.catalog.counts()[1],
-                                        self.search.lexical, self.catalog.chunks_changed, base_dir, self._base_index("lexical"))
+        lexical = lexical_index.publish(self.dir, self.catalog.lexical_rows, all_chunks, self.search.lexical,
+                                        self.catalog.chunks_changed, base_dir, self._base_index("lexical"))
         self.catalog.conn.close()
         faiss.write_index(self.vectors, str(private_file(self.dir / "vectors.faiss")))
         files = ["catalog.sqlite", "vectors.faiss"]

@@ -14,6 +14,7 @@ own (columns, tables), handwriting, and deskewing.
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -98,8 +99,6 @@ def check_pixels(width: int, height: int, max_pixels: int, what: str = "image") 
 def ocr_metadata(pages: dict[int, OcrPage], seconds: float) -> dict[str, str]:
     """The document metadata that records which pages were read by OCR: ``ocr_pages`` maps each
     page number to its mean word confidence (JSON), ``ocr_seconds`` the time spent."""
-    import json
-
     if not pages:
         return {}
     return {"ocr_pages": json.dumps({str(n): p.confidence for n, p in sorted(pages.items())}),
