@@ -80,7 +80,7 @@ def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
         starts = _outline(pdf)
         headings: tuple[str, ...] = ()
         blocks, broken, ocr_pages, ocr_failed, ocr_skipped = [], [], {}, {}, []
-        started = time.perf_counter()
+        ocr_seconds = 0.0
         for i in range(len(pdf)):
             headings = starts.get(i, headings)
             try:
@@ -96,11 +96,13 @@ def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
                 if len(ocr_pages) >= limits.ocr_max_pages:
                     ocr_skipped.append(i + 1)
                 else:
+                    started = time.perf_counter()
                     try:
                         ocr_pages[i + 1] = _ocr_page(page, limits)
                         text = ocr_pages[i + 1].text or text
                     except ParseError as exc:  # the page keeps what its text layer had; the others are read
                         ocr_failed[i + 1] = str(exc)
+                    ocr_seconds += time.perf_counter() - started
             page.close()
             if text:
                 blocks.append(Block(text=text, page=i + 1, headings=headings))
@@ -111,7 +113,7 @@ def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
         raise ParseError(f"corrupt PDF: no page could be read ({len(broken)} damaged)")
     if broken:
         meta["unreadable_pages"] = ", ".join(map(str, broken))
-    meta.update(ocr_metadata(ocr_pages, time.perf_counter() - started))
+    meta.update(ocr_metadata(ocr_pages, ocr_seconds))
     if ocr_failed:
         first = next(iter(ocr_failed.values()))
         meta["ocr_failed_pages"] = f"{', '.join(map(str, ocr_failed))}: {first}"
