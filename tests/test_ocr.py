@@ -14,16 +14,13 @@ from conftest import run_cli
 from workbench.answer import asks_for_number, weak_evidence
 from workbench.records import Chunk, Hit
 
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
-
-
 def page(lines: list[str], size=(1700, 2200)):
     """A white page with ``lines`` drawn as pixels: no text layer anywhere."""
     from PIL import Image, ImageDraw, ImageFont
 
     img = Image.new("L", size, 255)
     draw = ImageDraw.Draw(img)
-    font = ImageFont.truetype(FONT, 40)
+    font = ImageFont.load_default(size=40)  # Pillow's own font: no system font package needed
     for i, line in enumerate(lines):
         draw.text((120, 150 + i * 70), line, fill=0, font=font)
     return img
