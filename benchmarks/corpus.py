@@ -97,3 +97,59 @@ def text_pool() -> list[list[str]]:
         with pdfium.PdfDocument(path) as pdf:
             docs.append(word.findall(" ".join(pdf[i].get_textpage().get_text_range() for i in range(len(pdf)))))
     return [d for d in docs if len(d) >= 200]
+
+
+# The page-level benchmark (benchmarks/page_retrieval.py): 21 long manuals, each under the name its
+# questions use. Packages: r-doc-pdf lilypond-doc-pdf debian-faq nettle-dev valgrind
+# python-reportlab-doc why3-doc-pdf gri-pdf-doc c++-annotations-pdf
+_LILY = "/usr/share/doc/lilypond/html/Documentation/"
+PAGE_CORPUS = {
+    **{f"{m}.pdf": f"/usr/share/doc/r-doc-pdf/manual/{m}.pdf"
+       for m in ("R-FAQ", "R-admin", "R-data", "R-exts", "R-intro", "R-ints", "R-lang")},
+    **{f"lilypond-{m}.pdf": f"{_LILY}{m}.pdf"
+       for m in ("contributor", "essay", "extending", "learning", "music-glossary", "usage", "web")},
+    "debian-faq.pdf": "/usr/share/doc/debian/FAQ/debian-faq.en.pdf.gz",
+    "nettle.pdf": "/usr/share/doc/nettle-dev/nettle.pdf.gz",
+    "valgrind-manual.pdf": "/usr/share/doc/valgrind/valgrind_manual.pdf.gz",
+    "reportlab-userguide.pdf": "/usr/share/doc/python-reportlab-doc/reportlab-userguide.pdf",
+    "why3-manual.pdf": "/usr/share/doc/why3-doc-pdf/manual.pdf",
+    "gri.pdf": "/usr/share/doc/gri/gri.pdf.gz",
+    "cplusplus.pdf": "/usr/share/doc/c++-annotations/cplusplus.pdf",
+}
+PAGE_PACKAGES = ("r-doc-pdf lilypond-doc-pdf debian-faq nettle-dev valgrind python-reportlab-doc why3-doc-pdf "
+                 "gri-pdf-doc c++-annotations-pdf")
+
+
+def build_pages(dest: Path) -> list[Path]:
+    """Copy (or gunzip) the page benchmark's PDFs into ``dest`` under their benchmark names."""
+    import gzip
+
+    missing = [p for p in PAGE_CORPUS.values() if not Path(p).exists()]
+    if missing:
+        sys.exit(f"missing corpus files; run: apt-get install {PAGE_PACKAGES}\n  " + "\n  ".join(missing))
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, src in PAGE_CORPUS.items():
+        target = dest / name
+        if not target.exists():
+            if src.endswith(".gz"):
+                with gzip.open(src, "rb") as f:
+                    target.write_bytes(f.read())
+            else:
+                shutil.copy(src, target)
+        out.append(target)
+    return out
+
+
+def page_texts(path: Path) -> list[str]:
+    """Each page's text as the workbench's PDF loader extracts it (1-based page n is item n-1)."""
+    import pypdfium2 as pdfium
+
+    texts = []
+    with pdfium.PdfDocument(str(path)) as pdf:
+        for page in pdf:
+            textpage = page.get_textpage()
+            texts.append(textpage.get_text_bounded().replace("\r\n", "\n").replace("\r", "\n").replace("\x02", ""))
+            textpage.close()
+            page.close()
+    return texts
