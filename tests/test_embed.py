@@ -206,9 +206,10 @@ def test_many_small_batches_keep_each_chunk_with_its_vector_and_embed_a_repeated
     monkeypatch.setattr(ingest, "EMBED_BATCH", 2)  # many small batches
     docs = tmp_path / "docs"
     docs.mkdir()
-    for i in range(6):  # every file repeats the same two paragraphs, plus one of its own
-        (docs / f"note{i}.md").write_text(f"# Note {i}\n\n{SENTENCES[0]}\n\n# Shuttle\n\n{SENTENCES[1]}\n\n"
-                                          f"# Own\n\nThis note number {i} is about topic {i * 7}.\n")
+    for i in range(6):  # every file (one title and name: one identity) repeats two paragraphs, plus one of its own
+        (docs / f"d{i}").mkdir()
+        (docs / f"d{i}" / "note.md").write_text(f"# Note\n\n{SENTENCES[0]}\n\n# Shuttle\n\n{SENTENCES[1]}\n\n"
+                                                f"# Own\n\nThis note number {i} is about topic {i * 7}.\n")
     wb = make_wb()
     report = wb.ingest(docs, progress=False)
     distinct = {(c.text, c.headings) for c in wb.chunks()}
@@ -216,5 +217,6 @@ def test_many_small_batches_keep_each_chunk_with_its_vector_and_embed_a_repeated
     assert report.chunks_embedded == len({c.text_hash + "|".join(c.headings) for c in wb.chunks()}) <= len(distinct)
     assert report.chunks_embedded + report.chunks_from_cache == 18
     ids, vectors = wb.embeddings()
-    expected = wb.embedder.embed_documents([ingest.document_input(c.text, c.headings) for c in wb.chunks(ids)])
+    assert {c.title for c in wb.chunks()} == {"Note"}  # the identity: the title, which holds the file name
+    expected = wb.embedder.embed_documents([ingest.document_input(c.text, c.headings, "Note") for c in wb.chunks(ids)])
     assert ((vectors * expected).sum(1) > 0.999).all()  # every chunk id carries its own text's vector

@@ -275,9 +275,9 @@ def test_the_catalogs_sql_filter_and_filters_admits_are_one_rule(corpus_wb):
 
 def test_a_question_naming_the_company_finds_its_page_that_never_names_it(tmp_path):
     """Two annual reports with the same title and section names; the statements page names neither
-    company. The file name is part of every passage's identity (the heading field), so BM25 ranks
-    the named company's statements page first, and hybrid search keeps it above the other company's
-    (the dense side, whose input does not carry the identity yet, prefers the company's cover)."""
+    company. The file name is part of every passage's identity, in the BM25 heading field and in the
+    embedded input, so each side ranks the named company's statements page above the other
+    company's, and hybrid search keeps it first or second."""
     import json
 
     from fpdf import FPDF
@@ -315,3 +315,6 @@ def test_a_question_naming_the_company_finds_its_page_that_never_names_it(tmp_pa
         statements = [h for h in hits if h["page"] == 3]
         assert statements and statements[0]["path"].endswith(own)  # hybrid: the other company's is below
         assert hits[0]["path"].endswith(own) and (hits[0]["page"] == 3 or hits[1]["page"] == 3)
+        dense = json.loads(run_cli("search", question, "--index", index, "-k", "10", "--json", "--mode", "dense").stdout)
+        pages3 = [h for h in dense if h["page"] == 3]
+        assert len(pages3) == 2 and pages3[0]["path"].endswith(own), dense  # the identity steers the vectors

@@ -89,12 +89,46 @@ def test_sync_cases_end_to_end(tmp_path, make_wb):
     assert all(not h.chunk.path.endswith("travel-policy.docx") for h in wb.search("per diem rates Hamburg", k=30))
     assert wb.status().documents == n_docs - 1
 
-    # a copy (same bytes, new path, old still there) is a new document whose chunks come from the cache
-    shutil.copy(src / "onboarding.md", src / "onboarding-copy.md")
+    # a copy (same bytes and name, another folder, old still there) is a new document whose chunks
+    # come from the cache: its identity (title, file name) and text are those already embedded
+    (src / "copies").mkdir()
+    shutil.copy(src / "onboarding.md", src / "copies" / "onboarding.md")
     copied = wb.ingest(src, progress=False)
-    assert copied.added == (str(src / "onboarding-copy.md"),)
+    assert copied.added == (str(src / "copies" / "onboarding.md"),)
     assert copied.chunks_embedded == 0
     assert copied.chunks_from_cache == copied.chunks_added > 0
+    # under another name it is embedded again: the file name is part of every passage's identity
+    shutil.copy(src / "onboarding.md", src / "onboarding-2019.md")
+    renamed_copy = wb.ingest(src, progress=False)
+    assert renamed_copy.added == (str(src / "onboarding-2019.md"),)
+    assert renamed_copy.chunks_embedded == renamed_copy.chunks_added > 0
+
+
+def test_an_index_embedded_without_identity_is_embedded_again_once(tmp_path, embedder):
+    """An index built before passages carried their document's identity (or with [chunking]
+    identity = false) is parsed and embedded again by the next ingest, which says so; after that,
+    an unchanged re-sync does nothing."""
+    from workbench.config import Config
+    from workbench.pipeline import Workbench
+
+    src = tmp_path / "docs"
+    src.mkdir()
+    make_pdf(src / "memo.pdf", ["The hangar doors are serviced every spring."])
+    (src / "notes.md").write_text("# Notes\n\nThe forklift is charged overnight.\n")
+    cfg = Config().with_index_dir(tmp_path / "index")
+    plain = Workbench(cfg.replace("chunking", identity=False), embedder=embedder)
+    first = plain.ingest(src, progress=False)
+    assert first.chunks_embedded == 2
+    again = plain.ingest(src, progress=False)
+    assert not again.published and again.unchanged == 2 and again.notes == ()
+    wb = Workbench(cfg, embedder=embedder)
+    upgraded = wb.ingest(src, progress=False)
+    assert upgraded.published and set(upgraded.changed) == {str(src / "memo.pdf"), str(src / "notes.md")}
+    assert upgraded.chunks_embedded == 2  # new inputs: identity + text
+    assert any("embedded again" in n for n in upgraded.notes)
+    assert wb.search("hangar doors", k=1)[0].chunk.path.endswith("memo.pdf")
+    settled = wb.ingest(src, progress=False)
+    assert not settled.published and settled.unchanged == 2 and settled.chunks_embedded == 0
 
 
 def test_reindex_resyncs_all_sources_with_their_collections(tmp_path, make_wb):

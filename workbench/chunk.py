@@ -43,14 +43,55 @@ def document_id(job: ParseJob, part: str) -> str:
 
 
 def chunk_file(job: ParseJob, docs: Sequence[ParsedDocument], count_tokens: CountTokens, max_tokens: int,
-               overlap_tokens: int) -> tuple[tuple[ParsedDocument, str, tuple[Chunk, ...]], ...]:
-    """Each parsed document of a job with its id and chunks (the same call locally and on a cluster)."""
+               overlap_tokens: int, identity: bool = True) -> tuple[tuple[ParsedDocument, str, tuple[Chunk, ...]], ...]:
+    """Each parsed document of a job with its id and chunks (the same call locally and on a cluster).
+    ``identity``: give every chunk its document's identity line (`document_identity`)."""
     out = []
     for parsed in docs:
         doc_id = document_id(job, parsed.part)
+        ident = document_identity(parsed, job.path) if identity else ""
         out.append((parsed, doc_id, tuple(chunk_document(parsed, doc_id, job.content_hash, count_tokens,
-                                                         max_tokens, overlap_tokens))))
+                                                         max_tokens, overlap_tokens, ident))))
     return tuple(out)
+
+
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
+# 'for the fiscal year ended June 30, 2021', 'For the quarterly period ended March 31, 2022'
+_PERIOD_ENDED = re.compile(
+    r"\b((?:fiscal\s+)?(?:year|quarter|quarterly\s+period|period|half[- ]year|six\s+months|three\s+months|"
+    r"nine\s+months)\s+ended\s+(?:[A-Z][a-z]{2,8}\.?\s+\d{1,2},?\s+|\d{1,2}\s+[A-Z][a-z]{2,8}\s+)(?:19|20)\d{2})",
+    re.IGNORECASE)
+_IDENTITY_TEXT = 3000  # characters of a document's start searched for its period
+
+
+def document_identity(parsed: ParsedDocument, path: str) -> str:
+    """The line that names a document in each of its passages' embedded input and heading terms:
+    its title, its file (or attachment) name where that says something the title does not, and the
+    period it covers when neither names a year ('year ended December 31, 2021', found in the first
+    3,000 characters). Financial statements rarely repeat the company or year on each page; this
+    lets a question that names them find those pages. Leaves out: company names inside the text."""
+    from pathlib import PurePath
+
+    title = " ".join(parsed.title.split())
+    stem = PurePath(parsed.part or path).stem
+    name = " ".join(stem.replace("_", " ").replace("-", " ").split())
+    parts = [title] if title else []
+    if name and name.lower() not in title.lower():
+        parts.append(name)
+    line = " · ".join(parts)
+    if not _YEAR.search(line):
+        m = _PERIOD_ENDED.search(parsed.text[:_IDENTITY_TEXT])
+        if m:
+            line = f"{line} · {' '.join(m.group(1).split())}" if line else " ".join(m.group(1).split())
+    return line[:300]
+
+
+def embedding_context(identity: str, headings: Sequence[str]) -> str:
+    """What precedes a chunk's text in its embedded input: its document's identity, then its heading
+    path (a heading that repeats the identity's title is not repeated)."""
+    parts = [identity] if identity else []
+    parts += [h for h in headings if h and h not in parts and not identity.startswith(h)]
+    return " > ".join(parts)
 
 
 def text_hash(text: str) -> str:
@@ -164,8 +205,10 @@ def is_navigation(chunk: Chunk) -> bool:
 
 
 def chunk_document(parsed: ParsedDocument, doc_id: str, content_hash: str, count_tokens: CountTokens,
-                   max_tokens: int = 200, overlap_tokens: int = 32) -> list[Chunk]:
-    """Split one parsed document into chunks; ids are stable for (doc_id, content_hash)."""
+                   max_tokens: int = 200, overlap_tokens: int = 32, identity: str = "") -> list[Chunk]:
+    """Split one parsed document into chunks; ids are stable for (doc_id, content_hash). Each chunk's
+    embedded input is `embedding_context` (``identity`` and its heading path) then its text, and the
+    budget counts both."""
     blocks = [b for b in parsed.blocks if b.text]
     offsets, pos = [], 0
     for b in parsed.blocks:
@@ -173,10 +216,11 @@ def chunk_document(parsed: ParsedDocument, doc_id: str, content_hash: str, count
         pos += len(b.text) + 2
     offsets = [o for o, b in zip(offsets, parsed.blocks) if b.text]
     text = parsed.text
-    # the embedded input is "heading path + text": leave room for the heading path in the budget
+    # the embedded input is "identity > heading path" + text: leave room for that context in the budget
     paths = list({b.headings for b in blocks})
-    prefix = count_tokens([" > ".join(h) for h in paths])
-    budgets = {h: max(16, max_tokens - (n + 1 if h else 0)) for h, n in zip(paths, prefix)}
+    contexts = [embedding_context(identity, h) for h in paths]
+    prefix = count_tokens(contexts)
+    budgets = {h: max(16, max_tokens - (n + 1 if c else 0)) for h, c, n in zip(paths, contexts, prefix)}
     chunks: list[Chunk] = []
     for section in _sections(_pieces(blocks, offsets, count_tokens, budgets)):
         for group in _pack(section, budgets[section[-1].block.headings], overlap_tokens):
@@ -187,6 +231,6 @@ def chunk_document(parsed: ParsedDocument, doc_id: str, content_hash: str, count
             chunks.append(Chunk(
                 chunk_id=chunk_id(doc_id, content_hash, ordinal), doc_id=doc_id, ordinal=ordinal,
                 text=body, start=start, end=end, page=last.page, sheet=last.sheet, headings=last.headings,
-                text_hash=text_hash(body), format=parsed.format, title=parsed.title,
+                text_hash=text_hash(body), format=parsed.format, title=parsed.title, identity=identity,
             ))
     return chunks

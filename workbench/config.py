@@ -90,6 +90,12 @@ class ChunkingSettings(_Section):
     overlap_tokens: int = Field(
         32, ge=0, description="Tokens repeated from the end of one chunk at the start of the next."
     )
+    identity: bool = Field(
+        True, description="Embed each passage with its document's identity (title, file name, and the "
+        "period it covers when they name no year) before its heading path, so that a question naming "
+        "a company, product, period or manual finds pages that never repeat the name. Changing it "
+        "re-embeds files as they are next re-parsed (ingest into a new --index folder to apply it to all)."
+    )
 
 
 class OcrSettings(_Section):
@@ -138,6 +144,9 @@ class IngestSettings(_Section):
         1, ge=1, description="Parser worker processes (embedding runs beside them)."
     )
     include_hidden: bool = Field(False, description="Also ingest dot-files and dot-folders.")
+    pdf_tables: bool = Field(
+        True, description="Read ruled tables in PDFs as rows that keep their column headers "
+        "('Header: value | Header: value'), with the table's caption in the heading path.")
 
 
 class ClusterSettings(_Section):

@@ -29,6 +29,10 @@ from workbench.records import Chunk, ChunkedFile, Document, FailureKind, FileFai
 from workbench.store import IndexWriter
 from workbench.sync import SyncPlan, ToParse, plan_sync, scan
 
+# What a passage's embedded input is made of, recorded in the catalog: an index whose vectors were
+# embedded from another input is parsed and embedded again by the next ingest.
+EMBEDDING_INPUT = "identity+headings+text"
+
 EMBED_BATCH = 512  # chunks per encode call (sentence-transformers sorts each call by length)
 
 
@@ -49,6 +53,7 @@ class _Tally:
     ocr_pages: int = 0
     ocr_seconds: float = 0.0
     dirty: bool = False
+    notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
 
     def time(self, stage: str, since: float) -> float:
@@ -62,7 +67,7 @@ def embedding_inputs(chunks: list[Chunk]) -> tuple[set[int], list[Chunk], list[s
     """(ids of chunks that get no vector, chunks that do, their text-hash keys, {key: model input})."""
     lexical = {c.chunk_id for c in chunks if is_navigation(c)}  # contents/index pages: BM25 only
     dense = [c for c in chunks if c.chunk_id not in lexical]
-    inputs = {c.chunk_id: document_input(c.text, c.headings) for c in dense}
+    inputs = {c.chunk_id: document_input(c.text, c.headings, c.identity) for c in dense}
     keys = [text_hash(inputs[c.chunk_id]) for c in dense]
     return lexical, dense, keys, dict(zip(keys, (inputs[c.chunk_id] for c in dense)))
 
@@ -92,7 +97,7 @@ class _Embedding:
         ``[retrieval] heading_weight`` so it steers without drowning the page text."""
         lang = self.language.get(c.doc_id, UNDETERMINED)
         name = PurePath(self.names.get(c.doc_id, "")).stem.replace("_", " ").replace("-", " ")
-        context = " ".join(dict.fromkeys((c.title, name, *c.headings)))
+        context = " ".join(dict.fromkeys((c.title, name, c.identity, *c.headings)))
         return " ".join(terms(c.text, lang)), " ".join(dict.fromkeys(terms(context, lang)))
 
     def add(self, chunks: list[Chunk], vectors: dict[str, np.ndarray] | None = None) -> None:
@@ -140,7 +145,7 @@ def _local_files(config: Config, embedder: Embedder, jobs: dict[str, ParseJob], 
                 yield ChunkedFile(outcome.path, error=outcome.error)
             else:
                 docs = chunk_file(jobs[outcome.path], outcome.docs, embedder.count_tokens, ch.max_tokens,
-                                  ch.overlap_tokens)
+                                  ch.overlap_tokens, ch.identity)
                 started = tally.time("chunk", started)
                 yield ChunkedFile(outcome.path, docs=docs)
             started = time.perf_counter()
@@ -207,6 +212,12 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
         items: dict[str, tuple[ToParse, str, str]] = {}
         for root, collection in sources:
             w.catalog.upsert_source(str(root), collection)
+        embedding_input = EMBEDDING_INPUT if config.chunking.identity else "plain"
+        reparse = w.base is not None and w.catalog.meta().get("embedding_input", "plain") != embedding_input
+        if reparse:
+            t.notes.append("every file is parsed and embedded again: what is embedded changed ([chunking] identity)")
+            t.dirty = True
+        w.catalog.set_meta(embedding_input=embedding_input)
         roots: dict[str, list[Path]] = {}
         for s in w.catalog.sources():  # all of a collection's sources, so that nested ones agree on groups
             roots.setdefault(s["collection"], []).append(Path(s["root"]))
@@ -222,7 +233,8 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
             files, skipped = scan(root, ing.include_hidden)
             t.skipped += [FileFailure(s.path, s.reason, collection) for s in skipped]
             plan = plan_sync(files, w.catalog.source_documents(collection, root_s),
-                             w.catalog.failure_signatures(collection, root_s), int(ing.max_file_mb * 2**20))
+                             w.catalog.failure_signatures(collection, root_s), int(ing.max_file_mb * 2**20),
+                             reparse=reparse)
             _apply_plan(w, plan, collection, root_s, t)
             _regroup(w, access[collection], collection, root_s, t)
             items.update({item.file.path: (item, collection, root_s) for item in plan.to_parse})
@@ -283,7 +295,7 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
         if t.dirty:
             generation = w.publish()
         t.time("publish", started_publish)
-    notes = list(cluster.notes) if cluster is not None else []
+    notes = t.notes + (list(cluster.notes) if cluster is not None else [])
     if t.embedded and hasattr(embedder, "prepare_queries"):
         try:  # the ONNX copy for fast cold searches, exported once per model; searches work without it
             embedder.prepare_queries()

@@ -92,8 +92,9 @@ def scan(root: Path, include_hidden: bool = False) -> tuple[list[FileInfo], list
 
 
 def plan_sync(files: list[FileInfo], docs: list[Document], failures: dict[str, tuple[int, float, str]],
-              max_bytes: int, hasher: Callable[[str], str] = file_hash) -> SyncPlan:
-    """Compare scanned files with catalogued documents (and past failures) of one source."""
+              max_bytes: int, hasher: Callable[[str], str] = file_hash, reparse: bool = False) -> SyncPlan:
+    """Compare scanned files with catalogued documents (and past failures) of one source.
+    ``reparse``: parse every indexed file again, changed or not (what is embedded changed)."""
     plan = SyncPlan(seen={f.path for f in files})
     by_path: dict[str, list[Document]] = {}
     for d in docs:
@@ -116,7 +117,7 @@ def plan_sync(files: list[FileInfo], docs: list[Document], failures: dict[str, t
         if unchanged_failure and past[3] is not FailureKind.TOO_LARGE:  # a size failure is re-checked above
             plan.still_failing.append(FileFailure(f.path, past[2], kind=past[3]))
             continue
-        if old and old[0].size == f.size and old[0].mtime == f.mtime:
+        if old and old[0].size == f.size and old[0].mtime == f.mtime and not reparse:
             plan.unchanged += 1
             continue
         try:
@@ -124,7 +125,7 @@ def plan_sync(files: list[FileInfo], docs: list[Document], failures: dict[str, t
         except OSError as exc:
             plan.failed.append((f, f"cannot read file ({exc.strerror})", FailureKind.UNREADABLE))
             continue
-        if old and old[0].content_hash == digest:
+        if old and old[0].content_hash == digest and not reparse:
             plan.touched.append((f, ids))
         elif old:
             plan.to_parse.append(ToParse(f, digest, replaces=ids))
