@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 PIP_EXTRA := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 
-.PHONY: setup setup-llamacpp setup-browser setup-ocr serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold bench-cluster bench-ocr clean
+.PHONY: setup setup-llamacpp setup-browser setup-ocr serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold bench-cluster bench-ocr bench-pages bench-spanish clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -100,6 +100,14 @@ bench-cold: setup
 
 bench-web-load: setup setup-llamacpp
 	$(PY) benchmarks/web_load.py $(ARGS)
+
+# page hit@1/5/10 on 21 long manuals (ARGS="--variants before identity default", ARGS=--answers)
+bench-pages: setup
+	$(PY) benchmarks/page_retrieval.py $(ARGS)
+
+# held-out Spanish questions: the default pipeline vs plain BM25 with the Spanish stemmer
+bench-spanish: setup
+	$(PY) benchmarks/spanish_heldout.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) workbench-index

@@ -66,6 +66,7 @@ class LoadLimits:
     ocr_min_chars: int = 40
     ocr_file_timeout_s: float = 3600.0
     ocr_max_pages: int = 500
+    pdf_tables: bool = True  # ruled tables in PDFs as rows with their headers
 
     @classmethod
     def from_settings(cls, ingest, ocr) -> "LoadLimits":
@@ -73,7 +74,7 @@ class LoadLimits:
         return cls(max_unzipped_mb=ingest.max_unzipped_mb, ocr_languages=ocr.languages if ocr.enabled else "",
                    ocr_page_timeout_s=ocr.page_timeout_s, ocr_max_pixels=ocr.max_pixels,
                    ocr_min_chars=ocr.min_chars, ocr_file_timeout_s=ocr.file_timeout_s,
-                   ocr_max_pages=ocr.max_pages)
+                   ocr_max_pages=ocr.max_pages, pdf_tables=ingest.pdf_tables)
 
 
 def format_for(name: str) -> str | None:

@@ -8,6 +8,8 @@ whose images cover a quarter of it or more, a scanned page, is rendered at 300 d
 ``[ocr] max_pixels``) and read by OCR (`workbench.load.ocr`), up to ``[ocr] max_pages`` per file;
 the document's metadata records those pages and their confidence, and pages whose OCR failed
 (they keep what their text layer had; the document is indexed unless no page had any text).
+Ruled tables become rows that keep their headers (`workbench.load.pdf_tables`, ``[ingest]
+pdf_tables``); the metadata counts them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import time
 
 from workbench.errors import ParseError
+from workbench.load.pdf_tables import TableReader, is_candidate, row_line
 from workbench.records import Block, ParsedDocument
 
 
@@ -65,6 +68,29 @@ def _ocr_page(page, limits):
         bitmap.close()
 
 
+def _table_blocks(tables: TableReader, index: int, headings: tuple[str, ...]) -> list[Block]:
+    """A page with ruled tables as blocks: running text around them, then each table as a heading
+    block (its caption, "Table" when it has none, or its header when it continues the previous
+    page's) and one row block per data row under that heading; [] when the page has no table."""
+    found, bands, captions = tables.read(index)
+    if not found:
+        return []
+    out, page_no = [], index + 1
+    for band, caption, table in zip(bands, captions, found):
+        if band:
+            out.append(Block(text=band, page=page_no, headings=headings))
+        title = table.title or caption or "Table"
+        if table.continued:
+            title = f"{title} (continued)"
+        inner = (*headings, title)
+        out.append(Block(text=" | ".join(h for h in table.header if h), page=page_no, headings=inner, kind="heading"))
+        out += [Block(text=line, page=page_no, headings=inner, kind="row")
+                for line in (row_line(table.header, row) for row in table.rows) if line]
+    if bands[-1]:
+        out.append(Block(text=bands[-1], page=page_no, headings=headings))
+    return out
+
+
 def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
     import pypdfium2 as pdfium
 
@@ -81,6 +107,8 @@ def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
         headings: tuple[str, ...] = ()
         blocks, broken, ocr_pages, ocr_failed, ocr_skipped = [], [], {}, {}, []
         ocr_seconds = 0.0
+        tables = TableReader(data) if limits is None or limits.pdf_tables else None
+        n_tables, table_errors = 0, []
         for i in range(len(pdf)):
             headings = starts.get(i, headings)
             try:
@@ -89,9 +117,22 @@ def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
             except pdfium.PdfiumError:  # one damaged page: keep the others, say which ones were lost
                 broken.append(i + 1)
                 continue
-            text = textpage.get_text_bounded().replace("\r\n", "\n").replace("\r", "\n")
-            textpage.close()
+            # PDFium returns U+0002 for a hyphen that breaks a word inside a line ('func\x02tions'):
+            # dropped, the word is whole again for search
+            text = textpage.get_text_bounded().replace("\r\n", "\n").replace("\r", "\n").replace("\x02", "")
             text = "\n".join(line.rstrip() for line in text.split("\n")).strip()
+            table_blocks = None
+            if tables is not None and text and is_candidate(page):
+                try:
+                    table_blocks = _table_blocks(tables, i, headings)
+                except Exception as exc:  # noqa: BLE001 - a table the finder chokes on keeps the page's text
+                    table_errors.append(f"{i + 1}: {type(exc).__name__}")
+            textpage.close()
+            if table_blocks:
+                page.close()
+                blocks += table_blocks
+                n_tables += sum(1 for b in table_blocks if b.kind == "heading")
+                continue
             if limits is not None and limits.ocr_languages and len(text) < limits.ocr_min_chars and _scanned(page):
                 if len(ocr_pages) >= limits.ocr_max_pages:
                     ocr_skipped.append(i + 1)
@@ -109,6 +150,12 @@ def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
         meta = pdf.get_metadata_dict(skip_empty=True)
     finally:
         pdf.close()
+        if tables is not None:
+            tables.close()
+    if n_tables:
+        meta["tables"] = str(n_tables)
+    if table_errors:
+        meta["table_errors"] = ", ".join(table_errors[:20])
     if broken and not blocks:
         raise ParseError(f"corrupt PDF: no page could be read ({len(broken)} damaged)")
     if broken:
