@@ -37,14 +37,14 @@ QUESTIONS = HERE / "page_questions"
 KINDS = ("fact", "table", "names-document")
 # Config changes per variant ((section, key, value), ...) and what they show.
 VARIANTS = {
-    "before": (("chunking", "identity", False), ("ingest", "pdf_tables", False)),
+    "before": (("chunking", "identity_weight", 0.0), ("ingest", "pdf_tables", False)),
     "identity": (("ingest", "pdf_tables", False),),
     "default": (),
 }
 VARIANT_TEXT = {
     "before": "no document identity in the embedded input, PDF tables as running text",
-    "identity": "document identity embedded (point 3), PDF tables as running text",
-    "default": "the default: identity embedded and ruled PDF tables as rows with headers (point 2)",
+    "identity": "document identity mixed into passage vectors (point 3), PDF tables as running text",
+    "default": "the default: identity mixed in, and ruled PDF tables as rows with headers (point 2)",
 }
 
 
@@ -197,6 +197,23 @@ def table(rows: dict[str, list[int | None]], n: int) -> None:
         print(f"  {name:28s} {k:4d} {at[0]:6.3f} {at[1]:6.3f} {at[2]:6.3f} {mrr:6.3f}")
 
 
+def ruled_table_questions(questions, folder: Path) -> set[str]:
+    """Ids of the table questions whose gold page has a table the PDF loader reads as rows."""
+    from workbench.load.pdf import load_pdf
+
+    rows: dict[str, set[int]] = {}
+    out = set()
+    for q in questions:
+        if q["kind"] != "table":
+            continue
+        if q["doc"] not in rows:
+            doc = load_pdf((folder / q["doc"]).read_bytes(), q["doc"])
+            rows[q["doc"]] = {b.page for b in doc.blocks if b.kind == "row"}
+        if rows[q["doc"]] & set(q["pages"]):
+            out.add(q["id"])
+    return out
+
+
 def run(questions, folder, pages, answers, variants, answer_limit=0):
     from workbench.config import Config
     from workbench.pipeline import Workbench
@@ -206,6 +223,8 @@ def run(questions, folder, pages, answers, variants, answer_limit=0):
     bad = check(questions, pages)
     if bad:
         sys.exit(f"{bad} questions fail their check; fix them first")
+    ruled = ruled_table_questions(questions, folder)
+    print(f"{len(ruled)} of the table questions are on pages whose table is ruled (read as rows with headers)")
     for variant in variants:
         cfg = Config().with_index_dir(CACHE / f"page-index-{variant}")
         for section, key, value in VARIANTS[variant]:
@@ -220,6 +239,7 @@ def run(questions, folder, pages, answers, variants, answer_limit=0):
             rows = {f"{mode} (all)": ranks}
             for kind in KINDS:
                 rows[f"{mode} {kind}"] = [r for r, q in zip(ranks, questions) if q["kind"] == kind]
+            rows[f"{mode} table, ruled"] = [r for r, q in zip(ranks, questions) if q["id"] in ruled]
             table(rows, len(questions))
         if answers:
             answer_stats(wb, questions[:answer_limit] if answer_limit else questions)

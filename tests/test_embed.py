@@ -218,5 +218,7 @@ def test_many_small_batches_keep_each_chunk_with_its_vector_and_embed_a_repeated
     assert report.chunks_embedded + report.chunks_from_cache == 18
     ids, vectors = wb.embeddings()
     assert {c.title for c in wb.chunks()} == {"Note"}  # the identity: the title, which holds the file name
-    expected = wb.embedder.embed_documents([ingest.document_input(c.text, c.headings, "Note") for c in wb.chunks(ids)])
+    texts = wb.embedder.embed_documents([ingest.document_input(c.text, c.headings) for c in wb.chunks(ids)])
+    identity = wb.embedder.embed_documents(["Note"])
+    expected = ingest.mix_identity(texts, np.repeat(identity, len(texts), axis=0), wb.config.chunking.identity_weight)
     assert ((vectors * expected).sum(1) > 0.999).all()  # every chunk id carries its own text's vector

@@ -43,8 +43,15 @@ def test_dense_side_equals_brute_force_search(corpus_wb):
     emb = corpus_wb.embedder
     # the oracle: brute force over the very vectors stored in the index ...
     matrix = np.stack([reader.vectors.reconstruct(c.chunk_id) for c in chunks])
-    # ... which are the embedder's vectors of each chunk's input (bf16 batches differ by < 2e-3)
-    fresh = emb.embed_documents([document_input(c.text, c.headings) for c in chunks[:16]])
+    # ... which are the embedder's vectors of each chunk's input, mixed with its document's identity
+    # (bf16 batches differ by < 2e-3)
+    from workbench.ingest import mix_identity
+
+    identity = reader.catalog.identities()
+    assert {c.doc_id for c in chunks} <= set(identity)
+    fresh = mix_identity(emb.embed_documents([document_input(c.text, c.headings) for c in chunks[:16]]),
+                         emb.embed_documents([identity[c.doc_id] for c in chunks[:16]]), reader.identity_weight)
+    assert reader.identity_weight == corpus_wb.config.chunking.identity_weight > 0
     np.testing.assert_allclose(fresh, matrix[:16], atol=2e-3)
     for query in ("hydraulic pump pressure", "annual leave carry over", "shuttle timetable"):
         q = emb.embed_query(query)
@@ -275,8 +282,8 @@ def test_the_catalogs_sql_filter_and_filters_admits_are_one_rule(corpus_wb):
 
 def test_a_question_naming_the_company_finds_its_page_that_never_names_it(tmp_path):
     """Two annual reports with the same title and section names; the statements page names neither
-    company. The file name is part of every passage's identity, in the BM25 heading field and in the
-    embedded input, so each side ranks the named company's statements page above the other
+    company. The file name is part of every passage's identity, in the BM25 heading field and mixed
+    into its vector, so each side ranks the named company's statements page above the other
     company's, and hybrid search keeps it first or second."""
     import json
 

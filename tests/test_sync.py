@@ -97,16 +97,24 @@ def test_sync_cases_end_to_end(tmp_path, make_wb):
     assert copied.added == (str(src / "copies" / "onboarding.md"),)
     assert copied.chunks_embedded == 0
     assert copied.chunks_from_cache == copied.chunks_added > 0
-    # under another name it is embedded again: the file name is part of every passage's identity
+    # under another name too (its texts are cached; only its identity is new), but its vectors lean
+    # toward its own name: the identity is mixed into every passage's vector
     shutil.copy(src / "onboarding.md", src / "onboarding-2019.md")
     renamed_copy = wb.ingest(src, progress=False)
     assert renamed_copy.added == (str(src / "onboarding-2019.md"),)
-    assert renamed_copy.chunks_embedded == renamed_copy.chunks_added > 0
+    assert renamed_copy.chunks_embedded == 0 and renamed_copy.chunks_from_cache == renamed_copy.chunks_added > 0
+    ids, vectors = wb.embeddings()
+    vector = {(c.path, c.ordinal): v for c, v in zip(wb.chunks(ids), vectors)}
+    ordinals = [o for (path, o) in vector if path == str(src / "onboarding.md")]
+    assert ordinals
+    same = [float(vector[str(src / "onboarding.md"), o] @ vector[str(src / "copies" / "onboarding.md"), o]) for o in ordinals]
+    other = [float(vector[str(src / "onboarding.md"), o] @ vector[str(src / "onboarding-2019.md"), o]) for o in ordinals]
+    assert min(same) > 0.9999 and max(other) < 0.9999
 
 
 def test_an_index_embedded_without_identity_is_embedded_again_once(tmp_path, embedder):
-    """An index built before passages carried their document's identity (or with [chunking]
-    identity = false) is parsed and embedded again by the next ingest, which says so; after that,
+    """An index built before passages carried their document's identity (or with another [chunking]
+    identity_weight) is parsed and embedded again by the next ingest, which says so; after that,
     an unchanged re-sync does nothing."""
     from workbench.config import Config
     from workbench.pipeline import Workbench
@@ -116,7 +124,7 @@ def test_an_index_embedded_without_identity_is_embedded_again_once(tmp_path, emb
     make_pdf(src / "memo.pdf", ["The hangar doors are serviced every spring."])
     (src / "notes.md").write_text("# Notes\n\nThe forklift is charged overnight.\n")
     cfg = Config().with_index_dir(tmp_path / "index")
-    plain = Workbench(cfg.replace("chunking", identity=False), embedder=embedder)
+    plain = Workbench(cfg.replace("chunking", identity_weight=0), embedder=embedder)
     first = plain.ingest(src, progress=False)
     assert first.chunks_embedded == 2
     again = plain.ingest(src, progress=False)
@@ -124,7 +132,7 @@ def test_an_index_embedded_without_identity_is_embedded_again_once(tmp_path, emb
     wb = Workbench(cfg, embedder=embedder)
     upgraded = wb.ingest(src, progress=False)
     assert upgraded.published and set(upgraded.changed) == {str(src / "memo.pdf"), str(src / "notes.md")}
-    assert upgraded.chunks_embedded == 2  # new inputs: identity + text
+    assert upgraded.chunks_from_cache == 2  # the texts were embedded before; their identities are mixed in now
     assert any("embedded again" in n for n in upgraded.notes)
     assert wb.search("hangar doors", k=1)[0].chunk.path.endswith("memo.pdf")
     settled = wb.ingest(src, progress=False)

@@ -227,6 +227,12 @@ class Catalog:
             f"({','.join('?' * len(ids))}) AND json_extract(metadata, '$.ocr_pages') IS NOT NULL", ids)
         return {d: {int(p): float(c) for p, c in json.loads(v).items()} for d, v in rows}
 
+    def identities(self) -> dict[str, str]:
+        """{doc id: the identity line mixed into its passages' vectors} of every document that has one."""
+        rows = self.conn.execute("SELECT doc_id, json_extract(metadata, '$.identity') FROM documents "
+                                 "WHERE json_extract(metadata, '$.identity') IS NOT NULL")
+        return dict(rows)
+
     def low_confidence_pages(self, below: float) -> list[tuple[str, int, float]]:
         """(path, page, confidence) of every page read by OCR with a mean word confidence below ``below``."""
         rows = self.conn.execute("SELECT path || CASE part WHEN '' THEN '' ELSE ' » ' || part END, "

@@ -65,7 +65,8 @@ _IDENTITY_TEXT = 3000  # characters of a document's start searched for its perio
 
 
 def document_identity(parsed: ParsedDocument, path: str) -> str:
-    """The line that names a document in each of its passages' embedded input and heading terms:
+    """The line that names a document for each of its passages (mixed into their vectors, and in
+    their BM25 heading terms):
     its title, its file (or attachment) name where that says something the title does not, and the
     period it covers when neither names a year ('year ended December 31, 2021', found in the first
     3,000 characters). Financial statements rarely repeat the company or year on each page; this
@@ -76,7 +77,7 @@ def document_identity(parsed: ParsedDocument, path: str) -> str:
     stem = PurePath(parsed.part or path).stem
     name = " ".join(stem.replace("_", " ").replace("-", " ").split())
     parts = [title] if title else []
-    if name and name.lower() not in title.lower():
+    if name and name.lower() not in " ".join(title.replace("_", " ").replace("-", " ").lower().split()):
         parts.append(name)
     line = " · ".join(parts)
     if not _YEAR.search(line):
@@ -84,14 +85,6 @@ def document_identity(parsed: ParsedDocument, path: str) -> str:
         if m:
             line = f"{line} · {' '.join(m.group(1).split())}" if line else " ".join(m.group(1).split())
     return line[:300]
-
-
-def embedding_context(identity: str, headings: Sequence[str]) -> str:
-    """What precedes a chunk's text in its embedded input: its document's identity, then its heading
-    path (a heading that repeats the identity's title is not repeated)."""
-    parts = [identity] if identity else []
-    parts += [h for h in headings if h and h not in parts and not identity.startswith(h)]
-    return " > ".join(parts)
 
 
 def text_hash(text: str) -> str:
@@ -206,9 +199,8 @@ def is_navigation(chunk: Chunk) -> bool:
 
 def chunk_document(parsed: ParsedDocument, doc_id: str, content_hash: str, count_tokens: CountTokens,
                    max_tokens: int = 200, overlap_tokens: int = 32, identity: str = "") -> list[Chunk]:
-    """Split one parsed document into chunks; ids are stable for (doc_id, content_hash). Each chunk's
-    embedded input is `embedding_context` (``identity`` and its heading path) then its text, and the
-    budget counts both."""
+    """Split one parsed document into chunks; ids are stable for (doc_id, content_hash). Each chunk
+    carries ``identity`` (`document_identity`) for the embedding stage."""
     blocks = [b for b in parsed.blocks if b.text]
     offsets, pos = [], 0
     for b in parsed.blocks:
@@ -216,11 +208,10 @@ def chunk_document(parsed: ParsedDocument, doc_id: str, content_hash: str, count
         pos += len(b.text) + 2
     offsets = [o for o, b in zip(offsets, parsed.blocks) if b.text]
     text = parsed.text
-    # the embedded input is "identity > heading path" + text: leave room for that context in the budget
+    # the embedded input is "heading path + text": leave room for the heading path in the budget
     paths = list({b.headings for b in blocks})
-    contexts = [embedding_context(identity, h) for h in paths]
-    prefix = count_tokens(contexts)
-    budgets = {h: max(16, max_tokens - (n + 1 if c else 0)) for h, c, n in zip(paths, contexts, prefix)}
+    prefix = count_tokens([" > ".join(h) for h in paths])
+    budgets = {h: max(16, max_tokens - (n + 1 if h else 0)) for h, n in zip(paths, prefix)}
     chunks: list[Chunk] = []
     for section in _sections(_pieces(blocks, offsets, count_tokens, budgets)):
         for group in _pack(section, budgets[section[-1].block.headings], overlap_tokens):

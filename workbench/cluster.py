@@ -155,7 +155,7 @@ class NodeWorker:
         if outcome.error is None:
             ch = self.config.chunking
             for parsed, doc_id, chunks in chunk_file(job, outcome.docs, self.embedder.count_tokens,
-                                                     ch.max_tokens, ch.overlap_tokens, ch.identity):
+                                                     ch.max_tokens, ch.overlap_tokens, ch.identity_weight > 0):
                 msg["docs"].append({"doc": parsed.to_dict(), "id": doc_id, "chunks": [c.to_dict() for c in chunks]})
         msg["seconds"] = time.perf_counter() - started
         return json.dumps(msg)

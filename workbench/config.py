@@ -90,11 +90,12 @@ class ChunkingSettings(_Section):
     overlap_tokens: int = Field(
         32, ge=0, description="Tokens repeated from the end of one chunk at the start of the next."
     )
-    identity: bool = Field(
-        True, description="Embed each passage with its document's identity (title, file name, and the "
-        "period it covers when they name no year) before its heading path, so that a question naming "
-        "a company, product, period or manual finds pages that never repeat the name. Changing it "
-        "re-embeds files as they are next re-parsed (ingest into a new --index folder to apply it to all)."
+    identity_weight: float = Field(
+        0.35, ge=0, le=2, description="Steer each passage's vector toward its document's identity (title, "
+        "file name, and the period it covers when they name no year): the vector is normalise(text + "
+        "weight × identity), the identity embedded once per document. A question naming a company, "
+        "product, period or manual then finds pages that never repeat the name. 0 turns it off. "
+        "Changing it re-embeds every file at the next ingest."
     )
 
 

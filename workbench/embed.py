@@ -119,16 +119,11 @@ def cpu_has_bf16() -> bool:
     return cpu_info().bf16
 
 
-def document_input(text: str, headings: Sequence[str], identity: str = "") -> str:
-    """What is embedded for a chunk: its document's identity and heading path as context
-    (`workbench.chunk.embedding_context`), then its text. A chunk that starts with its own heading
-    gets only the identity."""
-    from workbench.chunk import embedding_context
-
-    if headings and text.startswith(headings[-1]):
-        headings = ()
-    context = embedding_context(identity, headings)
-    return f"{context}\n{text}" if context else text
+def document_input(text: str, headings: Sequence[str]) -> str:
+    """What is embedded for a chunk: its heading path as context, then its text. (Its document's
+    identity is embedded once per document and mixed into the passage's vector at ingest.)"""
+    context = " > ".join(h for h in headings if h)
+    return f"{context}\n{text}" if context and not text.startswith(headings[-1]) else text
 
 
 class SentenceTransformerEmbedder:

@@ -29,9 +29,9 @@ from workbench.records import Chunk, ChunkedFile, Document, FailureKind, FileFai
 from workbench.store import IndexWriter
 from workbench.sync import SyncPlan, ToParse, plan_sync, scan
 
-# What a passage's embedded input is made of, recorded in the catalog: an index whose vectors were
-# embedded from another input is parsed and embedded again by the next ingest.
-EMBEDDING_INPUT = "identity+headings+text"
+# How a passage's vector is made, recorded in the catalog: an index whose vectors were made another
+# way is parsed and embedded again by the next ingest.
+EMBEDDING_INPUT = "headings+text, mixed with the document identity's vector"
 
 EMBED_BATCH = 512  # chunks per encode call (sentence-transformers sorts each call by length)
 
@@ -63,13 +63,33 @@ class _Tally:
         return now
 
 
-def embedding_inputs(chunks: list[Chunk]) -> tuple[set[int], list[Chunk], list[str], dict[str, str]]:
-    """(ids of chunks that get no vector, chunks that do, their text-hash keys, {key: model input})."""
+def embedding_inputs(chunks: list[Chunk]) -> tuple[set[int], list[Chunk], list[str], dict[str, str], list[str | None]]:
+    """(ids of chunks that get no vector, chunks that do, their text-hash keys, {key: model input},
+    the key of each dense chunk's document identity or None). Identities are inputs too: one
+    vector per distinct identity, mixed into its passages' vectors (`mix_identity`)."""
     lexical = {c.chunk_id for c in chunks if is_navigation(c)}  # contents/index pages: BM25 only
     dense = [c for c in chunks if c.chunk_id not in lexical]
-    inputs = {c.chunk_id: document_input(c.text, c.headings, c.identity) for c in dense}
-    keys = [text_hash(inputs[c.chunk_id]) for c in dense]
-    return lexical, dense, keys, dict(zip(keys, (inputs[c.chunk_id] for c in dense)))
+    texts = [document_input(c.text, c.headings) for c in dense]
+    keys = [text_hash(t) for t in texts]
+    inputs = dict(zip(keys, texts))
+    ident_keys: list[str | None] = []
+    for c in dense:
+        if c.identity:
+            key = text_hash(c.identity)
+            inputs[key] = c.identity
+            ident_keys.append(key)
+        else:
+            ident_keys.append(None)
+    return lexical, dense, keys, inputs, ident_keys
+
+
+def mix_identity(text_vectors: np.ndarray, identity_vectors: np.ndarray | None, weight: float) -> np.ndarray:
+    """Passage vectors steered toward their document's identity: normalise(text + weight × identity),
+    row by row (rows of ``identity_vectors`` that are all zero leave theirs as they are)."""
+    if identity_vectors is None or weight <= 0:
+        return text_vectors
+    mixed = text_vectors + weight * identity_vectors
+    return (mixed / np.linalg.norm(mixed, axis=1, keepdims=True)).astype(np.float32)
 
 
 class _Embedding:
@@ -83,8 +103,9 @@ class _Embedding:
     never loaded.
     """
 
-    def __init__(self, writer: IndexWriter, embedder: Embedder, tally: _Tally) -> None:
+    def __init__(self, writer: IndexWriter, embedder: Embedder, tally: _Tally, identity_weight: float = 0.0) -> None:
         self.writer, self.embedder, self.tally = writer, embedder, tally
+        self.identity_weight = identity_weight
         self.pending: list[Chunk] = []
         self.given: dict[str, np.ndarray] = {}  # text hash -> vector computed elsewhere
         self.language: dict[str, str] = {}  # doc id -> language of its text
@@ -109,8 +130,8 @@ class _Embedding:
     def flush(self) -> None:
         chunks, self.pending = self.pending, []
         given, self.given = self.given, {}
-        lexical, dense, keys, inputs = embedding_inputs(chunks)
-        cached = self.writer.cache.get(sorted(set(keys)))
+        lexical, dense, keys, inputs, ident_keys = embedding_inputs(chunks)
+        cached = self.writer.cache.get(sorted(set(inputs)))
         new = {k: v for k, v in given.items() if k not in cached}
         todo = {k: text for k, text in inputs.items() if k not in cached and k not in new}
         if todo:
@@ -122,13 +143,19 @@ class _Embedding:
             self.writer.cache.put(list(new), np.stack(list(new.values())))
             cached.update(new)
         if dense:
-            self.writer.add_vectors([c.chunk_id for c in dense], np.stack([cached[k] for k in keys]))
+            vectors = np.stack([cached[k] for k in keys])
+            if any(ident_keys):
+                zero = np.zeros(vectors.shape[1], dtype=np.float32)
+                idents = np.stack([cached[k] if k else zero for k in ident_keys])
+                vectors = mix_identity(vectors, idents, self.identity_weight)
+            self.writer.add_vectors([c.chunk_id for c in dense], vectors)
         if lexical:
             self.writer.catalog.mark_lexical_only(sorted(lexical))
         self.writer.catalog.insert_chunks(chunks, [self._terms(c) for c in chunks])
         self.tally.time("write", started)
-        self.tally.embedded += len(new)
-        self.tally.cached += len(dense) - len(new)
+        fresh = len(set(keys) & set(new))  # passages embedded now (identities are not counted)
+        self.tally.embedded += fresh
+        self.tally.cached += len(dense) - fresh
         self.tally.lexical_only += len(lexical)
         self.tally.chunks_added += len(chunks)
 
@@ -145,7 +172,7 @@ def _local_files(config: Config, embedder: Embedder, jobs: dict[str, ParseJob], 
                 yield ChunkedFile(outcome.path, error=outcome.error)
             else:
                 docs = chunk_file(jobs[outcome.path], outcome.docs, embedder.count_tokens, ch.max_tokens,
-                                  ch.overlap_tokens, ch.identity)
+                                  ch.overlap_tokens, ch.identity_weight > 0)
                 started = tally.time("chunk", started)
                 yield ChunkedFile(outcome.path, docs=docs)
             started = time.perf_counter()
@@ -212,12 +239,14 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
         items: dict[str, tuple[ToParse, str, str]] = {}
         for root, collection in sources:
             w.catalog.upsert_source(str(root), collection)
-        embedding_input = EMBEDDING_INPUT if config.chunking.identity else "plain"
+        weight = config.chunking.identity_weight
+        embedding_input = f"{EMBEDDING_INPUT}; identity weight {weight:g}" if weight > 0 else "plain"
         reparse = w.base is not None and w.catalog.meta().get("embedding_input", "plain") != embedding_input
         if reparse:
-            t.notes.append("every file is parsed and embedded again: what is embedded changed ([chunking] identity)")
+            t.notes.append("every file is parsed and embedded again: how passages are embedded changed "
+                           "([chunking] identity_weight)")
             t.dirty = True
-        w.catalog.set_meta(embedding_input=embedding_input)
+        w.catalog.set_meta(embedding_input=embedding_input, identity_weight=f"{weight:g}")
         roots: dict[str, list[Path]] = {}
         for s in w.catalog.sources():  # all of a collection's sources, so that nested ones agree on groups
             roots.setdefault(s["collection"], []).append(Path(s["root"]))
@@ -243,7 +272,7 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
                 for path, (item, collection, _) in items.items()}
         started_files = t.time("plan", started)
         bar = tqdm(total=len(jobs), unit="file", desc="ingest", disable=not progress or not jobs)
-        emb = _Embedding(w, embedder, t)
+        emb = _Embedding(w, embedder, t, config.chunking.identity_weight)
         if jobs and config.cluster.address:
             from workbench.cluster import RayCluster
 
@@ -273,7 +302,9 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
                                        language=detect_language(parsed.text, config.retrieval.languages))
                         emb.language[doc.doc_id] = doc.language
                         emb.names[doc.doc_id] = parsed.part or f.path
-                        w.catalog.insert_document(doc, root_s, parsed.text, parsed.metadata)
+                        meta = {**parsed.metadata, "identity": chunks[0].identity} if chunks and chunks[0].identity \
+                            else parsed.metadata
+                        w.catalog.insert_document(doc, root_s, parsed.text, meta)
                         if "ocr_pages" in parsed.metadata:
                             t.ocr_pages += len(json.loads(parsed.metadata["ocr_pages"]))
                             t.ocr_seconds += float(parsed.metadata.get("ocr_seconds", 0))
@@ -322,8 +353,8 @@ def _timed(files: Iterator[ChunkedFile], tally: _Tally, stage: str) -> Iterator[
 
 def _uncached(w: IndexWriter, chunks: list[Chunk]) -> dict[str, str]:
     """{text hash: model input} of the chunks that need a vector and are not in the cache yet."""
-    _, _, keys, inputs = embedding_inputs(chunks)
-    cached = w.cache.get(sorted(set(keys)))
+    inputs = embedding_inputs(chunks)[3]
+    cached = w.cache.get(sorted(set(inputs)))
     return {k: text for k, text in inputs.items() if k not in cached}
 
 

@@ -113,7 +113,7 @@ class Chunk(_Record):
     part: str = ""
     title: str = ""
     format: str = ""
-    identity: str = ""  # the document's identity line, embedded with the text (set when chunked; not stored)
+    identity: str = ""  # the document's identity line, mixed into the passage's vector (set when chunked; not stored)
 
     @property
     def display_path(self) -> str:

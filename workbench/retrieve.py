@@ -15,6 +15,8 @@ Leaves out: SQL (`workbench.catalog`), reranking (`workbench.rerank`), answering
 
 from __future__ import annotations
 
+import re
+
 import time
 from collections.abc import Sequence
 
@@ -117,21 +119,39 @@ def fuse_relative(rankings: Sequence[tuple[float, Sequence[tuple[int, float]]]])
     return sorted(scores.items(), key=lambda kv: -kv[1])
 
 
-def _dedupe(reader: IndexReader, ordered: list[int], k: int, threshold: float, texts: dict[int, str]) -> list[int]:
+def same_document_threshold(threshold: float, identity_weight: float) -> float:
+    """The cosine two passages of one document must reach to count as near-duplicates when both
+    vectors were mixed with the same identity vector (weight w): mixing shrinks the distance
+    between them by the mixed norm, at most 1 + w, so 1 - cosine shrinks by up to (1 + w)²."""
+    return 1 - (1 - threshold) / (1 + identity_weight) ** 2
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def _dedupe(reader: IndexReader, ordered: list[int], k: int, threshold: float, chunks: dict) -> list[int]:
+    """``ordered`` without repeated texts and near-duplicates, first k. A near-duplicate has a vector
+    within ``threshold`` cosine of one kept (within one document, the stricter
+    `same_document_threshold`) and the same numbers: two companies' statements pages that differ
+    only in their figures are both kept."""
+    same_doc = same_document_threshold(threshold, reader.identity_weight)
     kept: list[int] = []
-    kept_vecs: list[np.ndarray] = []
+    kept_vecs: list[tuple[str, frozenset, np.ndarray]] = []
     seen_text: set[str] = set()
     for cid in ordered:
-        text = " ".join(texts.get(cid, "").split())
+        text = " ".join(chunks[cid].text.split())
         if text in seen_text:
             continue
+        doc = chunks[cid].doc_id
+        numbers = frozenset(_NUMBER.findall(text))
         vec = _vector(reader, cid) if threshold < 1 else None
-        if vec is not None and any(float(vec @ v) >= threshold for v in kept_vecs):
+        if vec is not None and any(n == numbers and float(vec @ v) >= (same_doc if d == doc else threshold)
+                                   for d, n, v in kept_vecs):
             continue
         kept.append(cid)
         seen_text.add(text)
         if vec is not None:
-            kept_vecs.append(vec)
+            kept_vecs.append((doc, numbers, vec))
         if len(kept) == k:
             break
     return kept
@@ -176,8 +196,7 @@ def search(reader: IndexReader, embed_query, query: str, k: int, settings: Retri
         ordered, fused = [c for c, _ in pairs], dict(pairs)
     pool = ordered[: max(k * 3, k + 10)]
     chunks = {c.chunk_id: c for c in reader.catalog.chunks(pool)}
-    kept = _dedupe(reader, [c for c in pool if c in chunks], k, settings.dedupe_threshold,
-                   {cid: c.text for cid, c in chunks.items()})
+    kept = _dedupe(reader, [c for c in pool if c in chunks], k, settings.dedupe_threshold, chunks)
     ocr = reader.catalog.ocr_pages(chunks[cid].doc_id for cid in kept)
     hits = [Hit(chunk=chunks[cid], score=fused[cid], rank=i, dense_score=dense_score.get(cid),
                 lexical_score=lexical_score.get(cid), ocr_confidence=ocr.get(chunks[cid].doc_id, {}).get(chunks[cid].page),

@@ -101,7 +101,10 @@ class IndexReader:
         uri = f"file:{self.dir / 'catalog.sqlite'}?mode=ro&immutable=1"
         self.catalog = Catalog(sqlite3.connect(uri, uri=True, check_same_thread=False))
         self.manifest = json.loads((self.dir / "manifest.json").read_text())
-        check_schema(root, self.catalog.meta())
+        meta = self.catalog.meta()
+        check_schema(root, meta)
+        # how strongly each passage's vector leans toward its document's identity (0 before it did)
+        self.identity_weight = float(meta.get("identity_weight", 0) or 0)
         self._vectors = None
         self._approximate = None
         self._lexical = None
