@@ -44,7 +44,7 @@ VARIANTS = {
 VARIANT_TEXT = {
     "before": "no document identity in the embedded input, PDF tables as running text",
     "identity": "document identity mixed into passage vectors (point 3), PDF tables as running text",
-    "default": "the default: identity mixed in, and ruled PDF tables as rows with headers (point 2)",
+    "default": "the default: identity mixed in, and PDF tables as rows with headers (point 2)",
 }
 
 
@@ -197,7 +197,7 @@ def table(rows: dict[str, list[int | None]], n: int) -> None:
         print(f"  {name:28s} {k:4d} {at[0]:6.3f} {at[1]:6.3f} {at[2]:6.3f} {mrr:6.3f}")
 
 
-def ruled_table_questions(questions, folder: Path) -> set[str]:
+def table_row_questions(questions, folder: Path) -> set[str]:
     """Ids of the table questions whose gold page has a table the PDF loader reads as rows."""
     from workbench.load.pdf import load_pdf
 
@@ -223,8 +223,8 @@ def run(questions, folder, pages, answers, variants, answer_limit=0):
     bad = check(questions, pages)
     if bad:
         sys.exit(f"{bad} questions fail their check; fix them first")
-    ruled = ruled_table_questions(questions, folder)
-    print(f"{len(ruled)} of the table questions are on pages whose table is ruled (read as rows with headers)")
+    ruled = table_row_questions(questions, folder)
+    print(f"{len(ruled)} of the table questions are on pages whose table the PDF loader reads as rows with headers")
     for variant in variants:
         cfg = Config().with_index_dir(CACHE / f"page-index-{variant}")
         for section, key, value in VARIANTS[variant]:
@@ -239,7 +239,7 @@ def run(questions, folder, pages, answers, variants, answer_limit=0):
             rows = {f"{mode} (all)": ranks}
             for kind in KINDS:
                 rows[f"{mode} {kind}"] = [r for r, q in zip(ranks, questions) if q["kind"] == kind]
-            rows[f"{mode} table, ruled"] = [r for r, q in zip(ranks, questions) if q["id"] in ruled]
+            rows[f"{mode} table, as rows"] = [r for r, q in zip(ranks, questions) if q["id"] in ruled]
             table(rows, len(questions))
         if answers:
             answer_stats(wb, questions[:answer_limit] if answer_limit else questions)

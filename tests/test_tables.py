@@ -74,3 +74,59 @@ def test_tables_off_leaves_the_page_text_as_it_was(tmp_path):
     assert "Region: Region 5 | Revenue: 1185" in on.text
     assert "Region: Region 5" not in off.text and "Region 5 1185" in off.text
     assert [b.page for b in off.blocks] == [1, 2]
+
+
+def make_statement_pdf(path) -> None:
+    """A statement of operations as annual reports set it: no rules, a units-and-years header line,
+    labels on the left, figures flush right, prose above and below."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=10)
+    pdf.add_page()
+    pdf.multi_cell(0, 6, "Consolidated statement of operations. The following table sets out our results "
+                   "for the two years.", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    labels = ["Revenue", "Cost of sales", "Gross profit", "Research and development", "Selling and marketing",
+              "General and administrative", "Operating income", "Interest expense", "Income before taxes",
+              "Income taxes", "Net income"]
+    rows = [("(in millions)", "2021", "2020", "Change")]
+    rows += [(name, f"{1000 + i * 137:,}", f"{900 + i * 91:,}", f"{(i * 3) % 17}%") for i, name in enumerate(labels)]
+    for r in rows:
+        pdf.cell(80, 7, r[0])
+        for cell in r[1:]:
+            pdf.cell(30, 7, cell, align="R")
+        pdf.ln(7)
+    pdf.ln(4)
+    pdf.multi_cell(0, 6, "Operating margin improved because of lower marketing costs in every region.",
+                   new_x="LMARGIN", new_y="NEXT")
+    pdf.output(str(path))
+
+
+def test_a_statement_without_rules_keeps_its_years_on_every_figure(tmp_path):
+    src = tmp_path / "docs"
+    src.mkdir()
+    make_statement_pdf(src / "statement.pdf")
+    index = str(tmp_path / "ix")
+    assert run_cli("ingest", str(src), "--index", index).returncode == 0
+    hits = json.loads(run_cli("search", "What was net income in 2020?", "--index", index, "-k", "3", "--json",
+                              "--mode", "lexical").stdout)
+    assert "Net income | 2021: 2,370 | 2020: 1,810 | Change: 13%" in hits[0]["text"], hits[0]
+    assert hits[0]["headings"][-1].startswith("Consolidated statement of operations")
+    prose = [h for h in json.loads(run_cli("search", "operating margin improved marketing costs", "--index", index,
+                                           "-k", "10", "--json", "--mode", "lexical").stdout)
+             if "lower marketing costs" in h["text"]]
+    assert len(prose) == 1 and "2021:" not in prose[0]["text"]  # the prose is indexed once, as prose
+
+
+def test_prose_with_numbers_and_index_pages_are_not_tables(tmp_path):
+    from workbench.load.pdf import load_pdf
+
+    from conftest import make_pdf
+
+    path = make_pdf(tmp_path / "prose.pdf", [
+        "Release 2.9.20 was published on October 3, 2006.\nIt fixes 12 bugs and 3 crashes.\n"
+        "Version 2.9.19 had 40 open issues in 7 modules.\nWe plan 2 releases in 2007 and 1 in 2008.\n"
+        "cbind . . . . . . . 26, 30\nmatrix . . . . . . . 12, 19\nlist . . . . . . . 8, 11\nseq . . . . . . . 4, 9"])
+    doc = load_pdf(path.read_bytes(), "prose")
+    assert "tables" not in doc.metadata and all(b.kind == "text" for b in doc.blocks)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 
 from workbench.errors import ParseError
-from workbench.load.pdf_tables import TableReader, is_candidate, row_line
+from workbench.load.pdf_tables import TableReader, has_figures, is_candidate, row_line
 from workbench.records import Block, ParsedDocument
 
 
@@ -68,11 +68,16 @@ def _ocr_page(page, limits):
         bitmap.close()
 
 
-def _table_blocks(tables: TableReader, index: int, headings: tuple[str, ...]) -> list[Block]:
+def _table_blocks(tables: TableReader, index: int, headings: tuple[str, ...], ruled: bool, figures: bool,
+                  page, textpage) -> list[Block]:
     """A page with ruled tables as blocks: running text around them, then each table as a heading
     block (its caption, "Table" when it has none, or its header when it continues the previous
     page's) and one row block per data row under that heading; [] when the page has no table."""
-    found, bands, captions = tables.read(index)
+    if ruled:  # pdfplumber reads the page: rules into cells, and its words for tables of figures
+        found, bands, captions = tables.read(index, True, figures)
+    else:  # only rows of figures: PDFium's character boxes are enough
+        width, height = page.get_size()
+        found, bands, captions = tables.read_figures(index, textpage, width, height)
     if not found:
         return []
     out, page_no = [], index + 1
@@ -122,9 +127,11 @@ def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
             text = textpage.get_text_bounded().replace("\r\n", "\n").replace("\r", "\n").replace("\x02", "")
             text = "\n".join(line.rstrip() for line in text.split("\n")).strip()
             table_blocks = None
-            if tables is not None and text and is_candidate(page):
+            ruled = tables is not None and bool(text) and is_candidate(page)
+            figures = tables is not None and has_figures(text)
+            if ruled or figures:
                 try:
-                    table_blocks = _table_blocks(tables, i, headings)
+                    table_blocks = _table_blocks(tables, i, headings, ruled, figures, page, textpage)
                 except Exception as exc:  # noqa: BLE001 - a table the finder chokes on keeps the page's text
                     table_errors.append(f"{i + 1}: {type(exc).__name__}")
             textpage.close()
