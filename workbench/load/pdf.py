@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 
 from workbench.errors import ParseError
-from workbench.load.pdf_tables import TableReader, has_figures, is_candidate, row_line
+from workbench.load.pdf_tables import TableReader, clean_text, has_figures, is_candidate, row_line
 from workbench.records import Block, ParsedDocument
 
 
@@ -122,9 +122,7 @@ def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
             except pdfium.PdfiumError:  # one damaged page: keep the others, say which ones were lost
                 broken.append(i + 1)
                 continue
-            # PDFium returns U+0002 for a hyphen that breaks a word inside a line ('func\x02tions'):
-            # dropped, the word is whole again for search
-            text = textpage.get_text_bounded().replace("\r\n", "\n").replace("\r", "\n").replace("\x02", "")
+            text = clean_text(textpage.get_text_bounded())
             text = "\n".join(line.rstrip() for line in text.split("\n")).strip()
             table_blocks = None
             ruled = tables is not None and bool(text) and is_candidate(page)

@@ -45,8 +45,6 @@ def is_candidate(page) -> bool:
     at least 3 horizontal edges (rules, or the tops and bottoms of boxes) whose median spacing is
     a text row or more (9 pt: music staves, 5 lines a few points apart, are not tables), and at
     least 3 vertical edges at distinct x (two columns)."""
-    import statistics
-
     import pypdfium2.raw as pdfium_c
 
     ys: set[int] = set()
@@ -297,6 +295,14 @@ class TableReader:
         self._last_page = index
         return found
 
+    def _continued_from(self, bbox, width: int, index: int, height: float, first: bool) -> PageTable | None:
+        """The table that ended the previous page, when this one (the first on its page, starting
+        in the top fifth, with as many columns) continues it; else None."""
+        prev = self._last if self._last_page == index - 1 else None
+        if first and bbox[1] < 0.2 * height and prev is not None and len(prev.header) == width:
+            return prev
+        return None
+
     def _with_header(self, bbox, rows, index: int, height: float, first: bool) -> PageTable:
         def named(row) -> int:
             return sum(1 for c in row if c)
@@ -307,23 +313,21 @@ class TableReader:
         if title:
             table = self._with_header(bbox, rows, index, height, False)
             return PageTable(table.bbox, table.header, table.rows, False, " ".join(title))
-        prev = self._last if self._last_page == index - 1 else None
-        at_top = bbox[1] < 0.2 * height
         width = len(rows[0])
-        named = sum(1 for c in rows[0] if c)
-        if first and at_top and prev is not None and len(prev.header) == width:
+        prev = self._continued_from(bbox, width, index, height, first)
+        if prev is not None:
             body = rows[1:] if rows[0] == prev.header else rows  # a header repeated on the new page
             return PageTable(bbox, prev.header, tuple(body), continued=True, title=prev.title)
-        if named >= 2:
+        if named(rows[0]) >= 2:
             return PageTable(bbox, rows[0], tuple(rows[1:]))
         return PageTable(bbox, tuple(f"column {i + 1}" for i in range(width)), tuple(rows))
 
     def _headerless(self, bbox, rows, index: int, height: float, first: bool) -> PageTable:
         """A table of figures with no header line: the previous page's table continued, or labels
         and unnamed columns."""
-        prev = self._last if self._last_page == index - 1 else None
         width = len(rows[0])
-        if first and bbox[1] < 0.2 * height and prev is not None and len(prev.header) == width:
+        prev = self._continued_from(bbox, width, index, height, first)
+        if prev is not None:
             return PageTable(bbox, prev.header, tuple(rows), continued=True, title=prev.title)
         return PageTable(bbox, ("",) + tuple(f"column {i + 1}" for i in range(1, width)), tuple(rows))
 
@@ -344,9 +348,15 @@ def row_line(header: tuple[str, ...], row: tuple[str, ...]) -> str:
                       for i, v in enumerate(row) if v)
 
 
+def clean_text(text: str) -> str:
+    """PDFium's text with Unix line ends and without the U+0002 it returns for a hyphen that breaks
+    a word inside a line ('func\x02tions'), so the word is whole again for search."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x02", "")
+
+
 def _pdfium_box(textpage, height: float, left, top, right, bottom) -> str:
     text = textpage.get_text_bounded(left=left, bottom=height - bottom, right=right, top=height - top)
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x02", "").strip()
+    return clean_text(text).strip()
 
 
 def _text_outside(page, tables: list[PageTable]) -> tuple[list[str], list[str]]:
