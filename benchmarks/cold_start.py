@@ -7,7 +7,10 @@ each and as whole processes:
 - `workbench search` with the default settings (queries on ONNX Runtime, no torch import),
 - the same search with `[embedding] runtime = "torch"` (the baseline: what every search paid
   before), in the same run,
-- `workbench ingest data/sample` when nothing changed (must not load any model).
+- `workbench ingest data/sample` when nothing changed (must not load any model),
+- `workbench ingest` after one new note was added (its text must be embedded), with the default
+  settings (documents on OpenVINO from the index's ONNX copy: no torch import) and with
+  `runtime = "torch"`, in the same run.
 
 It prints the medians and the ratio. `--drop-caches` (root only) empties the page cache before every
 run, as on a machine that just booted. Run: `make bench-cold`.
@@ -36,9 +39,11 @@ def drop_caches() -> None:
     Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
-def timed(cmd: list[str], runs: int, cold: bool) -> tuple[float, list[float]]:
+def timed(cmd: list[str], runs: int, cold: bool, before=None) -> tuple[float, list[float]]:
     times = []
-    for _ in range(runs):
+    for run in range(runs):
+        if before is not None:
+            before(run)
         if cold:
             drop_caches()
         t = time.perf_counter()
@@ -67,18 +72,33 @@ def main() -> None:
         subprocess.run([WORKBENCH, "ingest", "data/sample", "--index", str(index)], check=True, cwd=ROOT,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         search = [WORKBENCH, "search", QUERY, "-k", "3", "--index", str(index)]
+        notes = Path(tmp) / "notes"
+        notes.mkdir()
+        (notes / "first.md").write_text("# Rooms\n\nMeeting rooms are booked through the facilities desk.\n")
+        ingest_notes = [WORKBENCH, "ingest", str(notes), "--index", str(Path(tmp) / "notes-index")]
+        subprocess.run(ingest_notes, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def add_note(run: int, runtime: str) -> None:  # new text every run: the embedding cache cannot help
+            (notes / f"{runtime}-{run}.md").write_text(f"# Note {runtime} {run}\n\nRoom {run * 17 + len(runtime)} is "
+                                                       f"booked for the {runtime} review on day {run}.\n")
+
         rows = [
-            ("workbench search (default: onnx queries)", search),
-            ("workbench search (runtime = torch)", [*search, "--config", str(torch_cfg)]),
-            ("workbench ingest data/sample (unchanged)", [WORKBENCH, "ingest", "data/sample", "--index", str(index)]),
+            ("workbench search (default: onnx queries)", search, None),
+            ("workbench search (runtime = torch)", [*search, "--config", str(torch_cfg)], None),
+            ("workbench ingest data/sample (unchanged)", [WORKBENCH, "ingest", "data/sample", "--index", str(index)], None),
+            ("workbench ingest, one new note (default)", ingest_notes, lambda run: add_note(run, "default")),
+            ("workbench ingest, one new note (torch)", [*ingest_notes, "--config", str(torch_cfg)],
+             lambda run: add_note(run, "torch")),
         ]
         medians = {}
-        for name, cmd in rows:
-            median, times = timed(cmd, args.runs, args.drop_caches)
+        for name, cmd, before in rows:
+            median, times = timed(cmd, args.runs, args.drop_caches, before)
             medians[name] = median
             print(f"{name:42s} median {median:5.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times)})", flush=True)
         a, b = medians[rows[0][0]], medians[rows[1][0]]
         print(f"cold search speed-up, onnx queries against torch: {b / a:.1f}x")
+        a, b = medians[rows[3][0]], medians[rows[4][0]]
+        print(f"cold ingest of one new note, default against torch: {b / a:.1f}x")
 
 
 if __name__ == "__main__":

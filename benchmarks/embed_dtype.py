@@ -5,8 +5,9 @@ for speed and the worst per-chunk cosine to torch float32, and Cranfield (1,400 
 judged queries, ../shared/eval/cranfield) for dense nDCG@10 (gain = 5 - code, codes -1 -> 0; MAP
 and R@100 count codes 1..4 as relevant). Each row is one (runtime, dtype) the workbench can run:
 torch float32 (the baseline, and what LangChain runs), torch bfloat16 (only where the CPU has
-native bf16: elsewhere it is emulated and slow), ONNX Runtime float32 and int8. Queries are
-embedded the same way as the documents of that row.
+native bf16: elsewhere it is emulated and slow), OpenVINO float32 and bfloat16 (the default where
+installed), ONNX Runtime float32 and int8. Queries are embedded the same way as the documents of
+that row.
 
 Run: `make bench-embed` (add `--as-avx2` on an AVX-512/AMX machine to hold torch to AVX2; see
 benchmarks/machine.py), or `python benchmarks/embed_dtype.py --chunks 600 [CRANFIELD_DIR]`.
@@ -59,9 +60,10 @@ def main() -> None:
 
     docs, queries, qrels = load_cranfield(args.cranfield)
     ids, abstracts = list(docs), list(docs.values())
-    rows = [("torch", "float32"), ("torch", "bfloat16"), ("onnx", "float32"), ("onnx", "int8")]
+    rows = [("torch", "float32"), ("torch", "bfloat16"), ("openvino", "float32"), ("openvino", "bfloat16"),
+            ("onnx", "float32"), ("onnx", "int8")]
     if not cpu_info().bf16:
-        rows.remove(("torch", "bfloat16"))
+        rows = [r for r in rows if r[1] != "bfloat16"]
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "models"
         auto = load_embedder(EmbeddingSettings(), cache)

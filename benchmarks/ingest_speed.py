@@ -12,7 +12,8 @@ new 5-page PDF), each as a share of the full ingest.
 Run: `make bench-ingest` (about 1,800 pages), or `python benchmarks/ingest_speed.py --large
 --skip-langchain` for the 10,000-page run. `--as-avx2` holds torch (ours and LangChain's) to AVX2
 and makes the workbench choose as on an AVX2-only CPU (see benchmarks/machine.py); `--runtime` and
-`--dtype` set [embedding] for the workbench side.
+`--dtype` set [embedding] for the workbench side; `--also torch` adds a second full workbench
+ingest with that runtime (into its own index, same process), so two runtimes are compared in one run.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def main() -> None:
     ap.add_argument("--large", action="store_true", help="every PDF under /usr/share/doc, topped up to 10,000 pages")
     ap.add_argument("--skip-langchain", action="store_true", help="only the workbench (memory run)")
     ap.add_argument("--as-avx2", action="store_true", help="hold torch to AVX2; choose as an AVX2-only CPU")
-    ap.add_argument("--runtime", choices=["auto", "torch", "onnx"], help="[embedding] runtime for the workbench")
+    ap.add_argument("--runtime", choices=["auto", "torch", "onnx", "openvino"], help="[embedding] runtime for the workbench")
+    ap.add_argument("--also", choices=["torch", "onnx", "openvino"], help="a second workbench ingest with this runtime")
     ap.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "int8"], help="[embedding] dtype for the workbench")
     args = ap.parse_args()
     if args.as_avx2:
@@ -139,6 +141,13 @@ def main() -> None:
             print(f"langchain  {lc_s:7.1f} s  {pages / lc_s:6.1f} pages/s  {lc_chunks} chunks  "
                   f"peak RSS {lc_peak / 2**30:.2f} GiB  (torch float32, its default)")
             print(f"speed ratio workbench/langchain: {lc_s / wb_s:.2f}x")
+        if args.also:
+            other = {**embedding, "runtime": args.also}
+            report2, _, _, peak2, used2 = workbench_ingest(Path(tmp) / "corpus", Path(tmp) / "index-also", files, other)
+            print(f"workbench  {report2.seconds:7.1f} s  {pages / report2.seconds:6.1f} pages/s  {report2.chunks_added} "
+                  f"chunks  peak RSS {peak2 / 2**30:.2f} GiB  (embedding: {used2})")
+            print(f"default/{args.also}: {report2.seconds / wb_s:.2f}x" +
+                  (f"   speed ratio ({args.also})/langchain: {lc_s / report2.seconds:.2f}x" if not args.skip_langchain else ""))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import SAMPLE, run_cli
 from workbench.config import EmbeddingSettings
-from workbench.embed import CpuInfo, choose_runtime
+from workbench.embed import CpuInfo, choose_runtime, cpu_info
 from workbench.errors import ConfigError
 
 AMX = CpuInfo("Intel Xeon", 2, frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16"}))
@@ -30,12 +30,18 @@ SENTENCES = [
 ]
 
 
-def test_auto_takes_bf16_torch_where_native_and_float32_elsewhere_with_onnx_queries():
+def test_auto_takes_openvino_bf16_where_native_and_float32_elsewhere_with_onnx_queries():
+    amx = choose_runtime(EmbeddingSettings(), AMX, onnx_ok=True, openvino_ok=True)
+    assert amx.documents == ("openvino", "bfloat16") and amx.queries == ("onnx", "float32")
+    avx2 = choose_runtime(EmbeddingSettings(), AVX2, onnx_ok=True, openvino_ok=True)
+    assert avx2.documents == ("openvino", "float32") and avx2.queries == ("onnx", "float32")
+    assert "no native bf16" in avx2.describe()
+    # without OpenVINO (or without a checked ONNX copy, or on a GPU): torch, bf16 where native
     amx = choose_runtime(EmbeddingSettings(), AMX, onnx_ok=True)
     assert amx.documents == ("torch", "bfloat16") and amx.queries == ("onnx", "float32")
-    avx2 = choose_runtime(EmbeddingSettings(), AVX2, onnx_ok=True)
-    assert avx2.documents == ("torch", "float32") and avx2.queries == ("onnx", "float32")
-    assert "no native bf16" in avx2.describe()
+    assert choose_runtime(EmbeddingSettings(), AVX2, True).documents == ("torch", "float32")
+    assert choose_runtime(EmbeddingSettings(), AMX, False, "no tokenizer.json", openvino_ok=True).documents[0] == "torch"
+    assert choose_runtime(EmbeddingSettings(device="cuda"), AMX, True, openvino_ok=True).documents == ("torch", "bfloat16")
 
 
 def test_int8_and_explicit_runtimes_are_honoured_and_impossible_pairs_refused():
@@ -51,6 +57,13 @@ def test_int8_and_explicit_runtimes_are_honoured_and_impossible_pairs_refused():
         choose_runtime(EmbeddingSettings(runtime="onnx"), AMX, False, "custom model code")
     fallback = choose_runtime(EmbeddingSettings(), AVX2, False, "no tokenizer.json")
     assert fallback.documents == fallback.queries == ("torch", "float32")
+    assert choose_runtime(EmbeddingSettings(runtime="openvino"), AVX2, True, openvino_ok=True).documents == ("openvino", "float32")
+    with pytest.raises(ConfigError, match="needs the openvino package"):
+        choose_runtime(EmbeddingSettings(runtime="openvino"), AMX, True, openvino_ok=False)
+    with pytest.raises(ConfigError, match="needs runtime"):
+        choose_runtime(EmbeddingSettings(runtime="openvino", dtype="int8"), AMX, True, openvino_ok=True)
+    with pytest.raises(ConfigError, match="run on the CPU"):
+        choose_runtime(EmbeddingSettings(runtime="openvino", device="cuda"), AMX, True, openvino_ok=True)
 
 
 def test_the_onnx_export_reproduces_torch_and_int8_stays_close(embedder, tmp_path):
@@ -87,7 +100,8 @@ def _fresh_process(*args: str, env: dict | None = None) -> dict:
     import sys
 
     code = ("import sys, json\nfrom workbench.cli import main\nrc = main(sys.argv[1:])\n"
-            "heavy = sorted(m for m in ('torch', 'transformers', 'sentence_transformers', 'onnxruntime') if m in sys.modules)\n"
+            "heavy = sorted(m for m in ('torch', 'transformers', 'sentence_transformers', 'onnxruntime', 'openvino') "
+            "if m in sys.modules)\n"
             "print('\\n@@' + json.dumps({'rc': rc, 'heavy': heavy}))\n")
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
                          env={**os.environ, **(env or {})})
@@ -97,16 +111,24 @@ def _fresh_process(*args: str, env: dict | None = None) -> dict:
 
 
 def test_a_fresh_search_never_imports_torch_and_an_unchanged_resync_loads_no_model(tmp_path):
-    index = str(tmp_path / "index")
-    first = run_cli("ingest", str(SAMPLE), "--index", index)
+    import shutil
+
+    index, docs = str(tmp_path / "index"), tmp_path / "docs"
+    shutil.copytree(SAMPLE, docs)
+    first = run_cli("ingest", str(docs), "--index", index)
     assert first.returncode == 0, first.stderr
     assert list((tmp_path / "index" / "models").glob("*/model.fp32.onnx")), "ingest exports the query model"
     search = _fresh_process("search", "How many days of annual leave can be carried over?", "-k", "3", "--index", index)
     assert search["rc"] == 0 and "employee-handbook" in search["out"].split("\n2.")[0]
     assert search["heavy"] == ["onnxruntime"], search["heavy"]
-    again = _fresh_process("ingest", str(SAMPLE), "--index", index)
+    again = _fresh_process("ingest", str(docs), "--index", index)
     assert again["rc"] == 0 and "9 unchanged" in again["out"]
     assert again["heavy"] == [], f"an unchanged re-sync loaded {again['heavy']}"
+    (docs / "new-policy.md").write_text("# Bicycle allowance\n\nStaff who cycle to work receive EUR 30 a month.\n")
+    added = _fresh_process("ingest", str(docs), "--index", index)
+    assert added["rc"] == 0 and "1 added" in added["out"], added["out"]
+    # documents embed on OpenVINO from the ONNX copy the first ingest made: no torch in the process
+    assert added["heavy"] == ["onnxruntime", "openvino"], added["heavy"]
     status = _fresh_process("status", "--index", index)
     assert status["heavy"] == []
     assert "runtime:" in status["out"] and "for queries" in status["out"] and "cores" in status["out"]
@@ -115,7 +137,7 @@ def test_a_fresh_search_never_imports_torch_and_an_unchanged_resync_loads_no_mod
 def test_status_and_choice_follow_an_avx2_only_cpu(tmp_path):
     out = _fresh_process("status", "--index", str(tmp_path / "none"), "--json", env={"WORKBENCH_CPU": "avx2"})
     data = json.loads(out["out"])
-    assert data["embedding_runtime"].startswith("torch float32 for documents, onnx float32 for queries")
+    assert data["embedding_runtime"].startswith("openvino float32 for documents, onnx float32 for queries")
     assert "avx512" not in data["cpu"] and "amx" not in data["cpu"] and "WORKBENCH_CPU=avx2" in data["cpu"]
 
 
@@ -186,6 +208,48 @@ def test_a_hostile_index_line_is_read_in_linear_time():
     started = time.perf_counter()
     assert not is_navigation(_chunk(hostile, ("Index",)))
     assert time.perf_counter() - started < 1.0  # a bound on a pathological input, not a benchmark
+
+
+def test_openvino_reproduces_torch_in_float32_and_in_this_cpus_bf16(embedder):
+    from workbench.config import Config
+    from workbench.embed import load_embedder
+
+    settings = Config().embedding
+    torch32 = load_embedder(settings.model_copy(update={"runtime": "torch", "dtype": "float32"}), None)
+    ref = torch32.embed_documents(SENTENCES)
+    for dtype, floor in (("float32", 0.9999), ("bfloat16" if cpu_info().bf16 else "float32", 0.999)):
+        ov = load_embedder(settings.model_copy(update={"runtime": "openvino", "dtype": dtype}), embedder.cache_dir)
+        got = ov.embed_documents(SENTENCES)
+        assert ov.loaded == [f"openvino {dtype}"]
+        assert got.shape == ref.shape and got.dtype == np.float32
+        assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+        assert (got * ref).sum(1).min() >= floor, (dtype, (got * ref).sum(1))
+        assert ov.count_tokens(SENTENCES) == torch32.count_tokens(SENTENCES)
+
+
+def test_auto_falls_back_to_torch_when_openvino_disagrees_and_says_so(embedder, monkeypatch):
+    import workbench.embed_openvino as embed_openvino
+    from workbench.config import Config
+    from workbench.embed import load_embedder
+    from workbench.errors import ModelNotFoundError
+
+    monkeypatch.setattr(embed_openvino, "MIN_PLUGIN_COSINE", 1.01)  # no plugin can pass: the check refuses it
+    auto = load_embedder(Config().embedding, embedder.cache_dir)
+    assert auto.choice.documents[0] == "openvino", auto.choice.describe()
+    vectors = auto.embed_documents(SENTENCES[:2])
+    assert auto.loaded == [f"torch {auto.dtype}"] and vectors.shape == (2, auto.dim)
+    assert "OpenVINO did not load" in auto.document_fallback and "differs from the checked ONNX copy" in auto.document_fallback
+    assert auto.choice.documents[0] == "torch" and "OpenVINO did not load" in auto.choice.describe()
+    explicit = load_embedder(Config().embedding.model_copy(update={"runtime": "openvino"}), embedder.cache_dir)
+    with pytest.raises(ModelNotFoundError, match="set \\[embedding\\] runtime"):
+        explicit.embed_documents(SENTENCES[:1])
+
+
+def test_openvino_is_installed_without_its_telemetry_package():
+    import importlib.util
+
+    assert importlib.util.find_spec("openvino") is not None, "make setup installs openvino"
+    assert importlib.util.find_spec("openvino_telemetry") is None, "openvino must be installed with --no-deps"
 
 
 def test_queries_fall_back_to_torch_when_the_onnx_copy_cannot_be_written(tmp_path):

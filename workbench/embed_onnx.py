@@ -308,14 +308,19 @@ class OnnxEmbedder:
         self.counter = card.tokenizer(truncate=False)
         from workbench.embed import cpu_info
 
-        self.session = _session(folder / f"model.{'int8' if dtype == 'int8' else 'fp32'}.onnx", cpu_info().cores)
+        self._forward = self._open(folder, dtype, cpu_info().cores)
+
+    def _open(self, folder: Path, dtype: str, threads: int):
+        """A function (input ids, attention mask) -> pooled, normalised float32 rows."""
+        session = _session(folder / f"model.{'int8' if dtype == 'int8' else 'fp32'}.onnx", threads)
+        return lambda ids, mask: _run(session, ids, mask)
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths share a batch: little padding
         for start in range(0, len(texts), self.batch_size):
             rows = order[start : start + self.batch_size]
-            out[rows] = _run(self.session, *_batch(self.tokenizer, [texts[i] for i in rows]))
+            out[rows] = self._forward(*_batch(self.tokenizer, [texts[i] for i in rows]))
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
 
