@@ -30,19 +30,11 @@ AVX2_ENV = {
 }
 
 
-def _cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.partition(":")[2].split())
-    except OSError:
-        pass
-    return set()
-
-
 def _shim() -> Path | None:
     """The compiled CPUID shim (built once into the user's cache with gcc), or None."""
-    if "cpuid_fault" not in _cpu_flags() or shutil.which("gcc") is None:
+    from workbench.embed import cpu_info  # imports no torch
+
+    if "cpuid_fault" not in cpu_info().flags or shutil.which("gcc") is None:
         return None
     built = Path.home() / ".cache" / "workbench-bench" / "avx2cpu.so"
     if not built.exists() or built.stat().st_mtime < SHIM_SOURCE.stat().st_mtime:

@@ -63,5 +63,4 @@ class OpenVinoEmbedder(OnnxEmbedder):
         if cosine < MIN_PLUGIN_COSINE:
             raise ModelNotFoundError(f"OpenVINO {dtype} differs from the checked ONNX copy of {self.name!r} "
                                      f"(cosine {cosine:.5f}); set [embedding] runtime = \"torch\"")
-        self.check_cosine = cosine
         return forward
