@@ -227,6 +227,28 @@ def test_openvino_reproduces_torch_in_float32_and_in_this_cpus_bf16(embedder):
         assert ov.count_tokens(SENTENCES) == torch32.count_tokens(SENTENCES)
 
 
+def test_many_batches_in_flight_on_openvino_and_onnx_keep_every_text_with_its_own_vector(embedder):
+    """Texts of mixed lengths in one call, in small batches: they are sorted by token count, run
+    several batches at once (OpenVINO's streams), and must come back in the caller's order."""
+    from workbench.config import Config
+    from workbench.embed import load_embedder
+
+    paragraphs = [p.strip() for name in ("onboarding.md", "release-notes.txt")
+                  for p in (SAMPLE / name).read_text().splitlines() if len(p.strip()) > 20]
+    n = len(paragraphs)
+    # 1 to 4 consecutive lines each, starting everywhere: 20 different texts, lengths out of order
+    texts = [" ".join(paragraphs[(i + k) % n] for k in range(1 + i % 4)) for i in range(2 * n)]
+    assert n >= 8 and len(set(texts)) == len(texts) and len({len(t) for t in texts}) >= 12
+    settings = Config().embedding.model_copy(update={"batch_size": 3})
+    ref = load_embedder(settings.model_copy(update={"runtime": "torch", "dtype": "float32"}), None).embed_documents(texts)
+    for runtime in ("openvino", "onnx"):
+        got = load_embedder(settings.model_copy(update={"runtime": runtime, "dtype": "float32"}),
+                            embedder.cache_dir).embed_documents(texts)
+        similarity = got @ ref.T
+        assert (similarity.argmax(1) == np.arange(len(texts))).all(), runtime
+        assert np.diag(similarity).min() >= 0.9999, (runtime, np.diag(similarity))
+
+
 def test_auto_falls_back_to_torch_when_openvino_disagrees_and_says_so(embedder, monkeypatch):
     import workbench.embed_openvino as embed_openvino
     from workbench.config import Config

@@ -280,8 +280,14 @@ def _session(path: Path, threads: int):
 
 
 def _batch(tok, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    enc = tok.encode_batch(list(texts))
+    return _pad(tok.encode_batch(list(texts)))
+
+
+def _pad(enc: Sequence, step: int = 1, limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(input ids, attention mask) of tokenizer encodings, padded with 0 to the longest one, rounded
+    up to a multiple of ``step`` but not past ``limit`` (the model's sequence limit)."""
     width = max(len(e.ids) for e in enc)
+    width = max(width, min(-(-width // step) * step, limit))
     ids = np.zeros((len(enc), width), dtype=np.int64)
     mask = np.zeros_like(ids)
     for row, e in enumerate(enc):
@@ -299,6 +305,7 @@ class OnnxEmbedder:
 
     runtime = "onnx"
     device = "cpu"
+    width_step = 1  # batch widths are padded to a multiple of this (see OpenVinoEmbedder)
 
     def __init__(self, name: str, card: ModelCard, folder: Path, dtype: str, batch_size: int) -> None:
         self.name, self.card, self.dtype, self.batch_size = name, card, dtype, batch_size
@@ -315,12 +322,22 @@ class OnnxEmbedder:
         session = _session(folder / f"model.{'int8' if dtype == 'int8' else 'fp32'}.onnx", threads)
         return lambda ids, mask: _run(session, ids, mask)
 
+    def _forward_all(self, batches: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """Each batch's pooled rows, in order (one after another here; OpenVINO overlaps them)."""
+        return [self._forward(ids, mask) for ids, mask in batches]
+
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths share a batch: little padding
-        for start in range(0, len(texts), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            out[rows] = self._forward(*_batch(self.tokenizer, [texts[i] for i in rows]))
+        if not texts:
+            return out
+        enc = self.tokenizer.encode_batch(list(texts))
+        # batches of equal token counts: sorting by characters instead left 13% of the computed
+        # positions as padding on real PDF chunks, sorting by tokens 1.6% (batch 16)
+        order = np.argsort([len(e.ids) for e in enc], kind="stable")
+        groups = [order[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
+        batches = [_pad([enc[i] for i in rows], self.width_step, self.max_seq_length) for rows in groups]
+        for rows, vectors in zip(groups, self._forward_all(batches)):
+            out[rows] = vectors
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
 
