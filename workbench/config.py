@@ -65,7 +65,7 @@ class EmbeddingSettings(_Section):
     runtime: Literal["auto", "torch", "onnx", "openvino"] = Field(
         "auto",
         description="Inference runtime for documents: 'auto' takes OpenVINO on the checked ONNX copy "
-        "(bfloat16 on CPUs with AVX-512 BF16 or AMX, float32 elsewhere; 1.0-1.1x torch measured) when it "
+        "(bfloat16 on CPUs with AVX-512 BF16 or AMX, float32 elsewhere; 1.3-1.6x torch measured) when it "
         "is installed and device = 'cpu', else torch, and ONNX Runtime when dtype = 'int8'. Queries run "
         "on ONNX Runtime float32 unless this is 'torch', so a fresh `workbench search` does not import "
         "torch; the ONNX copy of the model is exported once into INDEX/models/ and checked against "

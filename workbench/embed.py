@@ -207,7 +207,7 @@ def choose_runtime(settings: EmbeddingSettings, cpu: CpuInfo, onnx_ok: bool, onn
     """Resolve ``runtime``/``dtype`` 'auto' for this CPU and say why.
 
     Measured on real PDF chunks (~212 tokens, benchmarks/embed_dtype.py) on a 2-core Xeon: OpenVINO
-    bf16 1.1x torch bf16 on AMX, OpenVINO float32 1.0x torch float32 with every kernel held to AVX2;
+    bf16 1.4-1.6x torch bf16 on AMX, OpenVINO float32 1.26x torch float32 with every kernel held to AVX2;
     torch bf16 2.6x torch fp32; ONNX Runtime fp32 0.9x torch fp32; ONNX int8 1.2-1.4x (worst chunk
     cosine 0.98). So documents take OpenVINO (bf16 where native, else float32: never slower, and an
     ingest process then needs no torch) when it is installed and the model has a checked ONNX copy,

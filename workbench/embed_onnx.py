@@ -318,13 +318,10 @@ class OnnxEmbedder:
         self._forward = self._open(folder, dtype, cpu_info().cores)
 
     def _open(self, folder: Path, dtype: str, threads: int):
-        """A function (input ids, attention mask) -> pooled, normalised float32 rows."""
+        """A function: [(input ids, attention mask), ...] -> each batch's pooled float32 rows, in
+        order (one batch after another here; OpenVINO overlaps them)."""
         session = _session(folder / f"model.{'int8' if dtype == 'int8' else 'fp32'}.onnx", threads)
-        return lambda ids, mask: _run(session, ids, mask)
-
-    def _forward_all(self, batches: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-        """Each batch's pooled rows, in order (one after another here; OpenVINO overlaps them)."""
-        return [self._forward(ids, mask) for ids, mask in batches]
+        return lambda batches: [_run(session, ids, mask) for ids, mask in batches]
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -336,7 +333,7 @@ class OnnxEmbedder:
         order = np.argsort([len(e.ids) for e in enc], kind="stable")
         groups = [order[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
         batches = [_pad([enc[i] for i in rows], self.width_step, self.max_seq_length) for rows in groups]
-        for rows, vectors in zip(groups, self._forward_all(batches)):
+        for rows, vectors in zip(groups, self._forward(batches)):
             out[rows] = vectors
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out

@@ -5,8 +5,8 @@ Why: bulk document embedding is compute-bound, and OpenVINO's kernels were the f
 float32 (and faster than torch bfloat16) on AMX, with the worst chunk's cosine to float32 at 0.9998,
 and float32 1.26x torch float32 with every kernel held to AVX2. Most of the lead over torch comes
 from how it is fed: batches of equal token counts (`OnnxEmbedder._encode`), widths in steps of 16,
-and one batch in flight per stream. An ingest process that embeds on it imports no torch. It reads the same ``model.fp32.onnx`` that
-`workbench.embed_onnx` exports and checks; bfloat16 is a compile-time precision hint, so no second
+and one batch in flight per stream. An ingest process that embeds on it imports no torch.
+It reads the same ``model.fp32.onnx`` that `workbench.embed_onnx` exports and checks; bfloat16 is a compile-time precision hint, so no second
 file is written. On load it embeds the export's probe sentences and compares them with ONNX Runtime
 float32 (the checked reference): a plugin that disagrees (cosine < 0.999) is refused, and `auto`
 falls back to torch.
@@ -50,43 +50,38 @@ class OpenVinoEmbedder(OnnxEmbedder):
 
         core = ov.Core()
         # throughput mode: OpenVINO splits the cores into streams (two of one thread each on 2 cores)
-        # and `_forward_all` keeps one batch in flight per stream. Measured on 600 real PDF chunks
+        # and `forward` keeps one batch in flight per stream. Measured on 600 real PDF chunks
         # (2-core Xeon): 1.11x one request on all threads on AMX bf16, 1.09x held to AVX2 float32.
         compiled = core.compile_model(core.read_model(str(folder / "model.fp32.onnx")), "CPU", {
             "INFERENCE_PRECISION_HINT": "bf16" if dtype == "bfloat16" else "f32",
             "INFERENCE_NUM_THREADS": threads,
             "PERFORMANCE_HINT": "THROUGHPUT",
         })
-        self._queue = ov.AsyncInferQueue(compiled, max(1, int(compiled.get_property("NUM_STREAMS"))))
-        self._lock = threading.Lock()  # one caller at a time owns the queue
+        queue = ov.AsyncInferQueue(compiled, max(1, int(compiled.get_property("NUM_STREAMS"))))
+        lock = threading.Lock()  # one caller at a time owns the queue
 
-        def forward(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-            return self._forward_all([(ids, mask)])[0]
+        def forward(batches: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+            out: list[np.ndarray | None] = [None] * len(batches)
 
-        self._forward = forward
+            def done(request, index: int) -> None:
+                out[index] = np.array(request.get_output_tensor(0).data, dtype=np.float32)  # the request is reused
+
+            with lock:
+                queue.set_callback(done)
+                for index, (ids, mask) in enumerate(batches):
+                    queue.start_async({"input_ids": ids, "attention_mask": mask}, index)
+                queue.wait_all()
+            missing = sum(rows is None for rows in out)
+            if missing:
+                raise RuntimeError(f"OpenVINO returned no rows for {missing} of {len(batches)} batches")
+            return out  # type: ignore[return-value]
+
         ids, mask = _batch(self.tokenizer, [self.card.prompt("document") + p for p in PROBES])
         reference = _run(_session(folder / "model.fp32.onnx", 1), ids, mask)
-        got = forward(ids, mask)
+        got = forward([(ids, mask)])[0]
         got /= np.maximum(np.linalg.norm(got, axis=1, keepdims=True), 1e-12)
         cosine = float((got * reference).sum(1).min())
         if cosine < MIN_PLUGIN_COSINE:
             raise ModelNotFoundError(f"OpenVINO {dtype} differs from the checked ONNX copy of {self.name!r} "
                                      f"(cosine {cosine:.5f}); set [embedding] runtime = \"torch\"")
         return forward
-
-    def _forward_all(self, batches: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-        """Each batch's pooled rows, in order; up to one batch per stream runs at a time."""
-        out: list[np.ndarray | None] = [None] * len(batches)
-
-        def done(request, index: int) -> None:
-            out[index] = np.array(request.get_output_tensor(0).data, dtype=np.float32)  # the request is reused
-
-        with self._lock:
-            self._queue.set_callback(done)
-            for index, (ids, mask) in enumerate(batches):
-                self._queue.start_async({"input_ids": ids, "attention_mask": mask}, index)
-            self._queue.wait_all()
-        missing = [i for i, rows in enumerate(out) if rows is None]
-        if missing:
-            raise RuntimeError(f"OpenVINO returned no rows for {len(missing)} of {len(batches)} batches")
-        return out  # type: ignore[return-value]
