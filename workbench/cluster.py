@@ -118,7 +118,6 @@ class NodeWorker:
         The bytes parsed (read here from the shared mount, or shipped) must have the content hash
         the driver planned with; otherwise nothing is indexed and the next run tries again."""
         from workbench.chunk import chunk_file
-        from workbench.sync import file_hash
 
         started = time.perf_counter()
         job = ParseJob(**job)
@@ -137,20 +136,16 @@ class NodeWorker:
                                "on every node, or use --ship-files")
             else:
                 local = Path(job.path)
-            try:
-                seen = file_hash(str(local))
-            except OSError as exc:
-                return refused(f"cannot read it on cluster node {self.node} ({exc.strerror or exc})")
-            if seen != job.content_hash:
-                return refused(f"its content on cluster node {self.node} is not what the sync planned (changed "
-                               "since, or a different file at that path on the node)")
             pool = self.parsers.get()
-            try:
-                outcome = next(iter(pool.map([str(local)])))
+            try:  # the pool opens the file without links and parses it only if it has the planned content
+                outcome = next(iter(pool.map([(str(local), job.content_hash)])))
             finally:
                 self.parsers.put(pool)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+        if outcome.unchecked:
+            return refused(f"on cluster node {self.node} it is not what the sync planned ({outcome.error}; or a "
+                           "different file at that path on the node)")
         msg = {"path": job.path, "error": outcome.error, "docs": []}
         if outcome.error is None:
             ch = self.config.chunking

@@ -166,7 +166,7 @@ def _local_files(config: Config, embedder: Embedder, jobs: dict[str, ParseJob], 
     ch = config.chunking
     with parser_pool(config.ingest, config.ocr) as pool:
         started = time.perf_counter()
-        for outcome in pool.map(list(jobs)):
+        for outcome in pool.map([(path, job.content_hash) for path, job in jobs.items()]):
             started = tally.time("parse", started)
             if outcome.error is not None:
                 yield ChunkedFile(outcome.path, error=outcome.error)

@@ -25,6 +25,7 @@ from workbench.records import (Answer, Chunk, Document, Filters, Hits, IndexStat
 from workbench.store import IndexReader, current_generation
 
 if TYPE_CHECKING:
+    from workbench.viewer import Original
     from workbench.embed import Embedder
     from workbench.generate import LLM
     from workbench.rerank import Reranker
@@ -39,15 +40,7 @@ def check_collection(name: str) -> str:
     return name
 
 
-def _unchanged_file(doc: Document) -> Path:
-    """The file of ``doc`` if it is still there with the size and time it was indexed with."""
-    path = Path(doc.path)
-    if not path.is_file():
-        raise NotFoundError(f"{path.name} is no longer in its folder (re-index to update the sources)")
-    stat = path.stat()
-    if stat.st_size != doc.size or abs(stat.st_mtime - doc.mtime) > 1e-3:
-        raise NotFoundError(f"{path.name} changed since it was indexed; it is served again after the next re-index")
-    return path
+MAX_CHUNK_ID = 2**63 - 1  # chunk ids are SQLite integers
 
 
 class Workbench:
@@ -479,15 +472,20 @@ class Workbench:
             raise NotFoundError(f"no user {name!r}: see `workbench users list`")
         return principal_for(user, self.config.web.admin_group)
 
-    def _source(self, chunk_id: int, principal: Principal | None) -> tuple[SourceView, int]:
+    def _source(self, chunk_id: int, principal: Principal | None, action: str) -> tuple[SourceView, int]:
+        """The view of a chunk ``principal`` may read; a refusal is audited as ``action`` ('refused')."""
         from workbench.access import can_read
         from workbench.viewer import source_view
 
         reader = self.reader()
-        chunks = reader.catalog.chunks([int(chunk_id)]) if reader else []
+        valid = isinstance(chunk_id, int) and 0 <= chunk_id <= MAX_CHUNK_ID
+        chunks = reader.catalog.chunks([int(chunk_id)]) if reader and valid else []
         doc = reader.catalog.document(chunks[0].doc_id) if chunks else None
         if doc is None or not can_read(principal, doc):
-            raise NotFoundError(f"no source {chunk_id} (it may have been re-indexed: ask again)")
+            self.audit.record(principal.name if principal else OPERATOR, action,
+                              f"source {str(chunk_id)[:40]}: " + ("not readable by this user" if doc else "no such source"),
+                              reader.generation if reader else 0, [chunk_id] if valid else [], outcome="refused")
+            raise NotFoundError(f"no source {str(chunk_id)[:40]} (it may have been re-indexed: ask again)")
         return source_view(reader.catalog, chunks[0], doc), reader.generation
 
     def _audit_source(self, principal, action: str, what: str, generation: int, chunk_id: int) -> None:
@@ -499,7 +497,7 @@ class Workbench:
         Raises NotFoundError when the chunk does not exist in the current generation or
         ``principal`` may not read its document (the two are not told apart).
         """
-        view, generation = self._source(chunk_id, principal)
+        view, generation = self._source(chunk_id, principal, "view")
         self._audit_source(principal, "view", view.document.display_path, generation, chunk_id)
         return view
 
@@ -509,22 +507,33 @@ class Workbench:
         as a ``page``. Rendered in a bounded worker process (`workbench.viewer.render_pdf_page`)."""
         from workbench.viewer import RenderLimits, render_pdf_page
 
-        view, generation = self._source(chunk_id, principal)
+        view, generation = self._source(chunk_id, principal, "page")
         if not view.is_pdf:
             raise NotFoundError(f"source {chunk_id} has no page to show")
-        path = _unchanged_file(view.document)
-        self._audit_source(principal, "page", f"{view.document.display_path} page {view.chunk.page}", generation,
-                           chunk_id)
-        limits = RenderLimits() if wait_s is None else RenderLimits(wait_s=wait_s)
-        return render_pdf_page(str(path), view.chunk.page, width_px, limits=limits)
+        with self._open_original(view, principal, "page", generation, chunk_id) as original:
+            self._audit_source(principal, "page", f"{view.document.display_path} page {view.chunk.page}", generation,
+                               chunk_id)
+            limits = RenderLimits() if wait_s is None else RenderLimits(wait_s=wait_s)
+            return render_pdf_page(original, view.chunk.page, width_px, limits=limits)
 
-    def original_file(self, chunk_id: int, principal: Principal | None = None) -> Path:
-        """The indexed file a chunk came from (NotFoundError when gone, changed, or not readable);
-        audited as a ``download``."""
-        view, generation = self._source(chunk_id, principal)
-        path = _unchanged_file(view.document)
-        self._audit_source(principal, "download", str(path), generation, chunk_id)
-        return path
+    def original_file(self, chunk_id: int, principal: Principal | None = None) -> "Original":
+        """The indexed file a chunk came from, opened (an `workbench.viewer.Original`: read from it, then
+        close it), only if it is still the file that was indexed (see `workbench.viewer.open_original`).
+        NotFoundError when gone, changed, swapped or not readable; audited as a ``download``."""
+        view, generation = self._source(chunk_id, principal, "download")
+        original = self._open_original(view, principal, "download", generation, chunk_id)
+        self._audit_source(principal, "download", view.document.path, generation, chunk_id)
+        return original
+
+    def _open_original(self, view: SourceView, principal, action: str, generation: int, chunk_id: int):
+        from workbench.viewer import open_original
+
+        try:
+            return open_original(view.document)
+        except NotFoundError as exc:
+            self.audit.record(principal.name if principal else OPERATOR, action, f"{view.document.path}: {exc}",
+                              generation, [chunk_id], outcome="refused")
+            raise
 
     # ---- interoperability -------------------------------------------------------------------
     def as_retriever(self, k: int = 5, mode: str | None = None, filters=None):

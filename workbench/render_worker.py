@@ -2,8 +2,9 @@
 
 `workbench.viewer.render_pdf_page` starts one of these per page image, so pdfium never runs
 inside the web server. The worker takes the parser sandbox's bounds (`workbench.load.sandbox`: a
-clean environment, no network, an address-space limit, no core dumps) plus a CPU-time limit,
-reads one JSON request frame on stdin and answers with a JSON status frame and, on success, a
+clean environment, no network, an address-space limit, no core dumps, and where Landlock exists no
+file but the one it is handed as an open descriptor) plus a CPU-time limit, reads one JSON request
+frame on stdin and answers with a JSON status frame and, on success, a
 PNG frame on stdout. The page is scaled so that its image never has more than `MAX_PIXELS`
 pixels: a page of an extreme shape is drawn smaller instead of as a huge bitmap.
 Leaves out: the wall-clock deadline, the kill and the bound on renders at once (the parent's
@@ -33,11 +34,11 @@ def page_scale(width_pt: float, height_pt: float, width_px: int) -> float:
     return scale
 
 
-def render(path: str, page: int, width_px: int) -> bytes:
-    """PNG bytes of page ``page`` (1-based); LookupError when the PDF has no such page."""
+def render(fd: int, page: int, width_px: int) -> bytes:
+    """PNG bytes of page ``page`` (1-based) of the PDF open as ``fd``; LookupError when it has no such page."""
     import pypdfium2 as pdfium
 
-    pdf = pdfium.PdfDocument(path)
+    pdf = pdfium.PdfDocument(os.fdopen(fd, "rb"), autoclose=True)
     try:
         if not 1 <= page <= len(pdf):
             raise LookupError(f"page {page} is not in this PDF (it has {len(pdf)})")
@@ -53,7 +54,7 @@ def render(path: str, page: int, width_px: int) -> bytes:
 def answer(request: dict) -> tuple[dict, bytes]:
     """The status message (and PNG) for one request; never raises for a bad file."""
     try:
-        return {"ok": True}, render(request["path"], int(request["page"]), int(request["width_px"]))
+        return {"ok": True}, render(int(request["fd"]), int(request["page"]), int(request["width_px"]))
     except FileNotFoundError:
         return {"ok": False, "missing": True, "reason": "the file is no longer there"}, b""
     except LookupError as exc:

@@ -9,12 +9,12 @@ parsed again. Leaves out: parsing, embedding and writing (see `workbench.ingest`
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workbench.files import file_hash
 from workbench.load import format_for, supported_suffixes
 from workbench.records import Document, FailureKind, FileFailure
 
@@ -48,15 +48,6 @@ class SyncPlan:
     still_failing: list[FileFailure] = field(default_factory=list)
     unchanged: int = 0
     seen: set[str] = field(default_factory=set)
-
-
-def file_hash(path: str) -> str:
-    """BLAKE2b-128 of the file's bytes (streamed)."""
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _hidden(name: str) -> bool:

@@ -1,10 +1,14 @@
 """The source viewer's data: a cited passage in its surrounding text, and a PDF page as an image.
 
-`source_view` reads only the catalog (the extracted text kept at ingest). `render_pdf_page` has
-pdfium draw the original page in a separate bounded process (`workbench.render_worker`: clean
-environment, no network, memory, CPU and pixel limits) under a wall-clock deadline, at most
-`RENDERS_AT_ONCE` at a time per process. Callers check permissions first (`workbench.access`).
-Leaves out: rendering Office formats (the viewer shows their extracted text and offers the file).
+`source_view` reads only the catalog (the extracted text kept at ingest). `open_original` opens
+the indexed file only if it is still the very file that was indexed (no symbolic link anywhere on
+its path, same size, time and content hash), and everything served (the download, the page image)
+is read from that one descriptor, so a file swapped after the check is never what is served.
+`render_pdf_page` has pdfium draw a page of it in a separate bounded process
+(`workbench.render_worker`: clean environment, no network, no file but the one it is handed,
+memory, CPU and pixel limits) under a wall-clock deadline, at most `RENDERS_AT_ONCE` at a time per
+process. Callers check permissions first (`workbench.access`). Leaves out: rendering Office formats
+(the viewer shows their extracted text and offers the file).
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from workbench.errors import NotFoundError, WorkbenchError
+from workbench.files import FileCheckError, hash_of, open_checked
 from workbench.load.sandbox import killed_by_cpu_limit, read_frame, worker_env, write_frame
 from workbench.records import Chunk, Document, SourceView
 
@@ -44,6 +50,46 @@ def source_view(catalog, chunk: Chunk, document: Document, context_chars: int = 
 
 
 @dataclass(frozen=True, slots=True)
+class Original:
+    """An indexed file opened for reading after `open_original`'s checks; close it (or use ``with``)."""
+
+    file: BinaryIO
+    name: str
+    size: int
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> "Original":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_original(doc: Document) -> Original:
+    """The file of ``doc`` opened for reading, if it is still the file that was indexed: reached through
+    no symbolic link, a regular file with the size, modification time and content hash recorded at
+    ingest. NotFoundError saying why otherwise. Read (or serve) from the returned file only."""
+    name = Path(doc.path).name
+    try:
+        fd = open_checked(doc.path)
+    except FileCheckError as exc:
+        gone = "No such file" in str(exc)
+        raise NotFoundError(f"{name} is no longer in its folder (re-index to update the sources)" if gone else
+                            f"{name} is not served: {exc}") from None
+    try:
+        st = os.fstat(fd)
+        if st.st_size != doc.size or abs(st.st_mtime - doc.mtime) > 1e-3 or hash_of(fd) != doc.content_hash:
+            raise NotFoundError(f"{name} changed since it was indexed; it is served again after the next re-index")
+        os.lseek(fd, 0, os.SEEK_SET)
+        return Original(os.fdopen(fd, "rb"), name, st.st_size)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+@dataclass(frozen=True, slots=True)
 class RenderLimits:
     """Bounds on drawing one page image."""
 
@@ -53,9 +99,11 @@ class RenderLimits:
     wait_s: float = 30.0  # for one of the RENDERS_AT_ONCE slots
 
 
-def render_pdf_page(path: str, page: int, width_px: int = 1000, *, limits: RenderLimits = RenderLimits()) -> bytes:
-    """PNG bytes of page ``page`` (1-based) of the PDF at ``path``, ``width_px`` wide (smaller when
-    the page's shape would need more than `workbench.render_worker.MAX_PIXELS`).
+def render_pdf_page(pdf: str | Original, page: int, width_px: int = 1000, *,
+                    limits: RenderLimits = RenderLimits()) -> bytes:
+    """PNG bytes of page ``page`` (1-based) of ``pdf`` (an `Original`, or a path, opened here without
+    following links), ``width_px`` wide (smaller when the page's shape would need more than
+    `workbench.render_worker.MAX_PIXELS`).
 
     Raises NotFoundError when the file or page is gone, WorkbenchError when drawing it failed or
     overran its limits, or when too many images are being drawn already.
@@ -63,18 +111,29 @@ def render_pdf_page(path: str, page: int, width_px: int = 1000, *, limits: Rende
     if not _render_slots.acquire(timeout=limits.wait_s):
         raise WorkbenchError(f"{RENDERS_AT_ONCE} page images are being drawn already; try again in a moment")
     try:
-        return _render_in_worker(path, page, width_px, limits)
+        if isinstance(pdf, Original):
+            return _render_in_worker(pdf.file.fileno(), pdf.name, page, width_px, limits)
+        try:
+            fd = open_checked(pdf)
+        except FileCheckError as exc:
+            raise NotFoundError(f"cannot show page {page} of {Path(pdf).name}: {exc}") from None
+        try:
+            return _render_in_worker(fd, Path(pdf).name, page, width_px, limits)
+        finally:
+            os.close(fd)
     finally:
         _render_slots.release()
 
 
-def _render_in_worker(path: str, page: int, width_px: int, limits: RenderLimits) -> bytes:
-    what = f"page {page} of {Path(path).name}"
+def _render_in_worker(fd: int, name: str, page: int, width_px: int, limits: RenderLimits) -> bytes:
+    """Draw from the open file ``fd``: the worker gets a duplicate of it and no access to any path."""
+    what = f"page {page} of {name}"
+    os.lseek(fd, 0, os.SEEK_SET)
     proc = subprocess.Popen([sys.executable, "-m", "workbench.render_worker", str(limits.memory_mb), str(limits.cpu_s)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            close_fds=True, env=worker_env())
+                            close_fds=True, pass_fds=(fd,), env=worker_env())
     try:
-        write_frame(proc.stdin, json.dumps({"path": path, "page": page, "width_px": width_px}).encode())
+        write_frame(proc.stdin, json.dumps({"fd": fd, "page": page, "width_px": width_px}).encode())
         proc.stdin.close()
         output = _read_output(proc, limits.timeout_s)
     except TimeoutError:

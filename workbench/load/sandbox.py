@@ -5,13 +5,20 @@ or model weights, and the caller's script is never re-imported) started with a c
 (`worker_env`: no API keys, tokens or other secrets of the parent). Before it reads its first path
 it calls `enter_sandbox`: a private, empty network namespace where the OS lets an unprivileged
 process have one, a guard that makes Python-level network use raise in every case, no core dumps,
-and an address-space limit (RLIMIT_AS); before each file it also takes a CPU-time limit
-(RLIMIT_CPU). The parent hands it one path at a time over a pipe and waits with a deadline: a
-worker that overruns is killed and replaced, one that dies (a parser crash, an allocation abort,
-the CPU limit) is replaced, and either way the file gets a failure reason and the batch goes on.
-Messages are JSON, never pickle. `workbench.render_worker` draws PDF pages under the same bounds.
-Leaves out: deciding what to parse (see `workbench.sync`); a file-system sandbox (a worker can
-read what the service user can read, and the parent chooses the paths).
+an address-space limit (RLIMIT_AS), and a file-system sandbox (`workbench.load.confine`, Linux
+Landlock): from then on it can read only the Python installation and system libraries, write only
+its own scratch folder (its TMPDIR and working directory, removed with it), and open nothing
+else: not the index, its users database, the document folders or the home folder. Before each
+file it also takes a CPU-time limit (RLIMIT_CPU).
+
+The parent opens each file itself (`workbench.files.open_checked`: never through a symbolic link, a
+regular file only, and, when the sync planned it with a content hash, only if its bytes still have it)
+and hands the worker the open descriptor over a Unix socket: the worker parses exactly the bytes
+that were checked, and needs no access to the folder. The parent waits with a deadline: a worker
+that overruns is killed and replaced, one that dies (a parser crash, an allocation abort, the CPU
+limit) is replaced, and either way the file gets a failure reason and the batch goes on. Messages
+are JSON, never pickle. `workbench.render_worker` draws PDF pages under the same bounds. Leaves
+out: deciding what to parse (see `workbench.sync`).
 """
 
 from __future__ import annotations
@@ -21,10 +28,14 @@ import errno
 import json
 import os
 import resource
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
+import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -33,7 +44,8 @@ from pathlib import Path
 
 from workbench.config import IngestSettings, OcrSettings
 from workbench.errors import ParseError
-from workbench.load import LoadLimits, parse_bytes
+from workbench.files import FileCheckError, open_checked
+from workbench.load import LoadLimits, confine, parse_bytes
 from workbench.privacy import OFFLINE_SWITCHES
 from workbench.records import ParsedDocument
 
@@ -102,8 +114,10 @@ def block_network() -> None:
         setattr(socket, name, _refuse)
 
 
-def enter_sandbox(memory_mb: int) -> bool:
-    """Bound this worker before it reads any input. True when it got a private network namespace."""
+def enter_sandbox(memory_mb: int, scratch: str | None = None) -> bool:
+    """Bound this worker before it reads any input. True when it got a private network namespace.
+    Where Landlock is available the worker is also confined to ``scratch`` (`workbench.load.confine`);
+    where it is available and refuses, this raises (a worker is never left half-confined)."""
     isolated = _unshare_network()
     block_network()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -111,7 +125,24 @@ def enter_sandbox(memory_mb: int) -> bool:
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     soft = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
     resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    if confine.abi_version():
+        confine.confine(scratch)
     return isolated
+
+
+_warned = []
+
+
+def warn_if_unconfined() -> None:
+    """Say once per process when parser workers cannot get a file-system sandbox here, and why."""
+    ok, why = confine.available()
+    if not ok and not _warned:
+        _warned.append(why)
+        warnings.warn(f"workbench: parser workers are not confined to their file ({why}); they keep their "
+                      "other bounds (no network, memory, CPU and time limits, clean environment), but a parser "
+                      "exploit could read what the service user can read", RuntimeWarning, stacklevel=2)
+
+
 
 
 def limit_cpu(seconds: int) -> None:
@@ -136,13 +167,16 @@ class ParseOutcome:
     path: str
     docs: tuple[ParsedDocument, ...] = ()
     error: str | None = None
+    unchecked: bool = False  # the file failed `open_checked` (a link, not regular, other content): never parsed
 
 
-def parse_path(path: str, limits: LoadLimits, memory_mb: int) -> dict:
-    """Parse one file in this process; the JSON-able message a worker sends back."""
+def parse_file(fd: int, name: str, limits: LoadLimits, memory_mb: int) -> dict:
+    """Parse the open file ``fd`` (closed here), named ``name``, in this process; the JSON-able message
+    a worker sends back."""
     try:
-        data = Path(path).read_bytes()
-        docs = parse_bytes(data, Path(path).name, limits)
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read()
+        docs = parse_bytes(data, name, limits)
         return {"ok": True, "docs": [d.to_dict() for d in docs]}
     except ParseError as exc:
         return {"ok": False, "reason": str(exc)}
@@ -184,9 +218,18 @@ def write_frame(stream, payload: bytes) -> None:
     stream.flush()
 
 
-def worker_main(memory_mb: int, limits: LoadLimits, cpu_s: int = DEFAULT_CPU_S) -> None:
-    """Body of `python -m workbench.load.sandbox`: paths in on stdin, JSON results out on stdout."""
-    enter_sandbox(memory_mb)
+MAX_NAME_BYTES = 4096
+
+
+def worker_main(memory_mb: int, limits: LoadLimits, cpu_s: int = DEFAULT_CPU_S, scratch: str | None = None) -> None:
+    """Body of `python -m workbench.load.sandbox`: open files (a name and a descriptor per message) in on
+    stdin, a Unix socket; JSON results out on stdout."""
+    files_in = socket.socket(fileno=os.dup(sys.stdin.fileno()))
+    try:
+        enter_sandbox(memory_mb, scratch)
+        refusal = None
+    except OSError as exc:  # the file sandbox exists here but would not take: parse nothing (fails closed)
+        refusal = f"the parser's file sandbox could not be set up ({exc}); nothing was parsed"
     protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr  # a parser that prints must not corrupt the protocol
     from workbench.load import ocr
@@ -196,10 +239,19 @@ def worker_main(memory_mb: int, limits: LoadLimits, cpu_s: int = DEFAULT_CPU_S) 
         limit_cpu(cpu_s)
 
     ocr.on_page = page_done
-    while (frame := read_frame(sys.stdin.buffer)) is not None:
-        path = frame.decode("utf-8", "surrogateescape")
+    while True:
+        name, fds, _, _ = socket.recv_fds(files_in, MAX_NAME_BYTES, 1)
+        if not name or len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            return
         limit_cpu(cpu_s)
-        write_frame(protocol_out, json.dumps(parse_path(path, limits, memory_mb)).encode())
+        if refusal is not None:
+            os.close(fds[0])
+            result = {"ok": False, "reason": refusal}
+        else:
+            result = parse_file(fds[0], name.decode("utf-8", "surrogateescape"), limits, memory_mb)
+        write_frame(protocol_out, json.dumps(result).encode())
 
 
 class _Worker:
@@ -207,18 +259,30 @@ class _Worker:
     caller's __main__ script, and inherits no torch threads or model weights)."""
 
     def __init__(self, memory_mb: int, limits: LoadLimits, cpu_s: int) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "workbench.load.sandbox", str(memory_mb), json.dumps(asdict(limits)), str(cpu_s)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True,
-            env=worker_env(), bufsize=0)  # unbuffered: a frame read never hides the next one from wait()
+        self.scratch = tempfile.mkdtemp(prefix="workbench-parser-")  # 0700; the worker's only writable place
+        self.files, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "workbench.load.sandbox", str(memory_mb), json.dumps(asdict(limits)),
+                 str(cpu_s), self.scratch],
+                stdin=theirs.fileno(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True,
+                cwd=self.scratch, env={**worker_env(), "TMPDIR": self.scratch},
+                bufsize=0)  # unbuffered: a frame read never hides the next one from wait()
+        except BaseException:
+            self.files.close()
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            raise
+        finally:
+            theirs.close()
         self.path: str | None = None
         self.started = self.deadline = 0.0
 
     def fileno(self) -> int:
         return self.proc.stdout.fileno()
 
-    def send(self, path: str) -> None:
-        write_frame(self.proc.stdin, path.encode("utf-8", "surrogateescape"))
+    def send(self, path: str, fd: int) -> None:
+        """Hand the worker the open file ``fd`` (a duplicate travels; the caller closes its own)."""
+        socket.send_fds(self.files, [Path(path).name.encode("utf-8", "surrogateescape")[:MAX_NAME_BYTES]], [fd])
 
     def receive(self) -> dict | None:
         frame = read_frame(self.proc.stdout)
@@ -227,11 +291,12 @@ class _Worker:
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait(5)
-        for stream in (self.proc.stdin, self.proc.stdout):
+        for stream in (self.files, self.proc.stdout):
             try:
                 stream.close()
             except OSError:
                 pass
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 class ParserPool:
@@ -239,6 +304,7 @@ class ParserPool:
 
     def __init__(self, workers: int, timeout_s: float, memory_mb: int, limits: LoadLimits,
                  cpu_s: int = DEFAULT_CPU_S) -> None:
+        warn_if_unconfined()
         self.n = max(1, workers)
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
@@ -270,21 +336,30 @@ class ParserPool:
         why = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         return f"parser process crashed ({why}); the file may be malformed or need more than {self.memory_mb} MB"
 
-    def map(self, paths: Iterable[str]) -> Iterator[ParseOutcome]:
-        """Parse each path; yield outcomes as they complete (not in input order)."""
-        pending = deque(paths)
+    def map(self, items: Iterable[str | tuple[str, str | None]]) -> Iterator[ParseOutcome]:
+        """Parse each path (or (path, content hash the file must still have)); yield outcomes as they
+        complete (not in input order). A file that fails `open_checked` is not handed to a worker."""
+        pending = deque((item, None) if isinstance(item, str) else item for item in items)
         while len(self.workers) < min(self.n, len(pending)):
             self._spawn()
         while True:
             for w in self.workers:
-                if w.path is None and pending:
-                    w.path = pending.popleft()
+                while w.path is None and pending:
+                    path, content_hash = pending.popleft()
+                    try:
+                        fd = open_checked(path, content_hash)
+                    except FileCheckError as exc:
+                        yield ParseOutcome(path, error=str(exc), unchecked=True)
+                        continue
+                    w.path = path
                     w.started = time.monotonic()
                     w.deadline = w.started + self.timeout_s
                     try:
-                        w.send(w.path)
+                        w.send(path, fd)
                     except OSError:  # the worker died while idle; the wait below reports it
                         pass
+                    finally:
+                        os.close(fd)
             busy = [w for w in self.workers if w.path is not None]
             if not busy:
                 return
@@ -328,4 +403,5 @@ def parser_pool(settings: IngestSettings, ocr: OcrSettings | None = None) -> Par
 
 
 if __name__ == "__main__":
-    worker_main(int(sys.argv[1]), LoadLimits(**json.loads(sys.argv[2])), int(sys.argv[3]))
+    worker_main(int(sys.argv[1]), LoadLimits(**json.loads(sys.argv[2])), int(sys.argv[3]),
+                sys.argv[4] if len(sys.argv) > 4 else None)
