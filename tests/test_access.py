@@ -169,6 +169,20 @@ def test_file_entries_match_exact_names_and_globs_stay_in_one_folder(tmp_path):
     assert rules.groups_for(tmp_path / "sub" / "b.pdf") == ("staff",)  # "*.pdf" does not reach into sub/
 
 
+def test_an_exact_entry_wins_over_a_pattern_that_sorts_before_it(tmp_path):
+    """The attack of issue 22: an entry named "[a-c]udget.md" (sorted first) must not take over budget.md."""
+    for name in ("budget.md", "[a-c]udget.md", "cudget.md"):
+        (tmp_path / name).write_text("x")
+    write_access_file(tmp_path, ".workbench-access", {"budget.md": ("finance",)})
+    write_access_file(tmp_path, ".workbench-access", {"[a-c]udget.md": ("staff",)})
+    assert (tmp_path / ".workbench-access").read_text().index("[a-c]") < \
+        (tmp_path / ".workbench-access").read_text().index('"budget.md"')  # the pattern comes first in the file
+    rules = AccessRules(tmp_path, "default", AccessSettings())
+    assert rules.groups_for(tmp_path / "budget.md") == ("finance",)
+    assert rules.groups_for(tmp_path / "[a-c]udget.md") == ("staff",)  # its own exact entry
+    assert rules.groups_for(tmp_path / "cudget.md") == ("staff",)  # a pattern still matches what nothing names
+
+
 def test_upload_entries_are_removed_when_the_choice_is_dropped(tmp_path):
     write_access_file(tmp_path, ".workbench-access", {"a.pdf": ("hr",), "b.pdf": ("hr",)})
     write_access_file(tmp_path, ".workbench-access", {"a.pdf": None})

@@ -25,6 +25,9 @@ Access file (``.workbench-access``, TOML, in any source folder; applies to that 
     "salaries-2026.xlsx" = ["finance"]      # one file (a name or glob, relative to this folder)
     "public/*.pdf" = ["staff"]              # ``*`` stays within one folder level
 
+An entry that names a file exactly wins over every pattern; among patterns, the first that matches
+(in the file's order) decides.
+
 Quote file names in ``[files]``: TOML reads ``salaries-2026.xlsx = [...]`` (no quotes) as a nested
 table, which is an error here. ``groups`` and every ``[files]`` value must be a list of group names
 in quotes; anything else (a table, a string, a number, a list holding a non-string), a group name
@@ -198,10 +201,9 @@ class AccessRules:
         while True:
             rules = self._rules(folder)
             if rules is not None:
-                rel = path.relative_to(folder).as_posix()
-                for pattern, groups in rules.files:
-                    if _matches(rel, pattern):
-                        return groups
+                groups = _file_entry(path.relative_to(folder).as_posix(), rules.files)
+                if groups is not None:
+                    return groups
                 if rules.groups is not None:
                     return rules.groups
             if folder == top or top not in folder.parents:
@@ -209,11 +211,23 @@ class AccessRules:
             folder = folder.parent
 
 
+def _file_entry(rel: str, entries: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[str, ...] | None:
+    """The groups of the ``[files]`` entry for ``rel`` (a/b.pdf): the entry naming it exactly wins over
+    every pattern; else the first pattern (in the file's order) that matches it; None when none does.
+    So an entry named ``[a-c]udget.md`` gives that one file its groups and cannot take over
+    ``budget.md``'s own entry."""
+    for name, groups in entries:
+        if name == rel:
+            return groups
+    for pattern, groups in entries:
+        if _matches(rel, pattern):
+            return groups
+    return None
+
+
 def _matches(rel: str, pattern: str) -> bool:
-    """``rel`` (a/b.pdf) is ``pattern``, exactly or as a glob applied segment by segment
-    (``*`` never crosses a ``/``; ``[`` in a real file name matches itself)."""
-    if rel == pattern:
-        return True
+    """``rel`` (a/b.pdf) matches the glob ``pattern`` applied segment by segment (``*`` never
+    crosses a ``/``)."""
     names, parts = rel.split("/"), pattern.split("/")
     return len(names) == len(parts) and all(fnmatch.fnmatchcase(n, p) for n, p in zip(names, parts))
 

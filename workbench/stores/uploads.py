@@ -2,7 +2,8 @@
 
 Uploads land in ``<index>/uploads/<collection>/`` and nowhere else: the name a browser sends is
 reduced to its last path component, normalised (NFKC), stripped of control and separator
-characters and of leading dots, and shortened. That folder is then ingested like any source, so
+characters, of the glob characters ``* ? [ ]`` (its name goes into the folder's access file) and of
+leading dots, and shortened. That folder is then ingested like any source, so
 re-uploading a file of the same name replaces the old version (`Workbench.upload` parses the new
 version first, in a private staging folder, and keeps the old one when the new one cannot be read).
 Leaves out: virus scanning.
@@ -28,7 +29,7 @@ def safe_filename(name: str) -> str:
     base = PureWindowsPath(PurePosixPath(name or "").name).name  # drop any '/' or '\\' path part
     base = unicodedata.normalize("NFKC", base)
     base = "".join(ch for ch in base if unicodedata.category(ch)[0] not in "CZ" or ch == " ")
-    base = re.sub(r'[<>:"/\\|?*]', "_", base).strip().lstrip(".").strip()
+    base = re.sub(r'[<>:"/\\|?*\[\]]', "_", base).strip().lstrip(".").strip()  # no glob characters either
     stem, dot, suffix = base.rpartition(".")
     if not dot:
         stem, suffix = base, ""
