@@ -49,7 +49,26 @@ def _attempt(fn):
         return f"refused: {exc}"
 
 
+def _open(path, mode):
+    try:
+        with open(path, mode) as fh:
+            if "w" in mode:
+                fh.write("written by a parser")
+            else:
+                fh.read(16)
+        return "opened"
+    except OSError as exc:
+        return f"refused: {exc}"
+
+
 def load_text(data, stem):
+    if data.startswith(b"FILES "):  # try to read each path given, and to write beside it
+        paths = json.loads(data[6:])
+        report = {p: _open(p, "rb") for p in paths}
+        report.update({p + ".planted": _open(p + ".planted", "w") for p in paths})
+        report["listing"] = _attempt(lambda: os.listdir(os.path.dirname(paths[0])))
+        report["scratch"] = _open(os.path.join(os.environ["TMPDIR"], "scratch.txt"), "w")
+        return ParsedDocument(format="text", title=stem, blocks=(Block(json.dumps(report)),))
     if not data.startswith(b"PROBE "):
         return _real(data, stem)
     import _socket, socket, urllib.request
@@ -129,6 +148,40 @@ def test_a_parser_in_a_real_worker_cannot_reach_the_network(tmp_path, probed_wor
         assert report["raw_connect"].startswith("refused"), report["raw_connect"]
     with pytest.raises(BlockingIOError):
         probed_worker.accept()  # nothing ever connected to us
+
+
+def test_a_parser_cannot_open_the_index_the_users_database_or_the_home_folder(tmp_path, probed_worker):
+    """A compromised parser (the probe) tries to read and plant files outside the one it was handed."""
+    from workbench.load import confine
+
+    assert confine.available()[0], confine.available()[1]  # this project's machines offer Landlock
+    index = tmp_path / "index"
+    index.mkdir()
+    users = index / "users.sqlite"
+    users.write_text("argon2 hashes")
+    home = Path.home() / f".workbench-probe-{os.getpid()}"
+    home.write_text("a secret in the home folder")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    neighbour = docs / "neighbour.md"
+    neighbour.write_text("another document")
+    probe = docs / "probe.txt"
+    targets = [str(users), str(home), str(neighbour), "/etc/shadow", str(Path.cwd() / "workbench.toml")]
+    probe.write_text("FILES " + json.dumps(targets))
+    try:
+        with ParserPool(1, 60, 1024, LoadLimits()) as pool:
+            [outcome] = list(pool.map([str(probe)]))
+    finally:
+        home.unlink()
+    assert outcome.error is None, outcome.error
+    report = json.loads(outcome.docs[0].blocks[0].text)
+    for path in targets:
+        assert report[path].startswith("refused"), (path, report[path])
+        assert report[path + ".planted"].startswith("refused"), (path, report[path + ".planted"])
+        assert not Path(path + ".planted").exists()
+    assert report["listing"].startswith("refused")
+    assert report["scratch"] == "opened"  # its own scratch folder is writable (OCR needs one)
+    assert users.read_text() == "argon2 hashes"
 
 
 def test_a_parse_that_uses_too_much_cpu_is_stopped_and_the_batch_goes_on(tmp_path):
@@ -304,10 +357,10 @@ class RecordingLLM(LLM):
 @pytest.fixture
 def llm_http():
     """A real serve_llm server on a free loopback port, with key 's3cret' and at most 16 tokens."""
-    from workbench.serve_llm import make_handler
+    from workbench.serve_llm import make_server
 
     llm = RecordingLLM()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(llm, "s3cret", 16))
+    server = make_server(llm, "127.0.0.1", 0, "s3cret", 16)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}", llm
@@ -334,6 +387,56 @@ def test_llm_server_never_generates_more_than_its_maximum(llm_http):
     for bad in (-5, "lots", 2.5):
         r = httpx.post(f"{url}/v1/chat/completions", json={**CHAT, "max_tokens": bad}, headers=KEY)
         assert r.status_code == 400
+
+
+class SlowLLM(RecordingLLM):
+    """Generates up to 400 pieces, 20 ms apart; records how many it made and whether it was stopped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made, self.stopped = 0, threading.Event()
+
+    def stream(self, messages, max_new_tokens: int):
+        try:
+            for i in range(400):
+                self.made += 1
+                time.sleep(0.02)
+                yield f"w{i} "
+        finally:
+            self.stopped.set()
+
+
+def test_llm_server_refuses_prompts_beyond_the_window_hosts_it_does_not_know_and_stops_for_a_leaver():
+    from workbench.serve_llm import make_server
+
+    llm = SlowLLM()
+    server = make_server(llm, "127.0.0.1", 0, None, 16)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        long = {"messages": [{"role": "user", "content": "word " * 5000}]}  # 5,000 tokens, window 4,096
+        r = httpx.post(f"{url}/v1/chat/completions", json=long, timeout=30)
+        assert r.status_code == 400 and "context window is 4096" in r.json()["error"]["message"]
+        assert llm.made == 0  # refused before any generation
+        assert httpx.post(f"{url}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x" * 200_000}]},
+                          timeout=30).status_code == 413  # a body no 4,096-token window needs
+        for host in ("evil.example", f"evil.example:{server.server_port}", "10.0.0.1"):
+            assert httpx.get(f"{url}/v1/models", headers={"Host": host}).status_code == 421, host
+        assert httpx.get(f"{url}/v1/models", headers={"Host": f"localhost:{server.server_port}"}).status_code == 200
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json={**CHAT, "stream": True}, timeout=30) as r:
+            lines = r.iter_lines()
+            assert next(line for line in lines if line.startswith("data:"))
+        assert llm.stopped.wait(5), "generation went on after the reader left"
+        assert llm.made < 100, llm.made
+        llm.made = 0
+        llm.stopped.clear()
+        with pytest.raises(httpx.ReadTimeout):  # a client waiting for a whole answer gives up
+            httpx.post(f"{url}/v1/chat/completions", json=CHAT, timeout=0.5)
+        assert llm.stopped.wait(5), "generation went on after the client left"
+        assert llm.made < 150, llm.made
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_llm_server_checks_the_api_key(llm_http):

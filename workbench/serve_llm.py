@@ -7,19 +7,25 @@ one loaded model, and so that the `openai` backend can be exercised against a re
 context of its own over the one memory-mapped GGUF file, so the weights are in memory once; for
 transformers threads sharing the one model), and up to ``--max-waiting`` more requests wait for a
 free slot; beyond that a request gets 503 at once. Each request is bounded: a JSON body of at most
-`MAX_BODY_BYTES`, and never more new tokens than the server's configured maximum. API keys are
-compared in constant time. Binds to 127.0.0.1 unless told otherwise, and refuses any other
-address without an API key. Leaves out: continuous batching and multi-GPU serving (use vLLM for
+`body_limit` bytes (sized to the model's window), a prompt that fits the model's context window
+(counted with its own tokenizer; longer ones get 400 before any work), never more new tokens than
+the server's configured maximum or than the window leaves, and generation stops as soon as the
+client goes away. API keys are compared in constant time. Binds to 127.0.0.1 unless told
+otherwise, and refuses any other address without an API key; on loopback it answers only requests
+whose ``Host`` names loopback (a web page cannot reach it through DNS rebinding). Leaves out: continuous batching and multi-GPU serving (use vLLM for
 that, see README), TLS (put a reverse proxy in front when it leaves the host).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import json
 import os
 import queue
+import select
+import socket
 import threading
 import time
 import uuid
@@ -27,7 +33,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from workbench.errors import WorkbenchError
 
-MAX_BODY_BYTES = 1 << 20  # 1 MB: far above any prompt that fits a model's context window
+MIN_BODY_BYTES = 64 * 1024
+BODY_BYTES_PER_TOKEN = 24  # a token is rarely over 6 characters, and JSON escapes one in at most 6 bytes
+
+
+def body_limit(context_window: int) -> int:
+    """The largest request body worth reading for a model with this window (a longer one cannot fit it)."""
+    return max(MIN_BODY_BYTES, context_window * BODY_BYTES_PER_TOKEN)
 SOCKET_TIMEOUT_S = 60  # a client that stops sending mid-request is dropped
 
 
@@ -64,7 +76,8 @@ def server_api_key(host: str, api_key_env: str | None) -> str | None:
     return key
 
 
-def read_request(headers, rfile, default_max_tokens: int) -> tuple[list[dict], int, bool]:
+def read_request(headers, rfile, default_max_tokens: int, max_body: int = MIN_BODY_BYTES
+                 ) -> tuple[list[dict], int, bool]:
     """(messages, max_tokens, stream) from a chat request; BadRequest when it is not acceptable."""
     if headers.get_content_type() != "application/json":
         raise BadRequest(415, "send the request body as JSON (Content-Type: application/json)")
@@ -72,8 +85,8 @@ def read_request(headers, rfile, default_max_tokens: int) -> tuple[list[dict], i
         length = int(headers.get("Content-Length", ""))
     except ValueError:
         raise BadRequest(411, "a Content-Length header is required") from None
-    if length < 0 or length > MAX_BODY_BYTES:
-        raise BadRequest(413, f"request body over {MAX_BODY_BYTES} bytes")
+    if length < 0 or length > max_body:
+        raise BadRequest(413, f"request body over {max_body} bytes (more than the model's context window holds)")
     try:
         body = json.loads(rfile.read(length))
         messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in body["messages"]]
@@ -95,6 +108,7 @@ class Slots:
             self.free.put(llm)
         self.n, self.max_waiting = len(llms), max_waiting
         self.name = llms[0].name
+        self.context_window = int(llms[0].context_window)
         self.waiting = 0
         self._lock = threading.Lock()
 
@@ -114,11 +128,40 @@ class Slots:
         self.free.put(llm)
 
 
-def make_handler(llm, api_key: str | None = None, default_max_tokens: int = 384):
+def fits_window(llm, messages: list[dict], max_tokens: int) -> int:
+    """The new tokens ``messages`` may get from ``llm``: ``max_tokens``, or less when the window ends
+    sooner. BadRequest (400) when the prompt alone fills the model's context window."""
+    prompt = llm.count_tokens(messages)
+    left = llm.context_window - prompt
+    if left < 1:
+        raise BadRequest(400, f"the prompt is {prompt} tokens; the model's context window is {llm.context_window}")
+    return min(max_tokens, left)
+
+
+def client_gone(conn: socket.socket) -> bool:
+    """Whether the client closed its side of ``conn`` (it sends nothing else while it waits)."""
+    try:
+        if not select.select([conn], [], [], 0)[0]:
+            return False
+        return conn.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
+def loopback_hosts(host: str, port: int) -> frozenset[str] | None:
+    """``Host`` header values a server bound to ``host`` answers; None (any) when it is not loopback."""
+    if not is_loopback(host):
+        return None
+    names = {host, "127.0.0.1", "localhost", "[::1]"}
+    return frozenset(f"{n}:{port}" for n in names) | frozenset(names)
+
+
+def make_handler(llm, api_key: str | None = None, default_max_tokens: int = 384, hosts: frozenset[str] | None = None):
     """A request handler serving ``llm`` (one model, or `Slots`); ``default_max_tokens`` is also the
-    most a client gets."""
+    most a client gets; ``hosts``: the Host header values answered (None: any)."""
     slots = llm if isinstance(llm, Slots) else Slots([llm])
     expected = f"Bearer {api_key}".encode() if api_key else None
+    max_body = body_limit(slots.context_window)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -139,6 +182,10 @@ def make_handler(llm, api_key: str | None = None, default_max_tokens: int = 384)
             self.wfile.write(data)
 
         def _authorised(self) -> bool:
+            named = self.headers.get_all("Host") or []
+            if hosts is not None and (len(named) != 1 or named[0].lower() not in hosts):
+                self._json(421, {"error": {"message": "this server answers only requests to its loopback address"}})
+                return False
             sent = self.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
             if expected is not None and not hmac.compare_digest(sent, expected):
                 self._json(401, {"error": {"message": "invalid API key"}})
@@ -161,7 +208,7 @@ def make_handler(llm, api_key: str | None = None, default_max_tokens: int = 384)
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
                 return
             try:
-                messages, max_tokens, stream = read_request(self.headers, self.rfile, default_max_tokens)
+                messages, max_tokens, stream = read_request(self.headers, self.rfile, default_max_tokens, max_body)
             except BadRequest as exc:
                 self._json(exc.status, {"error": {"message": str(exc)}})
                 return
@@ -171,6 +218,11 @@ def make_handler(llm, api_key: str | None = None, default_max_tokens: int = 384)
                                            f"{slots.max_waiting} requests are waiting; try again shortly"}})
                 return
             try:
+                try:
+                    max_tokens = fits_window(llm, messages, max_tokens)
+                except BadRequest as exc:
+                    self._json(exc.status, {"error": {"message": str(exc)}})
+                    return
                 if stream:
                     self._stream(llm, messages, max_tokens)
                 else:
@@ -178,8 +230,20 @@ def make_handler(llm, api_key: str | None = None, default_max_tokens: int = 384)
             finally:
                 slots.give_back(llm)
 
+        def _pieces(self, llm, messages: list[dict], max_tokens: int):
+            """The model's pieces, until it ends or the client leaves (then generation is stopped)."""
+            with contextlib.closing(llm.stream(messages, max_tokens)) as pieces:
+                for piece in pieces:
+                    if client_gone(self.connection):
+                        self.client_left = self.close_connection = True
+                        return
+                    yield piece
+
         def _whole(self, llm, messages: list[dict], max_tokens: int) -> None:
-            text = "".join(llm.stream(messages, max_tokens))
+            self.client_left = False
+            text = "".join(self._pieces(llm, messages, max_tokens))
+            if self.client_left:
+                return  # nobody to answer
             self._json(200, {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion",
                              "created": int(time.time()), "model": llm.name,
                              "choices": [{"index": 0, "finish_reason": "stop",
@@ -192,14 +256,25 @@ def make_handler(llm, api_key: str | None = None, default_max_tokens: int = 384)
             self.send_header("Cache-Control", "no-cache")
             self.send_header("Connection", "close")
             self.end_headers()
-            for piece in llm.stream(messages, max_tokens):
-                chunk = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": llm.name,
-                         "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                self.wfile.flush()
+            self.client_left = False
+            with contextlib.closing(self._pieces(llm, messages, max_tokens)) as pieces:
+                self._send_pieces(pieces, rid, created, llm.name)
+            if self.client_left:
+                return
             self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
             self.close_connection = True
+
+        def _send_pieces(self, pieces, rid: str, created: int, name: str) -> None:
+            for piece in pieces:
+                chunk = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": name,
+                         "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                try:
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                except OSError:  # the client left mid-answer: closing _pieces stops the model
+                    self.client_left = self.close_connection = True
+                    return
 
     return Handler
 
@@ -217,12 +292,19 @@ def load_slots(settings, parallel: int, max_waiting: int = 64, shared=None) -> S
     return Slots([load_llm(each) for _ in range(parallel)], max_waiting)
 
 
+def make_server(llm, host: str, port: int, api_key: str | None, max_tokens: int) -> ThreadingHTTPServer:
+    """The HTTP server (not yet serving) for ``llm``; on loopback it answers loopback Host names only."""
+    server = ThreadingHTTPServer((host, port), make_handler(llm, api_key, max_tokens))
+    server.RequestHandlerClass = make_handler(llm, api_key, max_tokens, loopback_hosts(host, server.server_port))
+    return server
+
+
 def serve(llm, host: str = "127.0.0.1", port: int = 8000, api_key_env: str | None = None,
           max_tokens: int = 384) -> None:
     """Serve ``llm`` (a model, or `Slots`) until interrupted; ``max_tokens`` bounds every answer."""
     key = server_api_key(host, api_key_env)
     slots = llm if isinstance(llm, Slots) else Slots([llm])
-    server = ThreadingHTTPServer((host, port), make_handler(slots, key, max_tokens))
+    server = make_server(slots, host, port, key, max_tokens)
     print(f"serving {slots.name} at http://{host}:{server.server_port}/v1 (OpenAI-compatible; {slots.n} "
           f"slot{'s' if slots.n > 1 else ''}, {slots.max_waiting} may wait)", flush=True)
     try:

@@ -84,14 +84,23 @@ class TransformersLLM:
         return int(self._inputs(messages)["input_ids"].shape[-1])
 
     def stream(self, messages: Sequence[Message], max_new_tokens: int) -> Iterator[str]:
+        """Pieces of the answer as they are generated; closing the iterator early (a reader who left)
+        stops the generation at its next token."""
         import torch
-        from transformers import TextIteratorStreamer
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        stop = threading.Event()
+
+        class Stopped(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs) -> bool:
+                return stop.is_set()
 
         inputs = {k: v.to(self.device) for k, v in self._inputs(messages).items()}
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
         kwargs = dict(**inputs, max_new_tokens=max_new_tokens, streamer=streamer,
                       repetition_penalty=self.repetition_penalty,
-                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                      stopping_criteria=StoppingCriteriaList([Stopped()]))
         if self.temperature > 0:
             kwargs.update(do_sample=True, temperature=self.temperature)
         else:
@@ -108,8 +117,11 @@ class TransformersLLM:
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
-        yield from streamer
-        thread.join()
+        try:
+            yield from streamer
+        finally:  # also when the caller stops reading: the model stops with it
+            stop.set()
+            thread.join()
         if errors:
             raise errors[0]
 
