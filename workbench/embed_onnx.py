@@ -269,6 +269,7 @@ def _quantize_int8(card: ModelCard, folder: Path, record: dict) -> dict:
 def _session(path: Path, threads: int):
     import onnxruntime as ort
 
+    ort.disable_telemetry_events()  # never phone home (also switched off by ORT_DISABLE_TELEMETRY, privacy.py)
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1

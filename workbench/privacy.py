@@ -20,6 +20,7 @@ OFFLINE_SWITCHES: dict[str, str] = {
     "DO_NOT_TRACK": "1",
     "GRADIO_ANALYTICS_ENABLED": "False",
     "TOKENIZERS_PARALLELISM": "false",
+    "ORT_DISABLE_TELEMETRY": "1",  # ONNX Runtime (1.2x+) sends usage events to Microsoft's collector, Linux too
 }
 
 
