@@ -20,6 +20,8 @@ Not a test: the figures depend on the machine.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import socket
 import statistics
@@ -53,8 +55,9 @@ def start_llm(base: Path, slots: int, max_new_tokens: int) -> tuple[subprocess.P
 
 def start_server(base: Path, queue_size: int, max_new_tokens: int, llm: str = "") -> tuple[subprocess.Popen, str]:
     cfg = base / "workbench.toml"
+    # one account for every session: it may have as many questions in flight as there are sessions
     cfg.write_text(f'[index]\ndir = "index"\n[llm]\nmax_new_tokens = {max_new_tokens}\n{llm}\n'
-                   f'[web]\nqueue_size = {queue_size}\n')
+                   f'[web]\nqueue_size = {queue_size}\nquestions_per_user = 1000\n')
     wb = [sys.executable, "-m", "workbench.cli"]
     if not (base / "index").exists():
         subprocess.run([*wb, "ingest", str(ROOT / "data" / "sample"), "--config", str(cfg)], check=True,
@@ -76,60 +79,78 @@ def start_server(base: Path, queue_size: int, max_new_tokens: int, llm: str = ""
     raise SystemExit("server did not start; see " + str(base / "serve.log"))
 
 
-def session(client, question: str, barrier: threading.Barrier, deadline_s: float, out: list, i: int) -> None:
+def _text(chat) -> str:
+    """The last chat message's text (Gradio 6 sends message content as a list of parts)."""
+    content = chat[-1].get("content", "") if chat and isinstance(chat[-1], dict) else ""
+    if isinstance(content, list):
+        content = " ".join(str(p.get("text", p) if isinstance(p, dict) else p) for p in content)
+    return str(content)
+
+
+def session(http, fn: int, question: str, barrier: threading.Barrier, deadline_s: float, out: list, i: int) -> None:
+    """One browser tab's question, as its page sends it: join the queue, then read the event stream."""
     barrier.wait()
     t0 = time.perf_counter()
-    job = client.submit(question, [], "", api_name="/ask")
-    first = None
+    first, kind, text, updates = None, "hang", "", 0
     try:
-        while not job.done() and time.perf_counter() - t0 < deadline_s:
-            if first is None and _answering(job.outputs()):
-                first = time.perf_counter() - t0
-            time.sleep(0.05)
-        result = job.result(timeout=max(1.0, deadline_s - (time.perf_counter() - t0)))
-        chat = result[0]
-        content = chat[-1]["content"] if chat else ""
-        if isinstance(content, list):  # Gradio 6 sends message content as a list of parts
-            content = " ".join(str(p.get("text", p) if isinstance(p, dict) else p) for p in content)
-        text = str(content)
-        kind = "answer" if text and not text.startswith(("Searching", "Loading")) else "empty"
-    except TimeoutError:
-        kind, text = "hang", ""
+        hash_ = os.urandom(8).hex()
+        join = http.post("gradio_api/queue/join", json={"data": [question, "", None], "session_hash": hash_,
+                                                         "fn_index": fn, "trigger_id": None, "event_data": None})
+        if join.status_code != 200:
+            kind, text = ("busy" if join.status_code in (429, 503) else "error"), f"{join.status_code} {join.text}"
+        else:
+            with http.stream("GET", "gradio_api/queue/data", params={"session_hash": hash_},
+                             timeout=deadline_s) as stream:
+                for line in stream.iter_lines():
+                    if time.perf_counter() - t0 > deadline_s:
+                        break
+                    if not line.startswith("data:"):
+                        continue
+                    msg = json.loads(line[5:])
+                    if msg.get("msg") == "process_generating" and msg["output"]["data"][0]:
+                        updates += 1  # the first shows the "Searching..." placeholder, the next the first text
+                        if updates == 2 and first is None:
+                            first = time.perf_counter() - t0
+                    if msg.get("msg") == "process_completed":
+                        output = msg.get("output") or {}
+                        if not msg.get("success", True) or "error" in output:
+                            text = str(output.get("error") or msg)
+                            kind = "busy" if "queue is full" in text.lower() else "error"
+                        else:
+                            text = _text(output["data"][0])
+                            kind = "answer" if text and not text.startswith(("Searching", "Loading")) else "empty"
+                        break
     except Exception as exc:  # noqa: BLE001 - the message is what a user would see
-        text = str(exc)
         text = f"{type(exc).__name__}: {exc}"
-        kind = "busy" if "queue is full" in text.lower() or "busy" in text.lower() else "error"
+        kind = "busy" if "queue is full" in text.lower() else "error"
     total = time.perf_counter() - t0
     out[i] = (kind, total, text[:120], first if first is not None else total)
-
-
-def _answering(outputs: list) -> bool:
-    """True once the streamed chat shows answer text (not the "Searching..." placeholder)."""
-    for out in reversed(outputs):
-        chat = out[0] if isinstance(out, (list, tuple)) and out else None
-        if chat:
-            content = chat[-1].get("content", "") if isinstance(chat[-1], dict) else ""
-            if isinstance(content, list):
-                content = " ".join(str(p.get("text", p) if isinstance(p, dict) else p) for p in content)
-            return bool(content) and not str(content).startswith(("Searching", "Loading"))
-    return False
 
 
 def run(url: str, n: int, deadline_s: float) -> list:
     """N sessions, signed in one after another (sign-ins are throttled per client by design), then
     asking all at the same moment."""
-    from gradio_client import Client
+    import httpx
 
-    clients = [Client(url, auth=("loadtest", "load-test-password"), verbose=False) for _ in range(n)]
+    clients = []
+    for _ in range(n):
+        http = httpx.Client(base_url=url, timeout=60)
+        if http.post("login", data={"username": "loadtest", "password": "load-test-password"}).status_code != 200:
+            raise SystemExit("sign-in failed")
+        clients.append(http)
+    deps = clients[0].get("config").json()["dependencies"]
+    fn = next(d["id"] for d in deps if d.get("api_name") == "ask")
     out: list = [None] * n
     barrier = threading.Barrier(n)
-    threads = [threading.Thread(target=session, args=(clients[i], QUESTIONS[i % len(QUESTIONS)], barrier, deadline_s,
-                                                      out, i))
+    threads = [threading.Thread(target=session, args=(clients[i], fn, QUESTIONS[i % len(QUESTIONS)], barrier,
+                                                      deadline_s, out, i))
                for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(deadline_s + 60)
+    for http in clients:
+        http.close()
     return [o or ("hang", deadline_s, "thread did not finish", deadline_s) for o in out]
 
 

@@ -204,6 +204,8 @@ def test_feedback_keeps_question_answer_citations_and_generation(tmp_path):
     ("ｆｕｌｌｗｉｄｔｈ.pdf", "fullwidth.pdf"),
     ("..", "upload"),
     ("x" * 300 + ".pdf", "x" * 116 + ".pdf"),
+    ("[a-c]udget.md", "_a-c_udget.md"),  # no glob characters: the name goes into an access file
+    ("*?.md", "__.md"),
 ])
 def test_upload_names_are_neutralised(name, expected):
     assert safe_filename(name) == expected
@@ -332,7 +334,8 @@ def test_a_file_changed_since_indexing_is_not_served(make_wb, tmp_path):
     wb = make_wb()
     wb.ingest(docs, progress=False)
     chunk = wb.chunks()[0]
-    assert wb.original_file(chunk.chunk_id).name == "a.pdf"
+    with wb.original_file(chunk.chunk_id) as original:
+        assert original.name == "a.pdf" and original.file.read(5) == b"%PDF-"
     assert wb.page_image(chunk.chunk_id)
     make_pdf(docs / "a.pdf", ["Alpha page, now with other and longer secret text than before."])
     for call in (wb.original_file, wb.page_image):

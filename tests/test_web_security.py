@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import sqlite3
 import threading
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 import webkit
-from webkit import Server, add_user
+from webkit import Server, add_user, ask_fn, ask_http, final_text
 
 from conftest import SAMPLE, run_cli
 
@@ -50,58 +51,9 @@ def site(tmp_path_factory):
     info["server"].stop()
 
 
-class _Client(httpx.Client):
-    def __enter__(self):  # usable in a with-block after its first request (the sign-in)
-        return self
-
-
 def signed_in(url: str, name: str, password: str | None = None, client_ip: str | None = None) -> httpx.Client:
-    """An HTTP client holding ``name``'s real session cookie (from ``client_ip`` when given, e.g. 127.0.0.2)."""
-    transport = httpx.HTTPTransport(local_address=client_ip) if client_ip else None
-    http = _Client(base_url=url, timeout=120, transport=transport)
-    r = http.post("login", data={"username": name, "password": password or PASSWORDS[name]})
-    assert r.status_code == 200, r.text
-    return http
-
-
-def ask_fn(http: httpx.Client) -> dict:
-    """The queued ask event's ids, read from the app's config as the page itself does."""
-    deps = http.get("config").json()["dependencies"]
-    dep = next(d for d in deps if d.get("api_name") == "ask")
-    return {"fn_index": dep["id"], "trigger_id": dep["targets"][0][0]}
-
-
-def ask_http(http: httpx.Client, question: str, on_message=None, stop_after: int | None = None) -> list[dict]:
-    """Ask through Gradio's queue over plain HTTP (join, then read the event stream); the messages seen.
-    ``stop_after``: drop the connection after that many generated updates (a reader closing the tab)."""
-    session = os.urandom(6).hex()
-    join = http.post("gradio_api/queue/join", json={"data": [question, [], "", None], "session_hash": session,
-                                                     "event_data": None, **ask_fn(http)})
-    assert join.status_code == 200, join.text
-    seen, generated = [], 0
-    with http.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
-        for line in stream.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            msg = json.loads(line[5:])
-            seen.append(msg)
-            if on_message:
-                on_message(msg)
-            generated += msg.get("msg") == "process_generating"
-            if msg.get("msg") == "process_completed" or (stop_after and generated >= stop_after):
-                break
-    return seen
-
-
-def final_text(messages: list[dict]) -> str:
-    """The last assistant message of the finished answer, as shown in the chat."""
-    done = [m for m in messages if m.get("msg") == "process_completed"]
-    assert done, messages[-3:]
-    chat = done[-1]["output"]["data"][0]
-    content = chat[-1]["content"] if chat else ""
-    if isinstance(content, list):
-        content = " ".join(str(p.get("text", p)) if isinstance(p, dict) else str(p) for p in content)
-    return str(content)
+    """An HTTP client holding ``name``'s real session cookie (this module's passwords by default)."""
+    return webkit.signed_in(url, name, password or PASSWORDS[name], client_ip)
 
 
 def audit_rows(index: Path, action: str | None = None) -> list[tuple]:
@@ -191,7 +143,7 @@ async function attempt(name, f) {
   catch (e) { window.results[name] = {error: String(e)}; }
 }
 (async () => {
-  const ask = JSON.stringify({data: ["%(question)s", [], "", null], session_hash: "evil01", event_data: null, ...FN});
+  const ask = JSON.stringify({data: ["%(question)s", "", null], session_hash: "evil01", event_data: null, ...FN});
   await attempt("config", () => fetch(APP + "config", {credentials: "include"}));
   await attempt("join_cors", () => fetch(APP + "gradio_api/queue/join", {method: "POST", credentials: "include",
                  headers: {"Content-Type": "text/plain"}, body: ask}));
@@ -234,7 +186,7 @@ def test_pages_on_other_sites_cannot_act_or_read_as_the_signed_in_user(site, tmp
             page = webkit.login(ctx, url, "ada", PASSWORDS["ada"])  # an admin: the juiciest victim
             # positive control: the same request from the app's own page works (so the payload is right)
             own = page.evaluate("""async ([fn]) => { const r = await fetch('gradio_api/queue/join', {method: 'POST',
-                headers: {'Content-Type': 'application/json'}, body: JSON.stringify({data: ['own-origin control', [], '',
+                headers: {'Content-Type': 'application/json'}, body: JSON.stringify({data: ['own-origin control', '',
                 null], session_hash: 'own01', event_data: null, ...fn})}); return r.status; }""", [fn])
             assert own == 200
             wait_for(lambda: [r for r in audit_rows(site["index"], "ask") if r[2] == "own-origin control"], 60,
@@ -272,7 +224,7 @@ def test_the_app_refuses_foreign_origins_behind_a_proxy_and_never_reflects_them(
         pre = http.options("gradio_api/queue/join", headers={**evil, "Access-Control-Request-Method": "POST"})
         assert pre.status_code == 403
         assert "access-control-allow-origin" not in pre.headers
-        join = http.post("gradio_api/queue/join", json={"data": ["x", [], "", None], "session_hash": "p1",
+        join = http.post("gradio_api/queue/join", json={"data": ["x", "", None], "session_hash": "p1",
                                                         "event_data": None, **ask_fn(http)},
                          headers={**evil, "Content-Type": "text/plain"})
         assert join.status_code == 403
@@ -369,7 +321,7 @@ def test_a_login_flood_neither_locks_out_the_admin_nor_stalls_answers(site):
 def _routes_work(http: httpx.Client, url: str, upload: bool = False) -> dict[str, int]:
     """Status of Gradio's own routes with this client's cookie."""
     codes = {"config": http.get("config").status_code}
-    join = http.post("gradio_api/queue/join", json={"data": ["", [], "", None], "session_hash": "s1",
+    join = http.post("gradio_api/queue/join", json={"data": [], "session_hash": os.urandom(6).hex(),
                                                     "event_data": None, "fn_index": 0, "trigger_id": None})
     codes["queue"] = join.status_code
     if upload:
@@ -554,6 +506,13 @@ def test_single_sign_on_needs_the_proxy_secret(tmp_path):
             proxy = {"X-Forwarded-User": "sam", "X-Workbench-Proxy-Secret": secret}
             assert http.get("config", headers=proxy).status_code == 200
             assert http.post("gradio_api/upload", headers=proxy, files={"files": ("a.txt", b"x")}).status_code == 403
+        # the user header twice (a proxy that appends instead of replacing): sam by one reading, ada by another
+        port = info["server"].port
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+            conn.sendall((f"GET /config HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Forwarded-User: sam\r\n"
+                          f"X-Forwarded-User: ada\r\nX-Workbench-Proxy-Secret: {secret}\r\nConnection: close\r\n\r\n"
+                          ).encode())
+            assert conn.makefile("rb").readline().split()[1] == b"400"
     finally:
         info["server"].stop()
     no_secret = tmp_path / "nosecret.toml"
@@ -569,14 +528,15 @@ def test_a_waiting_question_is_told_its_place_in_the_queue(site):
     seen: dict[str, list[dict]] = {}
     errors: list[BaseException] = []
 
-    def one(ip):  # each from its own loopback address: other tests' failed sign-ins do not slow it
-        try:
-            with signed_in(site["url"], "sam", client_ip=ip) as http:
+    def one(name, ip):  # each from its own loopback address: other tests' failed sign-ins do not slow it
+        try:  # three users: one user may have only [web] questions_per_user (2) questions in flight
+            with signed_in(site["url"], name, client_ip=ip) as http:
                 seen[ip] = ask_http(http, QUESTION)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=one, args=(f"127.0.0.{n}",)) for n in (31, 32, 33)]
+    threads = [threading.Thread(target=one, args=(name, f"127.0.0.{n}"))
+               for name, n in (("sam", 31), ("kim", 32), ("ada", 33))]
     for t in threads:
         t.start()
     for t in threads:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -12,6 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 
 from conftest import ROOT, run_cli
@@ -125,3 +127,61 @@ def source_number(page, *needles: str) -> int:
         if all(n in text for n in needles):
             return int(re.match(r"\[(\d+)\]", text).group(1))
     pytest.fail(f"no source with {needles} in: {page.locator('#wb-sources').inner_text()}")
+
+
+# ---- a script instead of a browser: the same requests the page makes ------------------------------
+
+class _Client(httpx.Client):
+    def __enter__(self):  # usable in a with-block after its first request (the sign-in)
+        return self
+
+
+def signed_in(url: str, name: str, password: str, client_ip: str | None = None) -> httpx.Client:
+    """An HTTP client holding ``name``'s real session cookie (from ``client_ip`` when given, e.g. 127.0.0.2)."""
+    transport = httpx.HTTPTransport(local_address=client_ip) if client_ip else None
+    http = _Client(base_url=url, timeout=120, transport=transport)
+    r = http.post("login", data={"username": name, "password": password})
+    assert r.status_code == 200, r.text
+    return http
+
+
+def ask_fn(http: httpx.Client) -> dict:
+    """The queued ask event's ids, read from the app's config as the page itself does."""
+    deps = http.get("config").json()["dependencies"]
+    dep = next(d for d in deps if d.get("api_name") == "ask")
+    return {"fn_index": dep["id"], "trigger_id": dep["targets"][0][0]}
+
+
+def ask_http(http: httpx.Client, question: str, on_message=None, stop_after: int | None = None,
+             collection: str = "") -> list[dict]:
+    """Ask through Gradio's queue over plain HTTP (join, then read the event stream), as the page does
+    (the new question and the collection; the conversation is the server's); the messages seen.
+    ``stop_after``: drop the connection after that many generated updates (a reader closing the tab)."""
+    session = os.urandom(6).hex()
+    join = http.post("gradio_api/queue/join", json={"data": [question, collection, None], "session_hash": session,
+                                                     "event_data": None, **ask_fn(http)})
+    assert join.status_code == 200, join.text
+    seen, generated = [], 0
+    with http.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
+        for line in stream.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            msg = json.loads(line[5:])
+            seen.append(msg)
+            if on_message:
+                on_message(msg)
+            generated += msg.get("msg") == "process_generating"
+            if msg.get("msg") == "process_completed" or (stop_after and generated >= stop_after):
+                break
+    return seen
+
+
+def final_text(messages: list[dict]) -> str:
+    """The last assistant message of the finished answer, as shown in the chat."""
+    done = [m for m in messages if m.get("msg") == "process_completed"]
+    assert done, messages[-3:]
+    chat = done[-1]["output"]["data"][0]
+    content = chat[-1]["content"] if chat else ""
+    if isinstance(content, list):
+        content = " ".join(str(p.get("text", p)) if isinstance(p, dict) else str(p) for p in content)
+    return str(content)

@@ -283,8 +283,9 @@ class WebSettings(_Section):
         "https address also makes the session cookie Secure. Unset: http://HOST:PORT, and requests whose "
         "Origin matches the Host they were sent to.")
     trusted_proxies: tuple[str, ...] = Field(
-        ("127.0.0.1", "::1"), description="Addresses of reverse proxies whose X-Forwarded-For/-Proto "
-        "headers name the real client (failed-login delays are kept per client).")
+        (), description="Addresses of reverse proxies whose X-Forwarded-For/-Proto headers name the real "
+        "client (failed-login delays and the audit log use it). Empty: those headers are ignored, whoever "
+        "sends them; behind a proxy on this machine set [\"127.0.0.1\", \"::1\"].")
     trusted_header_secret_env: str | None = Field(
         None, description="Single sign-on: name of the environment variable holding a secret that the proxy "
         "sends in the X-Workbench-Proxy-Secret header. Required with trusted_user_header.")
@@ -301,6 +302,12 @@ class WebSettings(_Section):
         3600.0, gt=0, description="A session unused for this long ends (sign in again).")
     session_max_s: float = Field(
         43200.0, gt=0, description="A session ends this long after sign-in, however active.")
+    questions_per_user: int = Field(
+        2, ge=1, description="Questions one user may have waiting or being answered at once; more are "
+        "refused, so one user cannot fill the queue for everyone.")
+    max_request_kb: float = Field(
+        64.0, gt=0, description="Largest request body the app reads (questions, sign-in), in KB; uploads "
+        "are bounded by max_upload_mb per file instead.")
 
 
 class Config(_Section):

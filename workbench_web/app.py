@@ -16,6 +16,7 @@ Uploaded files wait in a private folder under the index and are deleted once pro
 
 import argparse
 import asyncio
+import dataclasses
 import hmac
 import html
 import os
@@ -23,14 +24,17 @@ import queue
 import shutil
 import threading
 from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 # only the public API: `workbench` (imported first: offline and no-analytics switches before gradio)
 # and the server-side stores of `workbench.stores`
 from workbench import Answer, EmptyIndexError, Filters, NotFoundError, Workbench, WorkbenchError
 from workbench.stores import LoginThrottle, SessionStore, parse_groups, safe_filename, upload_outcomes
 from workbench_web import render
+from workbench_web.gate import EventGate, shapes_of
 from workbench_web.guard import WebGuard, cookies_of, is_loopback, origin_of, public_origins
 
 if TYPE_CHECKING:
@@ -46,7 +50,25 @@ CSS = """
 PROXY_SECRET_HEADER = "X-Workbench-Proxy-Secret"
 LOGIN_QUEUE_FACTOR = 8  # password checks waiting beyond login_concurrency x this are refused as busy
 LOGIN_HOLD_S = 10.0  # failed-login delays up to this are waited out by the server; longer ones are refused
-MAX_CHAT_MESSAGES = 40  # of the conversation the browser sends back with each question
+MAX_CHAT_MESSAGES = 40  # of a conversation kept and shown
+FOLLOW_UP_TURNS = 3  # earlier (question, answer) turns given to the model with a follow-up question
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """One browser tab's conversation, kept on the server (Gradio session state), never sent back by
+    the client: ``shown`` is what the chat displays (escaped Markdown made here), ``turns`` the
+    (question, answer) pairs follow-up questions use. ``owner`` is the user it belongs to."""
+
+    owner: str
+    shown: tuple[dict, ...] = ()
+    turns: tuple[tuple[str, str], ...] = ()
+
+    def showing(self, *messages: dict) -> "Conversation":
+        return dataclasses.replace(self, shown=(*self.shown, *messages)[-MAX_CHAT_MESSAGES:])
+
+    def last_shown(self, content: str) -> "Conversation":
+        return dataclasses.replace(self, shown=(*self.shown[:-1], {"role": "assistant", "content": content}))
 
 
 class GradioTokens(MutableMapping):
@@ -138,8 +160,9 @@ def build_app(wb: Workbench) -> "gr.Blocks":
 
     # uploads nobody submitted are deleted after an hour (submitted ones as soon as they are processed)
     with gr.Blocks(title=web.title, analytics_enabled=False, fill_height=True, delete_cache=(600, 3600)) as demo:
+        # server-side state (Gradio keeps it per tab; the event gate makes clients send null for it)
         answer_state = gr.State(None)  # the last Answer, for feedback
-        history_state = gr.State([])  # [(question, answer text)] for follow-up questions
+        conversation_state = gr.State(None)  # the Conversation (what the chat shows, and earlier turns)
         with gr.Row():
             gr.Markdown(f"## {render.escape_markdown(web.title)}")
             who = gr.Markdown("", elem_id="wb-who")
@@ -170,7 +193,7 @@ def build_app(wb: Workbench) -> "gr.Blocks":
                         feedback_note = gr.Markdown("", elem_id="wb-feedback-note")
                     with gr.Column(scale=2):
                         gr.Markdown("### Sources")
-                        sources = gr.HTML(render.sources_html(None), elem_id="wb-sources")
+                        sources = gr.Markdown(render.sources_html(None), elem_id="wb-sources", latex_delimiters=[])
             with gr.Tab("Admin", id="admin", visible=False) as admin_tab:
                 with gr.Row():
                     with gr.Column():
@@ -185,7 +208,7 @@ def build_app(wb: Workbench) -> "gr.Blocks":
                         upload_result = gr.Markdown("", elem_id="wb-upload-result")
                     with gr.Column():
                         gr.Markdown("### Index")
-                        status_box = gr.HTML("", elem_id="wb-status")
+                        status_box = gr.Markdown("", elem_id="wb-status", latex_delimiters=[])
                         with gr.Row():
                             refresh_btn = gr.Button("Refresh", size="sm", elem_id="wb-refresh")
                             reindex_btn = gr.Button("Re-index all sources", size="sm", elem_id="wb-reindex")
@@ -217,39 +240,39 @@ def build_app(wb: Workbench) -> "gr.Blocks":
             return (f"Signed in as **{render.escape_markdown(principal.name)}** ({render.escape_markdown(groups)})",
                     note, gr.Dropdown(choices=choices, value=""), gr.Tab(visible=principal.is_admin))
 
-        def ask(message: str, chat_history: list, col: str, history: list, request: gr.Request):
+        def ask(message: str, col: str, convo: Conversation | None, request: gr.Request):
+            """The new question only: the conversation so far is the server's own (``convo``)."""
             principal = _principal(wb, request)
-            message = (message or "").strip()
+            message = (message or "").strip() if isinstance(message, str) else ""
+            if convo is None or convo.owner != principal.name:
+                convo = Conversation(principal.name)
             if not message:
-                yield chat_history, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                yield list(convo.shown), gr.skip(), gr.skip(), gr.skip(), convo
                 return
-            chat_history = [*(chat_history or [])[-MAX_CHAT_MESSAGES:],
-                            {"role": "user", "content": render.escape_markdown(message)},
-                            {"role": "assistant", "content": "Searching the documents…"}]
-            if not wb.llm_loaded:
-                chat_history[-1]["content"] = "The language model is loading (only after a restart; this can take " \
-                                              "a few minutes)…"
-            yield chat_history, "", gr.skip(), gr.skip(), ""
-            filters = Filters(collections=(col,)) if col else None
+            loading = "The language model is loading (only after a restart; this can take a few minutes)…"
+            convo = convo.showing({"role": "user", "content": render.escape_markdown(message)},
+                                  {"role": "assistant",
+                                   "content": "Searching the documents…" if wb.llm_loaded else loading})
+            yield list(convo.shown), "", gr.skip(), gr.skip(), convo
+            filters = Filters(collections=(col,)) if isinstance(col, str) and col else None
             text, answer = "", None
             try:
-                for item in wb.ask_stream(message, history=[tuple(h) for h in history][-3:], filters=filters,
+                for item in wb.ask_stream(message, history=list(convo.turns[-FOLLOW_UP_TURNS:]), filters=filters,
                                           principal=principal):
                     if isinstance(item, Answer):
                         answer = item
                     else:
                         text += item
-                        chat_history[-1] = {"role": "assistant", "content": render.escape_markdown(text)}
-                        yield chat_history, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                        convo = convo.last_shown(render.escape_markdown(text))
+                        yield list(convo.shown), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             except EmptyIndexError:
-                chat_history[-1] = {"role": "assistant", "content": "There are no documents to search yet. " + (
-                    "Upload some in the Admin tab." if principal.is_admin else "Ask an administrator to add documents.")}
-                yield chat_history, gr.skip(), render.sources_html(None), None, gr.skip()
+                convo = convo.last_shown("There are no documents to search yet. " + (
+                    "Upload some in the Admin tab." if principal.is_admin else "Ask an administrator to add documents."))
+                yield list(convo.shown), gr.skip(), render.sources_html(None), None, convo
                 return
             except WorkbenchError as exc:
-                chat_history[-1] = {"role": "assistant", "content": "Sorry, the question could not be answered: "
-                                    + render.escape_markdown(str(exc))}
-                yield chat_history, gr.skip(), render.sources_html(None), None, gr.skip()
+                convo = convo.last_shown("Sorry, the question could not be answered: " + render.escape_markdown(str(exc)))
+                yield list(convo.shown), gr.skip(), render.sources_html(None), None, convo
                 return
             shown = render.answer_markdown(answer.text, () if answer.refused else answer.citations)
             if answer.refused:
@@ -257,12 +280,11 @@ def build_app(wb: Workbench) -> "gr.Blocks":
                     f"No answer: {answer.refusal_reason}. Try other words, or another collection.") + "*"
             elif answer.weak_evidence:
                 shown += "\n\n*" + render.escape_markdown(f"Weak evidence: {answer.weak_evidence}.") + "*"
-            chat_history[-1] = {"role": "assistant", "content": shown}
-            history = [*history, (message, answer.text)]
-            yield chat_history, gr.skip(), render.sources_html(answer), answer, history
+            convo = dataclasses.replace(convo.last_shown(shown), turns=(*convo.turns, (message, answer.text))[-MAX_CHAT_MESSAGES:])
+            yield list(convo.shown), gr.skip(), render.sources_html(answer), answer, convo
 
         def new_conversation():
-            return [], render.sources_html(None), None, [], "", ""
+            return [], render.sources_html(None), None, None, "", ""
 
         def rate(rating: int):
             def handler(answer: Answer | None, text: str, request: gr.Request):
@@ -344,12 +366,12 @@ def build_app(wb: Workbench) -> "gr.Blocks":
         limit = concurrency_for(wb)
         quick = dict(api_visibility="private", concurrency_limit=None)  # never wait behind an answer
         demo.load(on_load, None, [who, notice, collection, admin_tab], **quick)
-        ask_io = dict(fn=ask, inputs=[question, chat, collection, history_state],
-                      outputs=[chat, question, sources, answer_state, history_state],
+        ask_io = dict(fn=ask, inputs=[question, collection, conversation_state],
+                      outputs=[chat, question, sources, answer_state, conversation_state],
                       concurrency_limit=limit, concurrency_id="llm")
         send.click(api_name="ask", api_visibility="undocumented", **ask_io)
         question.submit(api_visibility="private", **ask_io)
-        new_chat.click(new_conversation, None, [chat, sources, answer_state, history_state, question, feedback_note],
+        new_chat.click(new_conversation, None, [chat, sources, answer_state, conversation_state, question, feedback_note],
                        **quick)
         up.click(rate(1), [answer_state, comment], [feedback_note, comment], **quick)
         down.click(rate(-1), [answer_state, comment], [feedback_note, comment], **quick)
@@ -385,7 +407,7 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
     must listen on a loopback address only.
     """
     from fastapi import FastAPI, Form, Request
-    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+    from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
     web = wb.config.web
     host = host or web.host
@@ -462,11 +484,19 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
 
     @app.get("/source/{chunk_id}/file")
     def original(chunk_id: int, request: Request):
-        path = wb.original_file(chunk_id, principal_of(request))
-        inline = path.suffix.lower() == ".pdf"
-        return FileResponse(path, filename=path.name, content_disposition_type="inline" if inline else "attachment",
-                            media_type="application/pdf" if inline else "application/octet-stream",
-                            headers=secure_headers)
+        """The checked file, streamed from the descriptor that was checked (never reopened by path)."""
+        opened = wb.original_file(chunk_id, principal_of(request))
+        inline = opened.name.lower().endswith(".pdf")
+
+        def chunks():
+            with opened:
+                while block := opened.file.read(1 << 16):
+                    yield block
+
+        disposition = f"{'inline' if inline else 'attachment'}; filename*=utf-8''{quote(opened.name)}"
+        return StreamingResponse(chunks(), media_type="application/pdf" if inline else "application/octet-stream",
+                                 headers={**secure_headers, "Content-Disposition": disposition,
+                                          "Content-Length": str(opened.size)})
 
     checks = {"waiting": 0}
     check_slots = asyncio.Semaphore(web.login_concurrency)
@@ -552,6 +582,9 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
     inner.tokens = GradioTokens(sessions)  # Gradio's own routes (upload, files, config, queue) see our sessions
     inner.uploaded_file_dir = str(uploads)
     gradio_app["app"] = inner
+    # Gradio checks that files in event inputs were uploaded only in apps started with launch(), which
+    # sets this; a mounted app never does, so say it here (the event gate refuses such inputs first)
+    demo.has_launched = True
 
     def is_admin(name: str) -> bool:
         try:
@@ -562,9 +595,23 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
     def guard_user(headers: dict[str, str]) -> str | None:
         return sso_name(headers) if header else sessions.user_of(token_of(cookies_of(headers)), touch=False)
 
-    app.add_middleware(WebGuard, origins=public_origins(web, host, port), user_of=guard_user, is_admin=is_admin)
+    async def refused(user: str, what: str) -> None:
+        await audit(user, "refused", what)
+
+    gate = EventGate(shapes_of(demo), per_user=web.questions_per_user, in_flight=lambda user: questions_of(demo, user))
+    app.add_middleware(WebGuard, origins=public_origins(web, host, port), user_of=guard_user, is_admin=is_admin,
+                       gate=gate, max_body=int(web.max_request_kb * 1024), on_refused=refused,
+                       single_headers=(header,) if header else ())
     app.state.sessions = sessions
     return app
+
+
+def questions_of(demo, user: str) -> int:
+    """Questions of ``user`` waiting in Gradio's queue or being answered (events of the "llm" group)."""
+    q = demo._queue
+    waiting = [e for eq in list(q.event_queue_per_concurrency_id.values()) for e in list(eq.queue)]
+    running = [e for job in list(q.active_jobs) if job for e in job]
+    return sum(1 for e in (*waiting, *running) if e.username == user and e.concurrency_id == "llm")
 
 
 def serve(wb: Workbench, host: str | None = None, port: int | None = None) -> None:
@@ -586,8 +633,9 @@ def serve(wb: Workbench, host: str | None = None, port: int | None = None) -> No
 
     threading.Thread(target=warm, daemon=True).start()
     print(f"workbench: staff app on http://{host}:{port}/ (index {wb.index_dir}); Ctrl+C stops it")
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False, proxy_headers=True,
-                forwarded_allow_ips=list(web.trusted_proxies))
+    # X-Forwarded-For/-Proto are read only from the proxies the operator named (none by default)
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False,
+                proxy_headers=bool(web.trusted_proxies), forwarded_allow_ips=list(web.trusted_proxies) or None)
 
 
 def main(argv=None) -> int:

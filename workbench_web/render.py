@@ -15,7 +15,7 @@ import time
 
 from workbench.records import Answer, Citation, IndexStatus
 
-_SPECIAL = set("\\`*_[](){}<>#!|~&$")
+_SPECIAL = set("\\`*_[](){}<>#!|~&$@")  # @: no e-mail (mailto) auto-links
 _MARKER = re.compile(r"\\\[(\d+)\\\]")  # an escaped "[n]"
 _AUTOLINK = re.compile(r"(?i)(://|www\.)")
 
