@@ -196,6 +196,31 @@ def test_a_user_cannot_drive_or_read_another_users_session(corp):
             assert stream.status_code == 200  # the owner still reads their own answer
 
 
+def test_malformed_queue_requests_and_staff_calls_to_admin_events_are_refused(corp):
+    """Bodies a page never sends: not JSON, nested past the parser, wrong shapes; admin events run by staff."""
+    with signed_in(corp, "sam") as http:
+        deps = {d.get("api_name"): d["id"] for d in http.get("config").json()["dependencies"]}
+        raw = {"Content-Type": "application/json"}
+        deep = b'{"data": [' + b"[" * 5000 + b"]" * 5000 + b', "", null], "fn_index": 1, "session_hash": "deep01"}'
+        assert http.post("gradio_api/queue/join", content=b"{nope", headers=raw).status_code == 400
+        assert http.post("gradio_api/queue/join", content=deep, headers=raw).status_code == 400
+        assert http.post("gradio_api/cancel", content=b"[" * 5000, headers=raw).status_code == 400
+        for body in ([1, 2], "x", {"data": [], "fn_index": "0", "session_hash": "s0"},
+                     {"data": [], "fn_index": True, "session_hash": "s0"}, {"data": {"a": 1}, "fn_index": 0, "session_hash": "s0"},
+                     {"data": [], "fn_index": 0, "session_hash": {"a": 1}}, {"data": [], "fn_index": 0}):
+            assert http.post("gradio_api/queue/join", json=body).status_code in (400, 404, 422), body
+        for name, data in (("do_reindex", []), ("do_upload", [None, "uploads", "staff"])):
+            session = os.urandom(6).hex()
+            assert join(http, deps[name], data, session).status_code == 200  # the gate admits; the handler refuses
+            with http.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
+                done = next(json.loads(line[5:]) for line in stream.iter_lines()
+                            if line.startswith("data:") and '"process_completed"' in line)
+            assert "Only administrators" in json.dumps(done)
+        assert http.get("config").status_code == 200  # still answering
+    refused = [r[2] for r in audit(corp, "refused") if r[0] == "sam"]
+    assert any(t.startswith("re-index:") for t in refused) and any(t.startswith("upload:") for t in refused)
+
+
 # ---- 2. a file swapped after ingest is not served in its place ----------------------------------------------
 
 def test_a_decoy_swapped_for_a_link_or_other_bytes_is_not_served(corp):

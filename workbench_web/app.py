@@ -122,11 +122,13 @@ def _principal(wb: Workbench, request):
                        "again.") from None
 
 
-def _admin(wb: Workbench, request):
+def _admin(wb: Workbench, request, what: str):
+    """The signed-in admin's Principal; anyone else gets a gr.Error, and the attempt is audited."""
     import gradio as gr
 
     principal = _principal(wb, request)
     if not principal.is_admin:
+        wb.audit.record(principal.name, "refused", f"{what}: only administrators can do this", outcome="refused")
         raise gr.Error("Only administrators can do this.")
     return principal
 
@@ -296,11 +298,11 @@ def build_app(wb: Workbench) -> "gr.Blocks":
             return handler
 
         def status_now(request: gr.Request):
-            _admin(wb, request)
+            _admin(wb, request, "index status")
             return render.status_html(wb.status()), render.feedback_rows(wb.feedback.list())
 
         def do_upload(paths, col: str, groups: str, request: gr.Request):
-            principal = _admin(wb, request)
+            principal = _admin(wb, request, "upload")
             try:
                 for update in _upload(principal, paths, col, groups):
                     yield *update, gr.skip()
@@ -354,7 +356,7 @@ def build_app(wb: Workbench) -> "gr.Blocks":
                    render.status_html(status), gr.Dropdown(choices=collection_choices(principal)))
 
         def do_reindex(request: gr.Request):
-            principal = _admin(wb, request)
+            principal = _admin(wb, request, "re-index")
             try:
                 report = wb.reindex(wait_s=5.0, progress=False, principal=principal)
             except WorkbenchError as exc:
@@ -623,6 +625,10 @@ def serve(wb: Workbench, host: str | None = None, port: int | None = None) -> No
     app = create_server(wb, host, port)
     if not wb.users.list() and web.trusted_user_header is None:
         print("workbench: no users yet; create one with `workbench users add NAME --groups admin`")
+    if web.public_url and not web.trusted_proxies and is_loopback(host):
+        print("workbench: [web] public_url is set but trusted_proxies is empty: behind a reverse proxy every client "
+              "looks like the proxy, so failed sign-ins of one delay all; set trusted_proxies = [\"127.0.0.1\", "
+              "\"::1\"] if the proxy runs here")
 
     def warm() -> None:  # each model has its own lock: pages, sign-in and status never wait for this
         try:

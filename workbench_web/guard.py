@@ -285,8 +285,8 @@ class WebGuard:
             if path in (JOIN, CANCEL):
                 try:
                     data = json.loads(body)
-                except ValueError:
-                    await self._refuse(send, 400, "the body is not JSON")
+                except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+                    await self._refuse(send, 400, "the body is not JSON (or is nested too deeply)")
                     return
                 if path == JOIN:
                     refused = self.gate.check_join(user, self.is_admin(user), data)
