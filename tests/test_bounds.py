@@ -15,7 +15,6 @@ import socket
 import stat
 import threading
 import time
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import httpx

@@ -13,51 +13,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
 import webkit
-from webkit import Server, add_user, ask_fn, ask_http, final_text
+from webkit import Recorder, Server, add_user, ask_fn, ask_http, audit_rows, final_text, raw_status
 
 from conftest import SAMPLE, run_cli
 
 PASSWORDS = {"ada": "ada-admin-pass", "sam": "sam-staff-pass", "kim": "kim-staff-pass", "fay": "fay-finance-pass"}
 BUDGET = "# Budget 2027\n\nThe confidential budget for 2027 is 4.2 million euros, mostly for hangar 9.\n"
 SECRET = "4.2 million"
-
-
-class Recorder:
-    """A loopback HTTP server (and HTTP proxy) that records every request it gets: the server must fetch nothing."""
-
-    def __init__(self) -> None:
-        seen = self.seen = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def _any(self) -> None:
-                seen.append(f"{self.command} {self.path}")
-                self.send_response(200)
-                self.send_header("Content-Length", "6")
-                self.end_headers()
-                self.wfile.write(b"leaked")
-
-            do_GET = do_POST = do_CONNECT = do_HEAD = _any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -96,12 +65,8 @@ def signed_in(corp, name: str) -> httpx.Client:
 
 
 def audit(corp, action: str) -> list[tuple]:
-    conn = sqlite3.connect(corp["index"] / "audit.sqlite")
-    try:
-        return conn.execute("SELECT user, action, text, outcome FROM audit WHERE action=? ORDER BY id",
-                            (action,)).fetchall()
-    finally:
-        conn.close()
+    """(user, action, text, outcome) of the audit entries of ``action``, oldest first."""
+    return [(user, act, text, outcome) for user, act, text, _, outcome in audit_rows(corp["index"], action)]
 
 
 def chunk_of(corp, file_name: str) -> int:
@@ -115,14 +80,6 @@ def chunk_of(corp, file_name: str) -> int:
         conn.close()
     assert row, file_name
     return int(row[0])
-
-
-def raw_status(port: int, headers: list[tuple[str, str]], path: str = "/config") -> int:
-    """The status of a GET sent byte for byte (HTTP clients refuse to repeat a header; attackers do not)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
-        head = "".join(f"{k}: {v}\r\n" for k, v in headers)
-        conn.sendall(f"GET {path} HTTP/1.1\r\n{head}Connection: close\r\n\r\n".encode())
-        return int(conn.makefile("rb").readline().split()[1])
 
 
 def join(http: httpx.Client, fn: int, data: list, session: str | None = None, **extra) -> httpx.Response:

@@ -13,8 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
-import sqlite3
 import threading
 import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 import webkit
-from webkit import Server, add_user, ask_fn, ask_http, final_text
+from webkit import Server, add_user, ask_fn, ask_http, audit_rows, final_text, raw_status
 
 from conftest import SAMPLE, run_cli
 
@@ -54,16 +52,6 @@ def site(tmp_path_factory):
 def signed_in(url: str, name: str, password: str | None = None, client_ip: str | None = None) -> httpx.Client:
     """An HTTP client holding ``name``'s real session cookie (this module's passwords by default)."""
     return webkit.signed_in(url, name, password or PASSWORDS[name], client_ip)
-
-
-def audit_rows(index: Path, action: str | None = None) -> list[tuple]:
-    conn = sqlite3.connect(index / "audit.sqlite")
-    try:
-        sql = "SELECT user, action, text, chunk_ids, outcome FROM audit"
-        rows = conn.execute(sql + (" WHERE action=?" if action else "") + " ORDER BY id", (action,) if action else ())
-        return rows.fetchall()
-    finally:
-        conn.close()
 
 
 def wait_for(predicate, timeout: float = 60, what: str = "condition"):
@@ -508,11 +496,8 @@ def test_single_sign_on_needs_the_proxy_secret(tmp_path):
             assert http.post("gradio_api/upload", headers=proxy, files={"files": ("a.txt", b"x")}).status_code == 403
         # the user header twice (a proxy that appends instead of replacing): sam by one reading, ada by another
         port = info["server"].port
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
-            conn.sendall((f"GET /config HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Forwarded-User: sam\r\n"
-                          f"X-Forwarded-User: ada\r\nX-Workbench-Proxy-Secret: {secret}\r\nConnection: close\r\n\r\n"
-                          ).encode())
-            assert conn.makefile("rb").readline().split()[1] == b"400"
+        assert raw_status(port, [("Host", f"127.0.0.1:{port}"), ("X-Forwarded-User", "sam"),
+                                 ("X-Forwarded-User", "ada"), ("X-Workbench-Proxy-Secret", secret)]) == 400
     finally:
         info["server"].stop()
     no_secret = tmp_path / "nosecret.toml"

@@ -6,11 +6,14 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -185,3 +188,49 @@ def final_text(messages: list[dict]) -> str:
     if isinstance(content, list):
         content = " ".join(str(p.get("text", p)) if isinstance(p, dict) else str(p) for p in content)
     return str(content)
+
+
+def audit_rows(index: Path, action: str | None = None) -> list[tuple]:
+    conn = sqlite3.connect(index / "audit.sqlite")
+    try:
+        sql = "SELECT user, action, text, chunk_ids, outcome FROM audit"
+        rows = conn.execute(sql + (" WHERE action=?" if action else "") + " ORDER BY id", (action,) if action else ())
+        return rows.fetchall()
+    finally:
+        conn.close()
+
+
+def raw_status(port: int, headers: list[tuple[str, str]], path: str = "/config") -> int:
+    """The status of a GET sent byte for byte (HTTP clients refuse to repeat a header; attackers do not)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers)
+        conn.sendall(f"GET {path} HTTP/1.1\r\n{head}Connection: close\r\n\r\n".encode())
+        return int(conn.makefile("rb").readline().split()[1])
+
+
+class Recorder:
+    """A loopback HTTP server (and HTTP proxy) that records every request it gets: the server must fetch nothing."""
+
+    def __init__(self) -> None:
+        seen = self.seen = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _any(self) -> None:
+                seen.append(f"{self.command} {self.path}")
+                self.send_response(200)
+                self.send_header("Content-Length", "6")
+                self.end_headers()
+                self.wfile.write(b"leaked")
+
+            do_GET = do_POST = do_PUT = do_CONNECT = do_HEAD = _any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

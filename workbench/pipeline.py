@@ -482,14 +482,18 @@ class Workbench:
         chunks = reader.catalog.chunks([int(chunk_id)]) if reader and valid else []
         doc = reader.catalog.document(chunks[0].doc_id) if chunks else None
         if doc is None or not can_read(principal, doc):
-            self.audit.record(principal.name if principal else OPERATOR, action,
-                              f"source {str(chunk_id)[:40]}: " + ("not readable by this user" if doc else "no such source"),
-                              reader.generation if reader else 0, [chunk_id] if valid else [], outcome="refused")
+            self._audit_refused(principal, action, f"source {str(chunk_id)[:40]}: " + (
+                "not readable by this user" if doc else "no such source"), reader.generation if reader else 0,
+                [chunk_id] if valid else [])
             raise NotFoundError(f"no source {str(chunk_id)[:40]} (it may have been re-indexed: ask again)")
         return source_view(reader.catalog, chunks[0], doc), reader.generation
 
     def _audit_source(self, principal, action: str, what: str, generation: int, chunk_id: int) -> None:
         self.audit.record(principal.name if principal else OPERATOR, action, what, generation, [int(chunk_id)])
+
+    def _audit_refused(self, principal, action: str, what: str, generation: int, chunk_ids: list[int]) -> None:
+        self.audit.record(principal.name if principal else OPERATOR, action, what, generation, chunk_ids,
+                          outcome="refused")
 
     def source(self, chunk_id: int, principal: Principal | None = None) -> SourceView:
         """The `SourceView` of a chunk: passage, surrounding text, document (audited as a ``view``).
@@ -531,8 +535,7 @@ class Workbench:
         try:
             return open_original(view.document)
         except NotFoundError as exc:
-            self.audit.record(principal.name if principal else OPERATOR, action, f"{view.document.path}: {exc}",
-                              generation, [chunk_id], outcome="refused")
+            self._audit_refused(principal, action, f"{view.document.path}: {exc}", generation, [chunk_id])
             raise
 
     # ---- interoperability -------------------------------------------------------------------

@@ -294,7 +294,7 @@ def load_slots(settings, parallel: int, max_waiting: int = 64, shared=None) -> S
 
 def make_server(llm, host: str, port: int, api_key: str | None, max_tokens: int) -> ThreadingHTTPServer:
     """The HTTP server (not yet serving) for ``llm``; on loopback it answers loopback Host names only."""
-    server = ThreadingHTTPServer((host, port), make_handler(llm, api_key, max_tokens))
+    server = ThreadingHTTPServer((host, port), BaseHTTPRequestHandler)  # bound: its port is known now
     server.RequestHandlerClass = make_handler(llm, api_key, max_tokens, loopback_hosts(host, server.server_port))
     return server
 

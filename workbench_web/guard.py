@@ -57,6 +57,7 @@ SINGLE_HEADERS = {"host", "origin", "cookie", "content-length", "content-type", 
                   "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "sec-fetch-site",
                   "sec-fetch-mode", "sec-fetch-dest", "x-workbench-proxy-secret"}
 FRAME_DESTS = {"iframe", "frame", "embed", "object", "fencedframe"}
+ADMIN_ONLY = "only administrators can upload files"  # the refusal that is audited (a signed-in user tried)
 PAGE_CSP = ("default-src 'self'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
             "img-src 'self' data: blob:; font-src 'self' data:; media-src 'self' blob:; worker-src 'self' blob:; "
             "connect-src 'self'; form-action 'self'; base-uri 'self'; object-src 'none'; frame-ancestors 'none'")
@@ -117,6 +118,11 @@ def script_hashes(page: bytes) -> str:
     return " ".join(f"'sha256-{d}'" for d in sorted(digests))
 
 
+def headers_of(scope) -> dict[str, str]:
+    """A request's headers, names in lower case (a repeated one: its last value; `WebGuard` refuses those)."""
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+
+
 def _allowed_get(path: str) -> bool:
     return path in GET_PATHS or path.rstrip("/") in GET_PATHS or path.startswith(GET_PREFIXES)
 
@@ -173,7 +179,7 @@ class WebGuard:
         repeated = sorted({n for n in names if n in self.single and names.count(n) > 1})
         if repeated:
             return 400, f"header {repeated[0]} sent more than once", None
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        headers = headers_of(scope)
         method, path = scope.get("method", "GET"), scope.get("path", "")
         origin = headers.get("origin") or None
         site = headers.get("sec-fetch-site", "").lower()
@@ -198,7 +204,7 @@ class WebGuard:
         if needs_admin:
             user = self.user_of(headers)
             if user is None or not self.is_admin(user):
-                return 403, "only administrators can upload files", None
+                return 403, ADMIN_ONLY, None
         return None
 
     async def _refuse(self, send, status: int, reason: str, location: str | None = None) -> None:
@@ -210,9 +216,11 @@ class WebGuard:
                                 (b"x-content-type-options", b"nosniff"), *extra]})
         await send({"type": "http.response.body", "body": body})
 
-    async def _audit(self, user: str | None, what: str, refused: Refusal) -> None:
+    async def _refuse_audited(self, send, user: str | None, what: str, refused: Refusal) -> None:
+        """Refuse, and record in the audit log that ``user`` (when signed in) was refused ``what``."""
         if self.on_refused is not None and user is not None:
             await self.on_refused(user, f"{what}: {refused.reason}")
+        await self._refuse(send, refused.status, refused.reason)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -224,10 +232,11 @@ class WebGuard:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            if status == 403 and reason.startswith("only administrators"):
-                headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
-                await self._audit(self.user_of(headers), scope.get("path", ""), Refusal(status, reason))
-            await self._refuse(send, status, reason, location)
+            if reason == ADMIN_ONLY:
+                await self._refuse_audited(send, self.user_of(headers_of(scope)), scope.get("path", ""),
+                                           Refusal(status, reason))
+            else:
+                await self._refuse(send, status, reason, location)
             return
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})  # the app's pages use none
@@ -268,7 +277,7 @@ class WebGuard:
 
     async def _gated(self, scope, receive, send) -> None:
         """Body cap and `EventGate` checks for the queue, event stream, cancel and upload routes."""
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        headers = headers_of(scope)
         method, path = scope["method"], scope["path"].rstrip("/") or "/"
         user = None
         if path in (JOIN, CANCEL, EVENT_STREAM, UPLOAD) or path.startswith(HEARTBEAT.rstrip("/")):
@@ -293,8 +302,7 @@ class WebGuard:
                 else:
                     refused = self.gate.claim(user, data.get("session_hash") if isinstance(data, dict) else None)
                 if refused is not None:
-                    await self._audit(user, path, refused)
-                    await self._refuse(send, refused.status, refused.reason)
+                    await self._refuse_audited(send, user, path, refused)
                     return
                 if path == JOIN and self.gate.is_capped(data):
                     self.gate.joining(user, +1)
@@ -308,12 +316,10 @@ class WebGuard:
                 if path == EVENT_STREAM else path[len(HEARTBEAT):]
             refused = self.gate.claim(user, session)
             if refused is not None:
-                await self._audit(user, path, refused)
-                await self._refuse(send, refused.status, refused.reason)
+                await self._refuse_audited(send, user, path, refused)
                 return
-        elif path.startswith("/gradio_api/file="):
-            user = self.user_of(headers)
-            if not self.gate.was_handed(user, path[len("/gradio_api/file="):]):
+        elif path.startswith("/gradio_api/file="):  # an admin (see refusal); only their own uploads
+            if not self.gate.was_handed(self.user_of(headers), path[len("/gradio_api/file="):]):
                 await self._refuse(send, 404, "Not Found")
                 return
         elif path == UPLOAD:
