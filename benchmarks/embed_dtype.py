@@ -55,7 +55,8 @@ def main() -> None:
 
     import workbench  # noqa: F401  (offline switches)
     from workbench.config import EmbeddingSettings
-    from workbench.embed import cpu_info, load_embedder
+    from workbench.embed import load_embedder
+    from workbench.hardware import cpu_info
     from workbench.evaluate import evaluate, load_cranfield
 
     docs, queries, qrels = load_cranfield(args.cranfield)

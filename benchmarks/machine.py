@@ -32,7 +32,7 @@ AVX2_ENV = {
 
 def _shim() -> Path | None:
     """The compiled CPUID shim (built once into the user's cache with gcc), or None."""
-    from workbench.embed import cpu_info  # imports no torch
+    from workbench.hardware import cpu_info  # imports no torch
 
     if "cpuid_fault" not in cpu_info().flags or shutil.which("gcc") is None:
         return None
@@ -61,7 +61,7 @@ def pretend_avx2() -> None:
 
 def describe(embedder=None) -> str:
     """Lines naming the CPU, its flags and cores, the Python, and the embedder's runtime/dtype."""
-    from workbench.embed import cpu_info
+    from workbench.hardware import cpu_info
 
     cpu = cpu_info()
     lines = [f"machine: {cpu.describe()} · Python {platform.python_version()}"]

@@ -13,12 +13,12 @@ import pytest
 
 from conftest import SAMPLE, encrypt_pdf, make_pdf, run_cli
 from raybed import LocalRay
-from workbench.cluster import ClusterError, RayCluster
 from workbench.config import Config
+from workbench.executors.cluster import ClusterError, RayCluster
 from workbench.pipeline import Workbench
 from workbench.records import FailureKind, ParseJob
 from workbench.store import current_generation
-from workbench.sync import file_hash
+from workbench.files import file_hash, open_checked
 
 pytestmark = pytest.mark.slow
 WORDS = ("policy travel receipt ledger budget quarter audit report staff leave shuttle parking contract "
@@ -115,7 +115,7 @@ def test_a_node_parses_shipped_bytes_and_refuses_content_it_was_not_planned_with
     pdf = make_pdf(tmp_path / "plan.pdf", ["The migration plan moves the archive in March."])
     nowhere = "/nonexistent-on-every-node/plan.pdf"
     job = ParseJob(nowhere, "default", file_hash(str(pdf)), 1).to_dict()
-    cluster = RayCluster(Config().replace("cluster", address=ray_cluster.address), embedder)
+    cluster = RayCluster(Config().replace("cluster", address=ray_cluster.address), embedder, open_checked)
     try:
         actor = cluster.actors[0].handle
         shipped = json.loads(cluster.ray.get(actor.parse.remote(job, pdf.read_bytes())))

@@ -15,7 +15,8 @@ import pytest
 
 from conftest import SAMPLE, run_cli
 from workbench.config import EmbeddingSettings
-from workbench.embed import CpuInfo, choose_runtime, cpu_info
+from workbench.embed import choose_runtime
+from workbench.hardware import CpuInfo, cpu_info
 from workbench.errors import ConfigError
 
 AMX = CpuInfo("Intel Xeon", 2, frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16"}))
@@ -250,7 +251,7 @@ def test_many_batches_in_flight_on_openvino_and_onnx_keep_every_text_with_its_ow
 
 
 def test_auto_falls_back_to_torch_when_openvino_disagrees_and_says_so(embedder, monkeypatch):
-    import workbench.embed_openvino as embed_openvino
+    import workbench.embed.openvino as embed_openvino
     from workbench.config import Config
     from workbench.embed import load_embedder
     from workbench.errors import ModelNotFoundError

@@ -167,6 +167,7 @@ def test_no_pickle_no_remote_code_safetensors_only():
         assert "pickle.load" not in t, p
         assert "torch.load(" not in t, p
         assert "trust_remote_code=True" not in t, p
-    assert "use_safetensors" in text[ROOT / "workbench" / "embed.py"]
+    assert "use_safetensors" in text[ROOT / "workbench" / "embed" / "torch.py"]
+    assert "use_safetensors" in text[ROOT / "workbench" / "embed" / "export.py"]
     assert "use_safetensors" in text[ROOT / "workbench" / "generate" / "hf.py"]
     assert "use_safetensors" in text[ROOT / "workbench" / "rerank.py"]

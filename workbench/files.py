@@ -6,6 +6,7 @@ its path. `open_no_links` opens a file without following a link in *any* part of
 sources are stored as real paths, so none is expected), `open_checked` also wants a regular file
 and, when given, the content hash recorded for it; the caller then reads, parses or serves from
 that one descriptor. `file_hash` is the content hash the sync records (BLAKE2b-128 of the bytes).
+`private_dir` and `private_file` create the workbench's own folders and files for its user only.
 Leaves out: deciding what to read (`workbench.sync`) and who may read it (`workbench.access`).
 """
 
@@ -18,6 +19,19 @@ import stat
 from pathlib import Path
 
 BLOCK = 1 << 20
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600  # what the workbench writes is its user's alone
+
+
+def private_dir(path: Path) -> None:
+    """Create folder ``path`` (parents as usual) for this user only; an existing folder is kept as is."""
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+
+
+def private_file(path: Path) -> Path:
+    """Create ``path`` empty with mode 0600 unless it exists (SQLite gives its -wal/-shm/-journal files
+    the mode of the database, so they follow)."""
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT, PRIVATE_FILE))
+    return path
 
 
 class FileCheckError(Exception):

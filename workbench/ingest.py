@@ -1,9 +1,10 @@
 """Ingestion wiring: sync plan → bounded parsing → chunking → cached embedding → new generation.
 
 `run_ingest` is called by `Workbench.ingest` / `Workbench.reindex`; nothing else calls stages in
-this order. Parsing runs in worker processes while this process chunks and embeds what has
-arrived; with ``[cluster] address`` set, parsing, chunking and embedding run on a Ray cluster's
-nodes instead (`workbench.cluster`) and this process stays the one writer. A file that fails is
+this order. Each root becomes a source (`workbench.sources`), which lists, hashes and opens its
+files and says who may read them; an executor (`workbench.executors`: the local parser pool, or a
+Ray cluster's nodes with ``[cluster] address``) parses and chunks the planned files, and this
+process embeds what the executor did not and stays the one writer. A file that fails is
 recorded with its reason and the rest of the batch goes on; the generation is published only at the
 end, and only when something changed.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
@@ -20,14 +20,16 @@ import numpy as np
 
 from workbench.access import AccessRules
 from workbench.analyze import UNDETERMINED, detect_language, terms
-from workbench.chunk import chunk_file, is_navigation, text_hash
+from workbench.chunk import is_navigation, text_hash
 from workbench.config import Config
 from workbench.embed import Embedder, document_input
 from workbench.errors import WorkbenchError
 from workbench.load.sandbox import parser_pool
-from workbench.records import Chunk, ChunkedFile, Document, FailureKind, FileFailure, IngestReport, ParseJob
+from workbench.executors import executor_for
+from workbench.records import Chunk, Document, FailureKind, FileFailure, IngestReport, ParseJob
+from workbench.sources import Source, source_for
 from workbench.store import IndexWriter
-from workbench.sync import SyncPlan, ToParse, plan_sync, scan
+from workbench.sync import SyncPlan, ToParse, plan_sync
 
 # How a passage's vector is made, recorded in the catalog: an index whose vectors were made another
 # way is parsed and embedded again by the next ingest.
@@ -160,24 +162,6 @@ class _Embedding:
         self.tally.chunks_added += len(chunks)
 
 
-def _local_files(config: Config, embedder: Embedder, jobs: dict[str, ParseJob], tally: _Tally
-                 ) -> Iterator[ChunkedFile]:
-    """Parse the jobs in this machine's bounded parser pool and chunk them here."""
-    ch = config.chunking
-    with parser_pool(config.ingest, config.ocr) as pool:
-        started = time.perf_counter()
-        for outcome in pool.map([(path, job.content_hash) for path, job in jobs.items()]):
-            started = tally.time("parse", started)
-            if outcome.error is not None:
-                yield ChunkedFile(outcome.path, error=outcome.error)
-            else:
-                docs = chunk_file(jobs[outcome.path], outcome.docs, embedder.count_tokens, ch.max_tokens,
-                                  ch.overlap_tokens, ch.identity_weight > 0)
-                started = tally.time("chunk", started)
-                yield ChunkedFile(outcome.path, docs=docs)
-            started = time.perf_counter()
-
-
 def _apply_plan(w: IndexWriter, plan: SyncPlan, collection: str, root: str, t: _Tally) -> None:
     """Deletions, renames and metadata updates that need no parsing."""
     cat = w.catalog
@@ -208,10 +192,10 @@ def _apply_plan(w: IndexWriter, plan: SyncPlan, collection: str, root: str, t: _
     t.dirty |= bool(plan.deleted or plan.to_parse or plan.renamed or plan.touched or plan.failed)
 
 
-def _regroup(w: IndexWriter, rules: AccessRules, collection: str, root: str, t: _Tally) -> None:
-    """Re-compute the groups of the source's catalogued documents (access files, collection default)."""
-    for doc in w.catalog.source_documents(collection, root):
-        groups = rules.groups_for(doc.path)
+def _regroup(w: IndexWriter, source: Source, t: _Tally) -> None:
+    """Re-compute the groups of the source's catalogued documents (as the source says now)."""
+    for doc in w.catalog.source_documents(source.collection, source.root):
+        groups = source.groups_for(doc.path)
         if groups != doc.groups:
             w.catalog.set_groups(doc.doc_id, groups)
             t.regrouped += 1
@@ -231,12 +215,10 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
     started = time.perf_counter()
     t = _Tally()
     ing = config.ingest
-    cluster = None
     ix = config.index
     with IndexWriter(ix.dir, embedder.name, embedder.dim, wait_s, ix.keep_generations,
-                     getattr(embedder, "cache_key", None), ix) as w:
+                     embedder.cache_key, ix) as w:
         started = t.time("lock", started)
-        items: dict[str, tuple[ToParse, str, str]] = {}
         for root, collection in sources:
             w.catalog.upsert_source(str(root), collection)
         weight = config.chunking.identity_weight
@@ -251,40 +233,36 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
         for s in w.catalog.sources():  # all of a collection's sources, so that nested ones agree on groups
             roots.setdefault(s["collection"], []).append(Path(s["root"]))
         access = {c: AccessRules(roots[c], c, config.access) for _, c in sources}
+        planned: dict[str, tuple[ToParse, Source]] = {}
         for root, collection in sources:
-            root_s = str(root)
-            if not root.exists():
-                n = len(w.catalog.source_documents(collection, root_s))
-                t.failed.append(FileFailure(root_s, f"source is missing; its {n} documents were kept "
+            source = source_for(root, collection, access[collection])
+            if not source.exists():
+                n = len(w.catalog.source_documents(collection, source.root))
+                t.failed.append(FileFailure(source.root, f"source is missing; its {n} documents were kept "
                                             "(restore it, or remove the source)", collection,
                                             FailureKind.MISSING_SOURCE))
                 continue
-            files, skipped = scan(root, ing.include_hidden)
+            files, skipped = source.scan(ing.include_hidden)
             t.skipped += [FileFailure(s.path, s.reason, collection) for s in skipped]
-            plan = plan_sync(files, w.catalog.source_documents(collection, root_s),
-                             w.catalog.failure_signatures(collection, root_s), int(ing.max_file_mb * 2**20),
-                             reparse=reparse)
-            _apply_plan(w, plan, collection, root_s, t)
-            _regroup(w, access[collection], collection, root_s, t)
-            items.update({item.file.path: (item, collection, root_s) for item in plan.to_parse})
+            plan = plan_sync(files, w.catalog.source_documents(collection, source.root),
+                             w.catalog.failure_signatures(collection, source.root), int(ing.max_file_mb * 2**20),
+                             hasher=source.content_hash, reparse=reparse)
+            _apply_plan(w, plan, collection, source.root, t)
+            _regroup(w, source, t)
+            planned.update({item.file.path: (item, source) for item in plan.to_parse})
         t.dirty |= w.search_index_outdated()  # [index] kind changed: the next generation rebuilds it
-        jobs = {path: ParseJob(path, collection, item.content_hash, w.generation)
-                for path, (item, collection, _) in items.items()}
-        started_files = t.time("plan", started)
+        jobs = [ParseJob(path, source.collection, item.content_hash, w.generation)
+                for path, (item, source) in planned.items()]
+        t.time("plan", started)
         bar = tqdm(total=len(jobs), unit="file", desc="ingest", disable=not progress or not jobs)
         emb = _Embedding(w, embedder, t, config.chunking.identity_weight)
-        if jobs and config.cluster.address:
-            from workbench.cluster import RayCluster
-
-            cluster = RayCluster(config, embedder)
-            t.time("connect", started_files)
-            files = _timed(cluster.run(list(jobs.values()), lambda chunks: _uncached(w, chunks)), t, "cluster")
-        else:
-            files = _local_files(config, embedder, jobs, t)
+        executor = executor_for(config, embedder, lambda path, digest: planned[path][1].open(path, digest),
+                                files=len(jobs))
+        files = executor.run(jobs, lambda chunks: _uncached(w, chunks))
         try:
             for result in files:
-                item, collection, root_s = items[result.path]
-                f = item.file
+                item, source = planned[result.path]
+                collection, root_s, f = source.collection, source.root, item.file
                 if result.error is not None and result.retry:  # not the file's fault: not remembered
                     t.failed.append(FileFailure(f.path, result.error + " (tried again on the next run)", collection,
                                                 FailureKind.CLUSTER))
@@ -298,7 +276,7 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
                         doc = Document(doc_id=doc_id, collection=collection, path=f.path,
                                        part=parsed.part, title=parsed.title, format=parsed.format,
                                        size=f.size, mtime=f.mtime, content_hash=item.content_hash,
-                                       groups=access[collection].groups_for(f.path),
+                                       groups=source.groups_for(f.path),
                                        language=detect_language(parsed.text, config.retrieval.languages))
                         emb.language[doc.doc_id] = doc.language
                         emb.names[doc.doc_id] = parsed.part or f.path
@@ -316,8 +294,9 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
             emb.flush()
         finally:
             files.close()  # ends the local parser processes even when a write above raised
-            if cluster is not None:
-                cluster.close()
+            executor.close()
+            for stage, seconds in executor.seconds.items():
+                t.seconds[stage] = t.seconds.get(stage, 0.0) + seconds
         bar.close()
         for rules in access.values():  # broken access files, read while regrouping or for new files
             t.failed += rules.failures
@@ -326,8 +305,8 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
         if t.dirty:
             generation = w.publish()
         t.time("publish", started_publish)
-    notes = t.notes + (list(cluster.notes) if cluster is not None else [])
-    if t.embedded and hasattr(embedder, "prepare_queries"):
+    notes = t.notes + list(executor.notes)
+    if t.embedded:
         try:  # the ONNX copy for fast cold searches, exported once per model; searches work without it
             embedder.prepare_queries()
         except (OSError, WorkbenchError) as exc:
@@ -337,18 +316,8 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
         unchanged=t.unchanged, failed=tuple(t.failed), skipped=tuple(t.skipped), chunks_added=t.chunks_added,
         chunks_embedded=t.embedded, chunks_from_cache=t.cached, chunks_lexical_only=t.lexical_only,
         regrouped=t.regrouped, ocr_pages=t.ocr_pages, ocr_seconds=round(t.ocr_seconds, 2), generation=generation, published=t.dirty, seconds=time.perf_counter() - started,
-        notes=tuple(notes), cluster=cluster.address if cluster is not None else "",
-        nodes=cluster.node_work() if cluster is not None else (),
+        notes=tuple(notes), cluster=executor.address, nodes=executor.node_work(),
         stage_seconds={k: round(v, 3) for k, v in t.seconds.items()})
-
-
-def _timed(files: Iterator[ChunkedFile], tally: _Tally, stage: str) -> Iterator[ChunkedFile]:
-    """``files``, adding the seconds spent waiting for each to ``stage``."""
-    started = time.perf_counter()
-    for f in files:
-        tally.time(stage, started)
-        yield f
-        started = time.perf_counter()
 
 
 def _uncached(w: IndexWriter, chunks: list[Chunk]) -> dict[str, str]:

@@ -268,14 +268,10 @@ class Workbench:
     def status(self) -> IndexStatus:
         """The published index at a glance, with the embedding runtime this process would use (read
         from the model's files and the CPU's flags; no weights are loaded)."""
-        from workbench.embed import cpu_info
+        from workbench.hardware import cpu_info
 
         try:
-            emb = self.embedder
-            choice = getattr(emb, "choice", None)
-            runtime = choice.describe() if choice else f"{getattr(emb, 'runtime', '?')} {getattr(emb, 'dtype', '?')}"
-            if getattr(emb, "query_fallback", ""):
-                runtime += f"; {emb.query_fallback}"
+            runtime = self.embedder.describe()
         except WorkbenchError as exc:  # the model is missing: the index can still be described
             runtime = f"unavailable: {exc}"
         here = {"embedding_runtime": runtime, "cpu": cpu_info().describe()}

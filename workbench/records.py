@@ -265,6 +265,15 @@ class FileFailure(_Record):
 
 
 @dataclass(frozen=True, slots=True)
+class FileInfo(_Record):
+    """A file a source lists, by stat alone (no bytes read): where, how large, when last modified."""
+
+    path: str
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True, slots=True)
 class ParseJob(_Record):
     """One file to read into a generation: what a parser worker (local or on a cluster node) needs to
     parse it, chunk it and give its documents the ids the writer will use."""

@@ -37,22 +37,8 @@ from workbench import lexical_index, vector_index
 from workbench.catalog import SCHEMA_VERSION, Catalog
 from workbench.config import IndexSettings
 from workbench.errors import IndexBusyError, IndexCorruptError, IndexMismatchError
+from workbench.files import PRIVATE_DIR, PRIVATE_FILE, private_dir, private_file
 from workbench.records import Filters
-
-PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
-
-
-def private_dir(path: Path) -> None:
-    """Create folder ``path`` (parents as usual) for this user only; an existing folder is kept as is."""
-    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-
-
-def private_file(path: Path) -> Path:
-    """Create ``path`` empty with mode 0600 unless it exists (SQLite gives its -wal/-shm/-journal files
-    the mode of the database, so they follow)."""
-    os.close(os.open(path, os.O_RDONLY | os.O_CREAT, PRIVATE_FILE))
-    return path
-
 
 def _write_private(path: Path, text: str) -> None:
     """Write ``text`` to a new or truncated 0600 file and fsync it."""

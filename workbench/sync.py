@@ -1,32 +1,22 @@
 """Folder ⇄ catalog diff: which files are new, changed, renamed, deleted or unchanged.
 
-`scan` walks a source (a folder or a single file) and lists candidate files by stat alone;
-`plan_sync` compares them with the catalogued documents of that source and hashes only files
+A source (`workbench.sources`) lists its candidate files by stat alone; `plan_sync` compares
+them with the catalogued documents of that source and hashes (through the source) only files
 whose size or modification time moved. A renamed or moved file is recognised by its content hash
 (same bytes, new path) so its embeddings are kept. A file unchanged since it last failed is not
-parsed again. Leaves out: parsing, embedding and writing (see `workbench.ingest`).
+parsed again. Leaves out: listing and reading files (`workbench.sources`); parsing, embedding and
+writing (`workbench.ingest`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from workbench.files import file_hash
-from workbench.load import format_for, supported_suffixes
-from workbench.records import Document, FailureKind, FileFailure
-
+from workbench.records import Document, FailureKind, FileFailure, FileInfo
 
 SIZE_LIMIT_TAG = "(ingest.max_file_mb)"
-
-
-@dataclass(frozen=True, slots=True)
-class FileInfo:
-    path: str
-    size: int
-    mtime: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,38 +38,6 @@ class SyncPlan:
     still_failing: list[FileFailure] = field(default_factory=list)
     unchanged: int = 0
     seen: set[str] = field(default_factory=set)
-
-
-def _hidden(name: str) -> bool:
-    return name.startswith(".") or name.startswith("~$")
-
-
-def scan(root: Path, include_hidden: bool = False) -> tuple[list[FileInfo], list[FileFailure]]:
-    """Supported files under ``root`` (or ``root`` itself), and the files skipped with a reason."""
-    files: list[FileInfo] = []
-    skipped: list[FileFailure] = []
-    if root.is_file():
-        candidates = [root]
-    else:
-        candidates = []
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if include_hidden or not _hidden(d))
-            candidates += [Path(dirpath) / f for f in sorted(filenames) if include_hidden or not _hidden(f)]
-    for path in candidates:
-        if path.is_symlink():
-            skipped.append(FileFailure(str(path), "symbolic link (not followed)", kind=FailureKind.SYMLINK))
-            continue
-        if format_for(path.name) is None:
-            skipped.append(FileFailure(str(path), f"unsupported file type (supported: {supported_suffixes()})",
-                                       kind=FailureKind.UNSUPPORTED))
-            continue
-        try:
-            st = path.stat()
-        except OSError as exc:
-            skipped.append(FileFailure(str(path), f"cannot read file ({exc.strerror})", kind=FailureKind.UNREADABLE))
-            continue
-        files.append(FileInfo(str(path), st.st_size, st.st_mtime))
-    return files, skipped
 
 
 def plan_sync(files: list[FileInfo], docs: list[Document], failures: dict[str, tuple[int, float, str]],

@@ -52,7 +52,7 @@ class TransformersLLM:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = settings.dtype
         if dtype == "auto":
-            from workbench.embed import cpu_has_bf16
+            from workbench.hardware import cpu_has_bf16
 
             # transformers keeps GGUF weights packed and computes them in float32
             dtype = "float32" if gguf else "bfloat16" if device.startswith("cuda") or cpu_has_bf16() else "float32"

@@ -37,7 +37,7 @@ import tempfile
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -336,9 +336,11 @@ class ParserPool:
         why = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         return f"parser process crashed ({why}); the file may be malformed or need more than {self.memory_mb} MB"
 
-    def map(self, items: Iterable[str | tuple[str, str | None]]) -> Iterator[ParseOutcome]:
+    def map(self, items: Iterable[str | tuple[str, str | None]],
+            opener: Callable[[str, str | None], int] = open_checked) -> Iterator[ParseOutcome]:
         """Parse each path (or (path, content hash the file must still have)); yield outcomes as they
-        complete (not in input order). A file that fails `open_checked` is not handed to a worker."""
+        complete (not in input order). ``opener`` (a source's `open`; default `open_checked`) gives
+        each file's descriptor; a file it refuses (FileCheckError) is not handed to a worker."""
         pending = deque((item, None) if isinstance(item, str) else item for item in items)
         while len(self.workers) < min(self.n, len(pending)):
             self._spawn()
@@ -347,7 +349,7 @@ class ParserPool:
                 while w.path is None and pending:
                     path, content_hash = pending.popleft()
                     try:
-                        fd = open_checked(path, content_hash)
+                        fd = opener(path, content_hash)
                     except FileCheckError as exc:
                         yield ParseOutcome(path, error=str(exc), unchecked=True)
                         continue

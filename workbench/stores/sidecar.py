@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from workbench.store import private_dir, private_file
+from workbench.files import private_dir, private_file
 
 
 @contextmanager

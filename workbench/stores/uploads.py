@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from workbench.errors import UploadRefusedError, WorkbenchError
 from workbench.load import format_for, supported_suffixes
-from workbench.store import private_dir
+from workbench.files import private_dir
 
 MAX_NAME = 120
 

@@ -1,6 +1,6 @@
 """Parse, chunk and embed on a Ray cluster's nodes while this process stays the one index writer.
 
-`RayCluster(config, embedder).run(jobs, uncached)` starts one actor per node that has a CPU (it
+`RayCluster(config, embedder, opener).run(jobs, uncached)` (an `Executor`) starts one actor per node that has a CPU (it
 takes one GPU where the node has one and ``[cluster] use_gpus`` is on). Each actor loads the
 embedder once (refused if it is not the index's model), parses up to ``parsers_per_node`` files at
 once, each in the same bounded sandbox as a local ingest (`workbench.load.sandbox.parser_pool`), and
@@ -9,8 +9,9 @@ file; for each parsed file it asks ``uncached`` which texts are not in the embed
 gives those, in batches of `EMBED_SPLIT`, to the least busy actors (so a few large files still keep
 every node busy). It yields one `ChunkedFile` (with the new vectors) per file, in completion order;
 `run_ingest` writes them. A file reaches a node by path (the sources mounted at the same path on
-every node) or, with ``[cluster] ship_files``, as bytes through Ray's object store; either way the
-node checks the bytes against the content hash the sync planned with.
+every node) or, with ``[cluster] ship_files``, as bytes the driver read through its source's
+``opener`` and sent through Ray's object store; either way the node checks the bytes against the
+content hash the sync planned with, and chunks them with the local pool's own step (`chunk_outcome`).
 
 Faults: when an actor or its node dies, its files and embedding batches go to the others; a file
 handed out ``max_attempts`` times, a path a node cannot see and content that changed are reported
@@ -35,14 +36,17 @@ import threading
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from workbench.config import Config
+from workbench.embed import Embedder
 from workbench.errors import WorkbenchError
+from workbench.executors.base import Opener, Uncached, chunk_outcome
+from workbench.files import FileCheckError
 from workbench.privacy import OFFLINE_SWITCHES
 from workbench.records import Chunk, ChunkedFile, NodeWork, ParsedDocument, ParseJob
 
@@ -81,7 +85,7 @@ class NodeWorker:
         os.environ["OMP_NUM_THREADS"] = str(threads)
         from workbench.embed import load_embedder
         from workbench.load.sandbox import parser_pool
-        from workbench.store import private_dir
+        from workbench.files import private_dir
 
         self.config = Config.model_validate(config)
         settings = self.config.embedding
@@ -109,7 +113,7 @@ class NodeWorker:
     def ready(self) -> dict:
         """Where this worker runs and which model it embeds with (the driver refuses a different one)."""
         e = self.embedder
-        return {"node": self.node, "model": e.name, "dim": e.dim, "cache_key": getattr(e, "cache_key", e.name),
+        return {"node": self.node, "model": e.name, "dim": e.dim, "cache_key": e.cache_key,
                 "parsers": self.n_parsers, "note": self.note}
 
     def parse(self, job: dict, data: bytes | None = None) -> str:
@@ -117,8 +121,6 @@ class NodeWorker:
 
         The bytes parsed (read here from the shared mount, or shipped) must have the content hash
         the driver planned with; otherwise nothing is indexed and the next run tries again."""
-        from workbench.chunk import chunk_file
-
         started = time.perf_counter()
         job = ParseJob(**job)
 
@@ -146,12 +148,10 @@ class NodeWorker:
         if outcome.unchecked:
             return refused(f"on cluster node {self.node} it is not what the sync planned ({outcome.error}; or a "
                            "different file at that path on the node)")
-        msg = {"path": job.path, "error": outcome.error, "docs": []}
-        if outcome.error is None:
-            ch = self.config.chunking
-            for parsed, doc_id, chunks in chunk_file(job, outcome.docs, self.embedder.count_tokens,
-                                                     ch.max_tokens, ch.overlap_tokens, ch.identity_weight > 0):
-                msg["docs"].append({"doc": parsed.to_dict(), "id": doc_id, "chunks": [c.to_dict() for c in chunks]})
+        done = chunk_outcome(job, outcome.docs, outcome.error, self.embedder.count_tokens, self.config.chunking)
+        msg = {"path": job.path, "error": done.error, "docs": [
+            {"doc": parsed.to_dict(), "id": doc_id, "chunks": [c.to_dict() for c in chunks]}
+            for parsed, doc_id, chunks in done.docs]}
         msg["seconds"] = time.perf_counter() - started
         return json.dumps(msg)
 
@@ -236,10 +236,12 @@ class RayCluster:
     """A connection to the Ray cluster ``[cluster] address`` names, with one worker actor per node.
     Call `run` once, then `close` (which ends the actors, and Ray if this object started it)."""
 
-    def __init__(self, config: Config, embedder) -> None:
-        self.config = config
+    def __init__(self, config: Config, embedder: Embedder, opener: Opener) -> None:
+        started = time.perf_counter()
+        self.config, self.opener = config, opener
+        self.seconds: dict[str, float] = {}
         self.model = {"model": embedder.name, "dim": embedder.dim,
-                      "cache_key": getattr(embedder, "cache_key", None) or embedder.name}
+                      "cache_key": embedder.cache_key}
         self.address = config.cluster.address
         self.notes: list[str] = []
         self.ray = ray = _quiet_ray()
@@ -260,6 +262,7 @@ class RayCluster:
             if self._owns:
                 ray.shutdown()
             raise
+        self.seconds["connect"] = time.perf_counter() - started
 
     def _start_actors(self) -> list[_Actor]:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -319,9 +322,21 @@ class RayCluster:
             except Exception:  # noqa: BLE001 - it is gone already
                 pass
 
-    def run(self, jobs: list[ParseJob], uncached: Callable[[list[Chunk]], dict[str, str]]
-            ) -> Iterator[ChunkedFile]:
-        """Parse, chunk and embed ``jobs`` on the cluster; yield each file as its vectors arrive."""
+    def run(self, jobs: list[ParseJob], uncached: Uncached) -> Iterator[ChunkedFile]:
+        """Parse, chunk and embed ``jobs`` on the cluster; yield each file as its vectors arrive (the
+        seconds spent waiting for them are the "cluster" stage)."""
+        started = time.perf_counter()
+        for f in self._run(jobs, uncached):
+            self.seconds["cluster"] = self.seconds.get("cluster", 0.0) + time.perf_counter() - started
+            yield f
+            started = time.perf_counter()
+
+    def _read(self, job: ParseJob) -> bytes:
+        """The planned bytes of ``job``'s file, read through its source (FileCheckError otherwise)."""
+        with os.fdopen(self.opener(job.path, job.content_hash), "rb") as fh:
+            return fh.read()
+
+    def _run(self, jobs: list[ParseJob], uncached: Uncached) -> Iterator[ChunkedFile]:
         ray = self.ray
         from ray.exceptions import RayError, RayTaskError
 
@@ -334,7 +349,7 @@ class RayCluster:
         def submit(req: _Request) -> None:
             a = req.actor
             if req.kind == "parse":
-                data = ray.put(Path(req.job.path).read_bytes()) if ship else None
+                data = ray.put(self._read(req.job)) if ship else None
                 ref = a.handle.parse.remote(req.job.to_dict(), data)
             else:
                 ref = a.handle.embed.remote(list(req.texts.values()))
@@ -358,8 +373,8 @@ class RayCluster:
                     attempts[job.path] = attempts.get(job.path, 0) + 1
                     try:
                         submit(_Request(a, "parse", job))
-                    except OSError as exc:  # --ship-files: the file went away since the plan
-                        yield ChunkedFile(job.path, error=f"cannot read file ({exc.strerror or exc})", retry=True)
+                    except FileCheckError as exc:  # --ship-files: the file changed or went away since the plan
+                        yield ChunkedFile(job.path, error=str(exc), retry=True)
             if not inflight:
                 least_busy()  # raises: work is left and no actor is
                 continue

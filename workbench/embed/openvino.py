@@ -6,7 +6,7 @@ float32 (and faster than torch bfloat16) on AMX, with the worst chunk's cosine t
 and float32 1.26x torch float32 with every kernel held to AVX2. Most of the lead over torch comes
 from how it is fed: batches of equal token counts (`OnnxEmbedder._encode`), widths in steps of 16,
 and one batch in flight per stream. An ingest process that embeds on it imports no torch.
-It reads the same ``model.fp32.onnx`` that `workbench.embed_onnx` exports and checks; bfloat16 is a compile-time precision hint, so no second
+It reads the same ``model.fp32.onnx`` that `workbench.embed.export` makes and checks; bfloat16 is a compile-time precision hint, so no second
 file is written. On load it embeds the export's probe sentences and compares them with ONNX Runtime
 float32 (the checked reference): a plugin that disagrees (cosine < 0.999) is refused, and `auto`
 falls back to torch.
@@ -23,17 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.embed_onnx import PROBES, OnnxEmbedder, _batch, _run, _session
+from workbench.embed.export import PROBES
+from workbench.embed.onnx import OnnxEmbedder, encode_batch, run, session
 from workbench.errors import ModelNotFoundError
 
 MIN_PLUGIN_COSINE = 0.999  # bf16 measured 0.9998 on real chunks; float32 1.0000
-
-
-def available() -> bool:
-    """True when the openvino package is installed (checked without importing it)."""
-    import importlib.util
-
-    return importlib.util.find_spec("openvino") is not None
 
 
 class OpenVinoEmbedder(OnnxEmbedder):
@@ -76,8 +70,8 @@ class OpenVinoEmbedder(OnnxEmbedder):
                 raise RuntimeError(f"OpenVINO returned no rows for {missing} of {len(batches)} batches")
             return out  # type: ignore[return-value]
 
-        ids, mask = _batch(self.tokenizer, [self.card.prompt("document") + p for p in PROBES])
-        reference = _run(_session(folder / "model.fp32.onnx", 1), ids, mask)
+        ids, mask = encode_batch(self.tokenizer, [self.card.prompt("document") + p for p in PROBES])
+        reference = run(session(folder / "model.fp32.onnx", 1), ids, mask)
         got = forward([(ids, mask)])[0]
         got /= np.maximum(np.linalg.norm(got, axis=1, keepdims=True), 1e-12)
         cosine = float((got * reference).sum(1).min())
