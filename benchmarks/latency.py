@@ -38,7 +38,8 @@ from workbench.evaluate import load_cranfield
 from workbench.generate import load_llm
 from workbench.records import Chunk, Document, Filters
 from workbench.retrieve import search
-from workbench.store import IndexReader, IndexWriter
+from workbench.index import IndexReader, IndexWriter
+from workbench.index.lexical import Fts5Search
 
 ROOT = Path(__file__).resolve().parents[1]
 CRANFIELD = ROOT.parent / "shared" / "eval" / "cranfield"
@@ -118,13 +119,12 @@ def build(index: Path, n: int, data: Corpus, model: str, dim: int) -> tuple[Inde
             doc = Document(doc_id=f"d{start}", collection="bench", path=f"/bench/{start}.txt", part="",
                            title="bench", format="text", size=1, mtime=0.0, content_hash="x", language="en",
                            groups=(f"g{start // per_doc % 10}",))
-            w.catalog.insert_document(doc, "/bench", "", {})
+            w.add_document(doc, "/bench", "", {})
             for b in range(start, start + per_doc, 5000):
                 ids = list(range(b + 1, min(start + per_doc, b + 5000) + 1))
                 texts, words, vecs = data.batch(len(ids))
-                w.catalog.insert_chunks([Chunk(chunk_id=i, doc_id=doc.doc_id, ordinal=i - start, text=t, start=0,
-                                               end=len(t)) for i, t in zip(ids, texts)], [(x, "") for x in words])
-                w.add_vectors(ids, vecs)
+                w.add_chunks([Chunk(chunk_id=i, doc_id=doc.doc_id, ordinal=i - start, text=t, start=0, end=len(t))
+                              for i, t in zip(ids, texts)], [(x, "") for x in words], ids, vecs)
         t = time.perf_counter()
         w.publish()
         publish_s = time.perf_counter() - t
@@ -133,19 +133,17 @@ def build(index: Path, n: int, data: Corpus, model: str, dim: int) -> tuple[Inde
 
 
 class As:
-    """``reader`` searched as another kind: ``dense`` "flat" hides its IVF index, "ivf/N" searches
-    it with nprobe N; ``lexical`` "fts5" hides its BM25 matrices (everything else is the reader's)."""
+    """``reader`` searched as another kind: ``dense`` "flat" searches its vectors exactly, "ivf/N"
+    searches its IVF index with nprobe N; ``lexical`` "fts5" answers BM25 from the catalog instead
+    of its matrices (everything else is the reader's)."""
 
     def __init__(self, reader: IndexReader, dense: str, lexical: str) -> None:
-        self._reader, self._dense, self._lexical = reader, dense, lexical
+        self._reader = reader
+        ivf = reader.vector_search  # the benchmark's generations are published with an IVF index
+        self.vector_search = ivf.exact() if dense == "flat" else ivf.probing(int(dense.split("/")[1]))
+        self.lexical_search = Fts5Search(reader.catalog) if lexical == "fts5" else reader.lexical_search
 
     def __getattr__(self, name: str):
-        if name == "approximate" and self._dense == "flat":
-            return None
-        if name == "nprobe" and self._dense.startswith("ivf/"):
-            return int(self._dense.split("/")[1])
-        if name == "lexical" and self._lexical == "fts5":
-            return None
         return getattr(self._reader, name)
 
 

@@ -17,7 +17,7 @@ from workbench.config import Config
 from workbench.executors.cluster import ClusterError, RayCluster
 from workbench.pipeline import Workbench
 from workbench.records import FailureKind, ParseJob
-from workbench.store import current_generation
+from workbench.index import current_generation
 from workbench.files import file_hash, open_checked
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import time
 import pytest
 from conftest import ROOT, SAMPLE
 
-from workbench.store import IndexWriter, current_generation
+from workbench.index import IndexWriter, current_generation
 
 WORDS = ("aileron bearing compressor duct elevator fuselage gearbox hydraulic inlet jig keel landing "
          "manifold nacelle oxygen pylon rudder spar turbine undercarriage valve wing yaw rivet torque "

@@ -17,7 +17,7 @@ from workbench.config import Config
 from workbench.pipeline import Workbench
 from workbench.records import Filters
 from workbench.retrieve import lexical_ranking, query_terms
-from workbench.store import IndexReader
+from workbench.index import IndexReader
 
 WORDS = ("policy travel receipt ledger budget quarter audit report staff leave shuttle parking contract vendor "
          "invoice security backup server network archive payroll pension runway hangar engine inspection").split()
@@ -146,7 +146,7 @@ def test_an_unchanged_publish_links_the_matrices_and_a_change_rebuilds_them(tmp_
     assert not third.lexical_info["reused"] and third.lexical_info["chunks"] == second.lexical_info["chunks"] + 1
     assert lexical(wb, "quasar ledger", k=1)[0][0] == str(docs / "quasar.md")
     # the generation a reader already holds is untouched: its matrices still know nothing of it
-    assert second.lexical.search(["quasar"], 5, None) == []
+    assert second.lexical_search.search(["quasar"], 5, Filters()) == []
 
 
 def test_the_matrices_are_the_default_and_a_changed_setting_republishes(tmp_path, embedder, corpus):

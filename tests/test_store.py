@@ -11,7 +11,7 @@ import pytest
 from conftest import SAMPLE
 
 from workbench.errors import IndexBusyError, IndexMismatchError
-from workbench.store import IndexReader, IndexWriter, current_generation
+from workbench.index import IndexReader, IndexWriter, current_generation
 
 
 def test_published_index_opens_with_plain_faiss_and_sqlite(tmp_path, make_wb):

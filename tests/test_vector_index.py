@@ -13,7 +13,7 @@ from conftest import SAMPLE, run_cli
 from workbench.config import Config
 from workbench.pipeline import Workbench
 from workbench.records import Filters
-from workbench.store import IndexReader
+from workbench.index import IndexReader
 
 WORDS = ("policy travel receipt ledger budget quarter audit report staff leave shuttle parking contract vendor "
          "invoice security backup server network archive payroll pension runway hangar engine inspection").split()
@@ -88,7 +88,7 @@ def test_a_resync_updates_the_ivf_index_without_retraining_and_recall_is_measure
     assert gone_ids and not hits & gone_ids
     assert "quasar ledger" in wb.search("quasar ledger yearly audit", k=1, mode="dense")[0].chunk.text
     reader = IndexReader.open(tmp_path / "ivf")
-    assert reader.approximate.ntotal == reader.vectors.ntotal  # exactly the generation's vectors
+    assert reader.vector_search.ivf.ntotal == reader.vectors.ntotal  # exactly the generation's vectors
 
 
 @pytest.mark.parametrize("exact_below", [0, 1_000_000])  # IVF with a selector / exact over the readable set

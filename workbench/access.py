@@ -52,6 +52,8 @@ from pathlib import Path
 from workbench.errors import InvalidInputError
 from workbench.records import Document, FailureKind, FileFailure, Filters, Principal
 
+OPERATOR = "(operator)"  # who acts in the audit log for the CLI / notebook user (reads everything)
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")  # user and group names
 
 

@@ -28,7 +28,7 @@ from workbench.load.sandbox import parser_pool
 from workbench.executors import executor_for
 from workbench.records import Chunk, Document, FailureKind, FileFailure, IngestReport, ParseJob
 from workbench.sources import Source, source_for
-from workbench.store import IndexWriter
+from workbench.index import IndexWriter
 from workbench.sync import SyncPlan, ToParse, plan_sync
 
 # How a passage's vector is made, recorded in the catalog: an index whose vectors were made another
@@ -144,16 +144,15 @@ class _Embedding:
         if new:
             self.writer.cache.put(list(new), np.stack(list(new.values())))
             cached.update(new)
+        vectors = None
         if dense:
             vectors = np.stack([cached[k] for k in keys])
             if any(ident_keys):
                 zero = np.zeros(vectors.shape[1], dtype=np.float32)
                 idents = np.stack([cached[k] if k else zero for k in ident_keys])
                 vectors = mix_identity(vectors, idents, self.identity_weight)
-            self.writer.add_vectors([c.chunk_id for c in dense], vectors)
-        if lexical:
-            self.writer.catalog.mark_lexical_only(sorted(lexical))
-        self.writer.catalog.insert_chunks(chunks, [self._terms(c) for c in chunks])
+        self.writer.add_chunks(chunks, [self._terms(c) for c in chunks], [c.chunk_id for c in dense], vectors,
+                               sorted(lexical))
         self.tally.time("write", started)
         fresh = len(set(keys) & set(new))  # passages embedded now (identities are not counted)
         self.tally.embedded += fresh
@@ -166,20 +165,18 @@ def _apply_plan(w: IndexWriter, plan: SyncPlan, collection: str, root: str, t: _
     """Deletions, renames and metadata updates that need no parsing."""
     cat = w.catalog
     for path, ids in plan.deleted:
-        w.remove_vectors(cat.chunk_ids_of(ids))
-        cat.delete_documents(ids)
+        w.delete_documents(ids)
         t.deleted.append(path)
     for item in plan.to_parse:
         if item.replaces:  # the old version goes now; the new one is added after parsing
-            w.remove_vectors(cat.chunk_ids_of(item.replaces))
-            cat.delete_documents(item.replaces)
+            w.delete_documents(item.replaces)
     for old_path, f, ids in plan.renamed:
         for doc_id in ids:
-            cat.move_document(doc_id, f.path, f.size, f.mtime)
+            w.move_document(doc_id, f.path, f.size, f.mtime)
         t.renamed.append((old_path, f.path))
     for f, ids in plan.touched:
         for doc_id in ids:
-            cat.move_document(doc_id, f.path, f.size, f.mtime)
+            w.move_document(doc_id, f.path, f.size, f.mtime)
     for f, reason, kind in plan.failed:
         cat.set_failure(collection, root, f.path, reason, f.size, f.mtime, kind)
     for path, *_ in cat.failure_signatures(collection, root).items():
@@ -282,7 +279,7 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
                         emb.names[doc.doc_id] = parsed.part or f.path
                         meta = {**parsed.metadata, "identity": chunks[0].identity} if chunks and chunks[0].identity \
                             else parsed.metadata
-                        w.catalog.insert_document(doc, root_s, parsed.text, meta)
+                        w.add_document(doc, root_s, parsed.text, meta)
                         if "ocr_pages" in parsed.metadata:
                             t.ocr_pages += len(json.loads(parsed.metadata["ocr_pages"]))
                             t.ocr_seconds += float(parsed.metadata.get("ocr_seconds", 0))

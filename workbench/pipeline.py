@@ -18,19 +18,31 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workbench.access import OPERATOR
 from workbench.config import Config, load_config
 from workbench.errors import AuditError, EmptyIndexError, InvalidInputError, NotFoundError, WorkbenchError
-from workbench.records import (Answer, Chunk, Document, Filters, Hits, IndexStatus, IngestReport, Principal,
-                               SearchTrace, SourceView)
-from workbench.store import IndexReader, current_generation
+from workbench.index import IndexReader, current_generation
+from workbench.records import (
+    Answer,
+    Chunk,
+    Document,
+    Filters,
+    Hits,
+    IndexStatus,
+    IngestReport,
+    Principal,
+    SearchTrace,
+    SourceView,
+)
+from workbench.services.uploads import Uploads
+from workbench.services.views import SourceViews
 
 if TYPE_CHECKING:
-    from workbench.viewer import Original
     from workbench.embed import Embedder
     from workbench.generate import LLM
     from workbench.rerank import Reranker
+    from workbench.viewer import Original
 
-OPERATOR = "(operator)"  # the audit log's name for the CLI / notebook user acting for everyone
 
 
 def check_collection(name: str) -> str:
@@ -40,7 +52,6 @@ def check_collection(name: str) -> str:
     return name
 
 
-MAX_CHUNK_ID = 2**63 - 1  # chunk ids are SQLite integers
 
 
 class Workbench:
@@ -62,6 +73,8 @@ class Workbench:
         self._embedder_lock = threading.Lock()
         self._llm_lock = threading.Lock()
         self._reader_lock = threading.Lock()
+        self._uploads = Uploads(config, lambda: self.audit, self.ingest)
+        self._views = SourceViews(self.reader, lambda: self.audit)
 
     def replace(self, config: Config | None = None, **parts) -> "Workbench":
         """A Workbench on the same index with the same parts, except ``config`` and the ``parts``
@@ -135,10 +148,7 @@ class Workbench:
             if self._reader is not None and self._reader.generation != generation:
                 self._reader = None  # not closed: another thread may still be reading it; GC closes it
             if self._reader is None and generation is not None:
-                self._reader = IndexReader.open(self.index_dir)
-                if self._reader is not None:  # how this config searches an IVF index
-                    self._reader.nprobe = self.config.index.nprobe
-                    self._reader.exact_below = self.config.index.exact_below
+                self._reader = IndexReader.open(self.index_dir, self.config.index)
             return self._reader
 
     def _check_question(self, question: str) -> str:
@@ -199,54 +209,8 @@ class Workbench:
         the collection default apply (no groups = admins only). Each file's outcome is audited for
         ``principal``.
         """
-        import secrets
-        import shutil
-
-        from workbench.access import parse_groups, write_access_file
-        from workbench.errors import UploadRefusedError
-        from workbench.ingest import try_parse
-        from workbench.records import FailureKind, FileFailure
-        from workbench.stores.uploads import check_upload, place_upload, upload_dir
-
         check_collection(collection)
-        folder = upload_dir(self.index_dir, collection)
-        user = principal.name if principal else OPERATOR
-        chosen = parse_groups(groups) if groups is not None else None
-        refused, staged = [], {}
-        staging = self.index_dir / "upload-staging" / secrets.token_hex(8)
-        try:
-            for name, path in files:
-                try:
-                    clean = check_upload(path, name, self.config.web.max_upload_mb)
-                except UploadRefusedError as exc:
-                    refused.append(FileFailure(name, exc.reason, collection, FailureKind.REFUSED))
-                    self.audit.record(user, "upload", f"{collection}/{name}: refused: {exc.reason}")
-                    if on_file is not None:
-                        on_file(name, exc.reason)
-                    continue
-                staged[clean] = place_upload(staging, path, clean)
-            unreadable = []
-            for path, error in try_parse(self.config, [str(p) for p in staged.values()]).items():
-                if error is not None:
-                    clean = Path(path).name
-                    unreadable.append(FileFailure(str(folder / clean), error, collection))
-                    self.audit.record(user, "upload", f"{collection}/{clean}: not readable: {error}")
-                    if on_file is not None:
-                        on_file(str(folder / clean), error)
-                    del staged[clean]
-            if not staged:
-                return IngestReport(failed=tuple(unreadable)), refused
-            stored = [place_upload(folder, p, clean, move=True) for clean, p in staged.items()]
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        if chosen is not None:  # none chosen: a re-uploaded file keeps the groups it had (never widened)
-            write_access_file(folder, self.config.access.file_name, {p.name: chosen for p in stored})
-        for path in stored:  # recorded before indexing: the file is in place whatever happens next
-            self.audit.record(user, "upload", f"{collection}/{path.name} (groups: "
-                              f"{', '.join(chosen) if chosen else 'as before, or the folder rules'})")
-        # uploads are parsed here, never on a cluster: its nodes do not see this index's upload folder
-        report = self.ingest(folder, collection, wait_s=wait_s, progress=False, on_file=on_file, cluster="")
-        return dataclasses.replace(report, failed=(*unreadable, *report.failed)), refused
+        return self._uploads.upload(files, collection, wait_s, on_file, groups, principal)
 
     def reindex(self, wait_s: float = 0.0, progress: bool = True, principal: Principal | None = None,
                 cluster: str | None = None, ship_files: bool | None = None) -> IngestReport:
@@ -268,27 +232,9 @@ class Workbench:
     def status(self) -> IndexStatus:
         """The published index at a glance, with the embedding runtime this process would use (read
         from the model's files and the CPU's flags; no weights are loaded)."""
-        from workbench.hardware import cpu_info
+        from workbench.services.status import index_status
 
-        try:
-            runtime = self.embedder.describe()
-        except WorkbenchError as exc:  # the model is missing: the index can still be described
-            runtime = f"unavailable: {exc}"
-        here = {"embedding_runtime": runtime, "cpu": cpu_info().describe()}
-        reader = self.reader()
-        if reader is None:
-            return IndexStatus(str(self.index_dir), 0, 0, 0, {}, (), (), self.config.embedding.model, 0, "", **here)
-        docs, chunks = reader.catalog.counts()
-        meta = reader.catalog.meta()
-        return IndexStatus(**here,
-            index_dir=str(self.index_dir), generation=reader.generation, documents=docs, chunks=chunks,
-            collections=reader.catalog.collections(), sources=tuple(reader.catalog.sources()),
-            failures=tuple(reader.catalog.failures()), embedding_model=meta.get("embedding_model", ""),
-            embedding_dim=int(meta.get("embedding_dim", 0)), published_at=meta.get("published_at", ""),
-            vector_index=_describe_index(reader.index_info, self.config.index.nprobe),
-            lexical_index=_describe_lexical(reader.lexical_info),
-            ocr_low_confidence=tuple(f"{path}, page {page}: {conf:.0f}%" for path, page, conf in
-                                     reader.catalog.low_confidence_pages(self.config.ocr.low_confidence)))
+        return index_status(self.config, self.reader(), lambda: self.embedder.describe())
 
     def documents(self, collection: str | None = None, principal: Principal | None = None) -> list[Document]:
         """The catalogued documents (of ``collection``; only those ``principal`` may read, if given)."""
@@ -468,71 +414,25 @@ class Workbench:
             raise NotFoundError(f"no user {name!r}: see `workbench users list`")
         return principal_for(user, self.config.web.admin_group)
 
-    def _source(self, chunk_id: int, principal: Principal | None, action: str) -> tuple[SourceView, int]:
-        """The view of a chunk ``principal`` may read; a refusal is audited as ``action`` ('refused')."""
-        from workbench.access import can_read
-        from workbench.viewer import source_view
-
-        reader = self.reader()
-        valid = isinstance(chunk_id, int) and 0 <= chunk_id <= MAX_CHUNK_ID
-        chunks = reader.catalog.chunks([int(chunk_id)]) if reader and valid else []
-        doc = reader.catalog.document(chunks[0].doc_id) if chunks else None
-        if doc is None or not can_read(principal, doc):
-            self._audit_refused(principal, action, f"source {str(chunk_id)[:40]}: " + (
-                "not readable by this user" if doc else "no such source"), reader.generation if reader else 0,
-                [chunk_id] if valid else [])
-            raise NotFoundError(f"no source {str(chunk_id)[:40]} (it may have been re-indexed: ask again)")
-        return source_view(reader.catalog, chunks[0], doc), reader.generation
-
-    def _audit_source(self, principal, action: str, what: str, generation: int, chunk_id: int) -> None:
-        self.audit.record(principal.name if principal else OPERATOR, action, what, generation, [int(chunk_id)])
-
-    def _audit_refused(self, principal, action: str, what: str, generation: int, chunk_ids: list[int]) -> None:
-        self.audit.record(principal.name if principal else OPERATOR, action, what, generation, chunk_ids,
-                          outcome="refused")
-
     def source(self, chunk_id: int, principal: Principal | None = None) -> SourceView:
         """The `SourceView` of a chunk: passage, surrounding text, document (audited as a ``view``).
 
         Raises NotFoundError when the chunk does not exist in the current generation or
         ``principal`` may not read its document (the two are not told apart).
         """
-        view, generation = self._source(chunk_id, principal, "view")
-        self._audit_source(principal, "view", view.document.display_path, generation, chunk_id)
-        return view
+        return self._views.source(chunk_id, principal)
 
     def page_image(self, chunk_id: int, principal: Principal | None = None, width_px: int = 1000,
                    wait_s: float | None = None) -> bytes:
         """PNG of the PDF page a chunk sits on (NotFoundError for other formats or no access); audited
         as a ``page``. Rendered in a bounded worker process (`workbench.viewer.render_pdf_page`)."""
-        from workbench.viewer import RenderLimits, render_pdf_page
-
-        view, generation = self._source(chunk_id, principal, "page")
-        if not view.is_pdf:
-            raise NotFoundError(f"source {chunk_id} has no page to show")
-        with self._open_original(view, principal, "page", generation, chunk_id) as original:
-            self._audit_source(principal, "page", f"{view.document.display_path} page {view.chunk.page}", generation,
-                               chunk_id)
-            limits = RenderLimits() if wait_s is None else RenderLimits(wait_s=wait_s)
-            return render_pdf_page(original, view.chunk.page, width_px, limits=limits)
+        return self._views.page_image(chunk_id, principal, width_px, wait_s)
 
     def original_file(self, chunk_id: int, principal: Principal | None = None) -> "Original":
         """The indexed file a chunk came from, opened (an `workbench.viewer.Original`: read from it, then
         close it), only if it is still the file that was indexed (see `workbench.viewer.open_original`).
         NotFoundError when gone, changed, swapped or not readable; audited as a ``download``."""
-        view, generation = self._source(chunk_id, principal, "download")
-        original = self._open_original(view, principal, "download", generation, chunk_id)
-        self._audit_source(principal, "download", view.document.path, generation, chunk_id)
-        return original
-
-    def _open_original(self, view: SourceView, principal, action: str, generation: int, chunk_id: int):
-        from workbench.viewer import open_original
-
-        try:
-            return open_original(view.document)
-        except NotFoundError as exc:
-            self._audit_refused(principal, action, f"{view.document.path}: {exc}", generation, [chunk_id])
-            raise
+        return self._views.original_file(chunk_id, principal)
 
     # ---- interoperability -------------------------------------------------------------------
     def as_retriever(self, k: int = 5, mode: str | None = None, filters=None):
@@ -551,26 +451,3 @@ class Workbench:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
-
-
-def _size_on_disk(info: dict) -> str:
-    if "bytes" not in info:
-        return "size not recorded"
-    return f"{info['bytes'] / 2**20:.1f} MB on disk" if info["bytes"] >= 2**20 else f"{info['bytes'] / 2**10:.0f} KB on disk"
-
-
-def _describe_lexical(info: dict) -> str:
-    """One line on what answers a generation's BM25 queries (its manifest's "lexical" entry)."""
-    if info.get("kind") != "matrix":
-        return "SQLite FTS5 (the catalog's full-text table)"
-    how = "linked from the previous generation" if info.get("reused") else f"built in {info['build_s']} s"
-    return f"BM25 matrices (bm25s), {info['chunks']:,} chunks, {info['terms']:,} terms, {_size_on_disk(info)}; {how}"
-
-
-def _describe_index(info: dict, nprobe: int) -> str:
-    """One line on what searches a generation's vectors (its manifest's "index" entry)."""
-    size = _size_on_disk(info)
-    if info.get("kind") != "ivf":
-        return f"flat (exact search), {size}"
-    return (f"ivf ({info['nlist']} lists, nprobe {nprobe}), {size}; recall@10 against exact "
-            f"{info['recall_at_10']:.3f} at publish (nprobe {info['nprobe']}, trained on {info['trained_on']:,} vectors)")

@@ -1,22 +1,20 @@
 """Hybrid retrieval over a published generation, with filters applied inside each search.
 
-Dense: inner product in FAISS, restricted by an ID selector built from the filters. Lexical:
-BM25 over language-aware terms (`workbench.analyze`): the generation's BM25 matrices
-(`workbench.lexical_index`), or the catalog's FTS5 table when ``[index] lexical = "fts5"``,
-restricted by the same filters. Every SQL query is the catalog's (`Catalog.allowed_ids`, `bm25`,
-`neighbours`); a reader remembers the readable sets it has computed. Both sides give their best
+Dense: the generation's `VectorSearch` (FAISS, exact or IVF); lexical: its `LexicalSearch` (BM25
+over language-aware terms from `workbench.analyze`: bm25s matrices, or the catalog's FTS5 table);
+both restricted by the same `Filters` inside the search (`workbench.index`). Passages and their
+neighbours come from the catalog; a reader remembers the readable sets it has computed. Both sides give their best
 ``candidates`` among the allowed chunks only, so a narrow filter still yields its best k. Before fusion, every candidate is scored on both sides (`complete`),
 so a passage one side ranks first is not lost because the other never listed it; the rankings
 are then fused by weighted reciprocal rank or by relative score. A query in a
 language the embedding model does not know (``dense_languages``) is answered by lexical search
 alone. Near-duplicate hits are dropped; neighbouring chunks can be attached as context.
-Leaves out: SQL (`workbench.catalog`), reranking (`workbench.rerank`), answering (`workbench.answer`).
+Leaves out: the searches themselves and SQL (`workbench.index`), reranking (`workbench.rerank`), answering (`workbench.answer`).
 """
 
 from __future__ import annotations
 
 import re
-
 import time
 from collections.abc import Sequence
 
@@ -25,23 +23,13 @@ import numpy as np
 from workbench.analyze import UNDETERMINED, detect_language, terms
 from workbench.config import RetrievalSettings
 from workbench.records import Filters, Hit, SearchTrace
-from workbench.store import IndexReader
+from workbench.index import IndexReader
 
 
-def dense_ranking(reader: IndexReader, query: np.ndarray, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
-    """(chunk id, cosine) best first, among ``allowed`` ids when given (exact, or on the generation's
-    IVF index: see `workbench.vector_index.search`)."""
-    from workbench.vector_index import search as vector_search
-
-    return vector_search(reader.vectors, reader.approximate, query, n, allowed, reader.nprobe, reader.exact_below)
-
-
-def _vector(reader: IndexReader, chunk_id: int) -> np.ndarray | None:
-    """The stored vector of a chunk, or None for a lexical-only chunk (no vector)."""
-    try:
-        return reader.vectors.reconstruct(int(chunk_id))
-    except RuntimeError:
-        return None
+def dense_ranking(reader: IndexReader, query: np.ndarray, n: int, filters: Filters) -> list[tuple[int, float]]:
+    """(chunk id, cosine) best first, among the chunks ``filters`` allow (the generation's
+    `VectorSearch`: exact, or its IVF index)."""
+    return reader.vector_search.search(query, n, filters)
 
 
 def query_terms(reader: IndexReader, query: str, settings: RetrievalSettings) -> tuple[str, tuple[str, ...]]:
@@ -56,22 +44,16 @@ def query_terms(reader: IndexReader, query: str, settings: RetrievalSettings) ->
 
 def lexical_ranking(reader: IndexReader, words: Sequence[str], n: int, filters: Filters,
                     heading_weight: float = 0.5) -> list[tuple[int, float]]:
-    """(chunk id, BM25) best first, among chunks passing ``filters``: the generation's BM25 matrices
-    when it has them (`workbench.lexical_index`), else the catalog's FTS5 table."""
-    matrix = reader.lexical
-    if matrix is None:
-        return reader.catalog.bm25(words, n, filters, heading_weight)
-    return matrix.search(words, n, reader.allowed_ids(filters, lexical_only=True), heading_weight)
+    """(chunk id, BM25) best first, among chunks passing ``filters`` (the generation's
+    `LexicalSearch`: BM25 matrices, or the catalog's FTS5 table)."""
+    return reader.lexical_search.search(words, n, filters, heading_weight)
 
 
 def lexical_scores(reader: IndexReader, words: Sequence[str], ids: Sequence[int], heading_weight: float = 0.5
                    ) -> dict[int, float]:
     """BM25 of the given chunks (those matching no word are left out), from the same engine as
     `lexical_ranking`."""
-    matrix = reader.lexical
-    if matrix is None:
-        return reader.catalog.bm25_of(words, ids, heading_weight)
-    return matrix.scores_of(words, ids, heading_weight)
+    return reader.lexical_search.scores_of(words, ids, heading_weight)
 
 
 def complete(reader: IndexReader, query: np.ndarray, words: Sequence[str], dense: list[tuple[int, float]],
@@ -84,7 +66,7 @@ def complete(reader: IndexReader, query: np.ndarray, words: Sequence[str], dense
     dense ranking."""
     dense_score, lexical_score = dict(dense), dict(lexical)
     for cid in [c for c in lexical_score if c not in dense_score]:
-        vec = _vector(reader, cid)
+        vec = reader.vector_search.vector(cid)
         if vec is not None:
             dense_score[cid] = float(vec @ query)
     missing = [c for c in dense_score if c not in lexical_score]
@@ -144,7 +126,7 @@ def _dedupe(reader: IndexReader, ordered: list[int], k: int, threshold: float, c
             continue
         doc = chunks[cid].doc_id
         numbers = frozenset(_NUMBER.findall(text))
-        vec = _vector(reader, cid) if threshold < 1 else None
+        vec = reader.vector_search.vector(cid) if threshold < 1 else None
         if vec is not None and any(n == numbers and float(vec @ v) >= (same_doc if d == doc else threshold)
                                    for d, n, v in kept_vecs):
             continue
@@ -170,11 +152,11 @@ def search(reader: IndexReader, embed_query, query: str, k: int, settings: Retri
     mode = mode or settings.mode
     lang, words = query_terms(reader, query, settings)
     use_dense = mode != "lexical" and (lang == UNDETERMINED or lang in settings.dense_languages or mode == "dense")
-    allowed = reader.allowed_ids(filters) if use_dense else None
+    allowed = reader.allowed_ids(filters) if use_dense else None  # for the trace (the search reads the same cache)
     n = max(settings.candidates, k * 2)
     t0 = time.perf_counter()
     qvec = embed_query(query) if use_dense else None
-    dense = dense_ranking(reader, qvec, n, allowed) if use_dense else []
+    dense = dense_ranking(reader, qvec, n, filters) if use_dense else []
     t1 = time.perf_counter()
     lexical = lexical_ranking(reader, words, n, filters, settings.heading_weight) if mode != "dense" else []
     if use_dense and mode not in ("dense", "lexical"):

@@ -32,8 +32,8 @@ import json
 import os
 import queue
 import shutil
-import threading
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -84,8 +84,8 @@ class NodeWorker:
         os.environ.update(OFFLINE_SWITCHES)
         os.environ["OMP_NUM_THREADS"] = str(threads)
         from workbench.embed import load_embedder
-        from workbench.load.sandbox import parser_pool
         from workbench.files import private_dir
+        from workbench.load.sandbox import parser_pool
 
         self.config = Config.model_validate(config)
         settings = self.config.embedding

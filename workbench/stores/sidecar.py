@@ -2,8 +2,8 @@
 
 `sidecar` opens one, creates its schema if needed, runs the caller's statements in one
 transaction and closes the connection. A new file is private to the service user (0600, and 0700
-for the index folder when it creates it), like the rest of the index (`workbench.store`).
-Leaves out: the index catalog itself (`workbench.catalog`).
+for the index folder when it creates it), like the rest of the index (`workbench.index`).
+Leaves out: the index catalog itself (`workbench.index.catalog`).
 """
 
 from __future__ import annotations

@@ -12,19 +12,24 @@ exact search on stored vectors and records it in the manifest (`workbench status
 Filters and access groups stay inside the search: a query whose readable set is small (under
 ``[index] exact_below`` chunks) is answered exactly over that set; a larger one runs IVF with the
 set as a FAISS ID selector inside the probed lists, and falls back to exact search when fewer than
-the wanted number come back. Leaves out: product quantization and HNSW (not measured better here),
-and the lexical side (`workbench.catalog`).
+the wanted number come back. `FlatSearch` and `IvfSearch` are the two `VectorSearch` backends.
+Leaves out: product quantization and HNSW (not measured better here), and the lexical side
+(`workbench.index.lexical`).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from workbench.records import Filters
+
+VECTORS_FILE = "vectors.faiss"
 APPROX_FILE = "search.faiss"
 RECALL_QUERIES = 200
 
@@ -153,3 +158,69 @@ def search(flat, ivf, query: np.ndarray, k: int, allowed: np.ndarray | None, npr
     params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed)) if allowed is not None else None
     scores, ids = flat.search(q, kk, params=params)
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+
+Allowed = Callable[[Filters], "np.ndarray | None"]  # filters -> readable chunk ids with a vector (None: all)
+
+
+class FlatSearch:
+    """Exact inner product over a generation's stored vectors (loaded on first use)."""
+
+    kind = "flat"
+
+    def __init__(self, folder: Path, allowed: Allowed, exact_below: int) -> None:
+        self.folder, self.allowed, self.exact_below = folder, allowed, exact_below
+        self._flat = None
+
+    @property
+    def flat(self):
+        """The generation's vectors: a FAISS IndexIDMap2 over IndexFlatIP, keyed by chunk id."""
+        if self._flat is None:
+            import faiss
+
+            self._flat = faiss.read_index(str(self.folder / VECTORS_FILE))
+        return self._flat
+
+    def search(self, query: np.ndarray, k: int, filters: Filters) -> list[tuple[int, float]]:
+        return search(self.flat, None, query, k, self.allowed(filters), 0, self.exact_below)
+
+    def exact(self) -> "FlatSearch":
+        """Exact search over the same vectors (sharing what is loaded)."""
+        flat = FlatSearch(self.folder, self.allowed, self.exact_below)
+        flat._flat = self._flat
+        return flat
+
+    def vector(self, chunk_id: int) -> np.ndarray | None:
+        try:
+            return self.flat.reconstruct(int(chunk_id))
+        except RuntimeError:  # no vector under that id
+            return None
+
+
+class IvfSearch(FlatSearch):
+    """FAISS IVF-Flat over the same vectors, probing ``nprobe`` lists; exact where `search` says."""
+
+    kind = "ivf"
+
+    def __init__(self, folder: Path, allowed: Allowed, exact_below: int, nprobe: int) -> None:
+        super().__init__(folder, allowed, exact_below)
+        self.nprobe = nprobe
+        self._ivf = None
+
+    @property
+    def ivf(self):
+        """The generation's trained IVF index."""
+        if self._ivf is None:
+            import faiss
+
+            self._ivf = faiss.read_index(str(self.folder / APPROX_FILE))
+        return self._ivf
+
+    def probing(self, nprobe: int) -> "IvfSearch":
+        """The same IVF index probing ``nprobe`` lists (sharing what is loaded)."""
+        other = IvfSearch(self.folder, self.allowed, self.exact_below, nprobe)
+        other._flat, other._ivf = self.flat, self.ivf
+        return other
+
+    def search(self, query: np.ndarray, k: int, filters: Filters) -> list[tuple[int, float]]:
+        return search(self.flat, self.ivf, query, k, self.allowed(filters), self.nprobe, self.exact_below)
