@@ -8,7 +8,7 @@ user's `Principal`, so the pipeline's access rule applies here too. No pipeline 
 Safe defaults: no analytics, no share link, no SSR/node server, no MCP, no API page, the queue
 bounded (``[web] queue_size``) with a concurrency limit sized to the LLM backend, the REST routes
 that skip the queue closed, uploads capped at ``[web] max_upload_mb``, model output escaped.
-Sign-in, sessions and sign-out are the workbench's own (`workbench.stores.sessions`: idle and absolute
+Sign-in, sessions and sign-out are the workbench's own (`workbench_web.sessions`: idle and absolute
 expiry, revocation when the account changes, failed-login delays per client, password checks off
 the event loop); `workbench_web.guard` refuses requests from other sites' pages and non-admin uploads.
 Uploaded files wait in a private folder under the index and are deleted once processed.
@@ -32,10 +32,11 @@ from urllib.parse import quote
 # only the public API: `workbench` (imported first: offline and no-analytics switches before gradio)
 # and the server-side stores of `workbench.stores`
 from workbench import Answer, EmptyIndexError, Filters, NotFoundError, Workbench, WorkbenchError
-from workbench.stores import LoginThrottle, SessionStore, parse_groups, safe_filename, upload_outcomes
+from workbench.stores import parse_groups, safe_filename, upload_outcomes
 from workbench_web import render
 from workbench_web.gate import EventGate, shapes_of
 from workbench_web.guard import WebGuard, cookies_of, is_loopback, origin_of, public_origins
+from workbench_web.sessions import LoginThrottle, SessionStore
 
 if TYPE_CHECKING:
     import gradio as gr
