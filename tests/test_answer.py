@@ -238,7 +238,7 @@ def test_llm_max_concurrency_is_what_the_web_app_runs_at_once(tmp_path):
     from workbench.config import Config
     from workbench.generate import load_llm
     from workbench.pipeline import Workbench
-    from workbench_web.app import concurrency_for
+    from workbench_web.pages import concurrency_for
 
     cfg = Config().with_index_dir(tmp_path / "index").replace(
         "llm", backend="openai", base_url="http://127.0.0.1:9/v1", max_concurrency=7)

@@ -46,7 +46,7 @@ def test_users_are_stored_with_argon2_hashes_and_verified(tmp_path):
 
 
 def test_failed_logins_delay_only_that_client_for_that_name():
-    from workbench.stores.sessions import LoginThrottle
+    from workbench_web.sessions import LoginThrottle
 
     now = [1000.0]
     throttle = LoginThrottle(attempts=3, max_delay_s=60, clock=lambda: now[0])
@@ -74,7 +74,7 @@ def test_failed_logins_delay_only_that_client_for_that_name():
 
 
 def test_one_client_runs_few_password_checks_at_once_and_ipv6_counts_per_64():
-    from workbench.stores.sessions import LoginThrottle, client_key
+    from workbench_web.sessions import LoginThrottle, client_key
 
     throttle = LoginThrottle(attempts=5, max_delay_s=60, per_client=2)
     assert throttle.begin("10.0.0.9", "a") == 0
@@ -89,8 +89,7 @@ def test_one_client_runs_few_password_checks_at_once_and_ipv6_counts_per_64():
 
 
 def test_sessions_expire_when_idle_or_old_and_end_when_the_account_changes(tmp_path):
-    from workbench_web import GradioTokens
-    from workbench.stores.sessions import SessionStore
+    from workbench_web.sessions import GradioTokens, SessionStore
 
     users = UserStore(tmp_path)
     users.add("erin", "erin's password", "staff")
@@ -285,7 +284,8 @@ def test_sources_panel_escapes_document_text():
 # ---- server guards -------------------------------------------------------------------------------
 
 def test_header_sso_is_refused_unless_listening_on_loopback(make_wb, monkeypatch):
-    from workbench_web import concurrency_for, create_server
+    from workbench_web.pages import concurrency_for
+    from workbench_web.server import create_server
 
     wb = make_wb()
     wb.config = wb.config.replace("web", trusted_user_header="X-Forwarded-User")
@@ -300,7 +300,7 @@ def test_header_sso_is_refused_unless_listening_on_loopback(make_wb, monkeypatch
 
 
 def test_the_app_is_built_with_safe_defaults(make_wb):
-    from workbench_web import build_app
+    from workbench_web.pages import build_app
 
     demo = build_app(make_wb())
     assert demo.analytics_enabled is False

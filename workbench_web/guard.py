@@ -57,6 +57,9 @@ SINGLE_HEADERS = {"host", "origin", "cookie", "content-length", "content-type", 
                   "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "sec-fetch-site",
                   "sec-fetch-mode", "sec-fetch-dest", "x-workbench-proxy-secret"}
 FRAME_DESTS = {"iframe", "frame", "embed", "object", "fencedframe"}
+# sent with every answer of the workbench's own routes (sign-in, source viewer, their error pages)
+SECURE_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+                  "Cache-Control": "private, no-store"}
 ADMIN_ONLY = "only administrators can upload files"  # the refusal that is audited (a signed-in user tried)
 PAGE_CSP = ("default-src 'self'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
             "img-src 'self' data: blob:; font-src 'self' data:; media-src 'self' blob:; worker-src 'self' blob:; "

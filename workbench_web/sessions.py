@@ -4,13 +4,17 @@
 request. A session ends when it was idle for ``[web] session_idle_s``, when it is older than
 ``session_max_s``, when the user signs out, and when the user's password or groups changed or the
 user was removed since sign-in (`workbench users ...` from another process included: the user's
-``changed_at`` is compared on each lookup). The web app plugs the store into Gradio's own routes.
+``changed_at`` is compared on each lookup). `GradioTokens` plugs the store into Gradio's own routes
+(upload, files, config, queue), so they see the same sessions as the workbench's sign-in.
 
 `LoginThrottle` delays failed sign-ins per (client, name) and per client: after ``attempts``
 failures that client must wait before trying that name again, the wait doubling up to
 ``max_delay_s``; it also bounds the checks one client runs at once. Other clients are never
-delayed, so nobody can lock the rightful user out. Leaves out: persistence (a restart
-signs everyone out) and password checks themselves (`workbench.stores.users`).
+delayed, so nobody can lock the rightful user out.
+
+Only the web app uses these (the library keeps no sessions). Leaves out: persistence (a restart
+signs everyone out), password checks themselves (`workbench.stores.users`), and the sign-in and
+sign-out routes that use both classes (`workbench_web.signin`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 
 
@@ -84,6 +88,41 @@ class SessionStore:
         if len(self._sessions) > 1000:  # forget sessions that can no longer be valid
             self._sessions = {t: s for t, s in self._sessions.items()
                               if now - s.last_seen <= self.idle_s and now - s.started <= self.max_s}
+
+
+class GradioTokens(MutableMapping):
+    """Gradio's ``app.tokens`` (token → user name) backed by a `SessionStore`.
+
+    Gradio reads it on every authenticated route and deletes from it at /logout; sign-in goes
+    through the workbench's own route (`SessionStore.start`), so setting items is refused.
+    """
+
+    def __init__(self, store: SessionStore) -> None:
+        self.store = store
+
+    def __getitem__(self, token: str) -> str:
+        user = self.store.user_of(token)
+        if user is None:
+            raise KeyError(token)
+        return user
+
+    def get(self, token, default=None):
+        return self.store.user_of(token) or default
+
+    def __contains__(self, token) -> bool:
+        return self.store.user_of(token, touch=False) is not None
+
+    def __setitem__(self, token: str, user: str) -> None:
+        raise RuntimeError("sign-in goes through the workbench's /login route")
+
+    def __delitem__(self, token: str) -> None:
+        self.store.end(token)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([t for t, _ in self.store.tokens()])
+
+    def __len__(self) -> int:
+        return len(self.store.tokens())
 
 
 def client_key(address: str) -> str:
