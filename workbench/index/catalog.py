@@ -1,6 +1,6 @@
 """The SQLite catalog of one index generation: documents, chunks, full text, sources, failures.
 
-Schema and queries only; `workbench.store` decides which file is opened, read-only or for a new
+Schema and queries only; `workbench.index.reader` and `writer` decide which file is opened, read-only or for a new
 generation. Chunks carry their FAISS id as their primary key, and an FTS5 table (written beside
 each chunk by `insert_chunks`, removed with it) indexes its analysed text and heading path. Chunks listed in
 ``lexical_only`` (tables of contents, back-of-book indexes) have no FAISS vector. Every

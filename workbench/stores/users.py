@@ -3,8 +3,8 @@
 The store lives beside the index generations (not inside one), so re-indexing never touches it.
 `UserStore.verify` checks a password in constant work whether or not the user exists. Every change
 of password or groups moves the user's ``changed_at``, which ends their open sessions
-(`workbench.stores.sessions`). Leaves out: password policy beyond a minimum length, failed-login delays
-(`workbench.stores.sessions.LoginThrottle`), and document permissions (`workbench.access`).
+(`workbench_web.sessions`). Leaves out: password policy beyond a minimum length, failed-login delays
+(`workbench_web.sessions.LoginThrottle`), and document permissions (`workbench.access`).
 """
 
 from __future__ import annotations
