@@ -98,13 +98,14 @@ def _table_blocks(tables: TableReader, index: int, headings: tuple[str, ...], ru
 
 def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
     import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
 
     from workbench.load.ocr import ocr_metadata
 
     try:
         pdf = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
-        if "password" in str(exc).lower():
+        if exc.err_code == pdfium_c.FPDF_ERR_PASSWORD:
             raise ParseError("password-protected PDF: remove the password (or ask its owner) and ingest again") from None
         raise ParseError(f"corrupt or unreadable PDF ({exc})") from None
     try:
