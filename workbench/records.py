@@ -53,14 +53,26 @@ class Block(_Record):
 
 
 @dataclass(frozen=True, slots=True)
+class OcrPage(_Record):
+    """A page read by OCR: its number (1-based) and the mean confidence (0-100) of its ``words``."""
+
+    page: int
+    confidence: float
+    words: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedDocument(_Record):
-    """What a loader returns for one file, or one part of it (an e-mail attachment)."""
+    """What a loader returns for one file, or one part of it (an e-mail attachment). ``ocr_pages``
+    are its pages read by OCR (the catalog keeps them), ``ocr_seconds`` the parser time they took."""
 
     format: str
     title: str
     blocks: tuple[Block, ...]
     part: str = ""  # "" for the file itself; the attachment name for e-mail attachments
     metadata: dict[str, str] = field(default_factory=dict)
+    ocr_pages: tuple[OcrPage, ...] = ()
+    ocr_seconds: float = 0.0
 
     @property
     def text(self) -> str:
@@ -71,7 +83,8 @@ class ParsedDocument(_Record):
     def from_dict(cls, d: dict) -> "ParsedDocument":
         """The inverse of `to_dict` (parser workers and cluster nodes send documents as JSON)."""
         blocks = tuple(Block(**{**b, "headings": tuple(b["headings"])}) for b in d["blocks"])
-        return cls(format=d["format"], title=d["title"], blocks=blocks, part=d["part"], metadata=d["metadata"])
+        return cls(format=d["format"], title=d["title"], blocks=blocks, part=d["part"], metadata=d["metadata"],
+                   ocr_pages=tuple(OcrPage(**p) for p in d["ocr_pages"]), ocr_seconds=d["ocr_seconds"])
 
 
 @dataclass(frozen=True, slots=True)
