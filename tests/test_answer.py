@@ -15,6 +15,7 @@ from workbench.config import LLMSettings
 from workbench.errors import ModelNotFoundError
 from workbench.generate import LLM, TransformersLLM
 from workbench.prompt import build_messages, load_template
+from workbench.records import Refusal
 
 
 class ScriptedLLM(LLM):
@@ -77,6 +78,7 @@ def test_unrelated_question_is_refused_without_calling_the_model(sample_wb):
     assert answer.refused
     assert answer.model == "(not called)"
     assert "answer.min_dense_score" in answer.refusal_reason
+    assert answer.refusal.kind is Refusal.TOO_FAR
     assert answer.text == load_template("grounded").refusal
 
 
@@ -143,6 +145,7 @@ def test_cli_ask_streams_the_answer_then_lists_sources(tmp_path):
                                  idx, "--json").stdout)
     assert refused["refused"]
     assert refused["model"] == "(not called)"
+    assert refused["refusal_kind"] == Refusal.TOO_FAR.value and refused["flags"][0].startswith("refused: ")
 
 
 def test_langchain_retriever_and_embeddings(sample_wb):

@@ -111,9 +111,9 @@ def test_the_library_never_imports_the_web_app():
 
 
 def test_sql_lives_in_the_catalog_and_store_layer():
-    allowed = {"catalog.py", "store.py"}
+    allowed = {ROOT / "workbench" / "index" / "catalog.py", ROOT / "workbench" / "index" / "cache.py"}
     for path in _modules("workbench"):
-        if path.name in allowed or "stores" in path.parts:
+        if path in allowed or "stores" in path.parts:
             continue
         text = path.read_text()
         assert ".execute(" not in text, path
@@ -129,3 +129,20 @@ def test_the_readme_layout_names_every_module():
             if name == "__init__.py":
                 continue
             assert name.replace(".py", "") in layout, f"{path.relative_to(ROOT)} is missing from the README's layout"
+
+
+def test_every_exception_of_the_project_is_in_the_error_tree():
+    import ast
+
+    from workbench.executors.cluster import ClusterError
+    from workbench.errors import BadRequest, InvalidInputError, WorkbenchError
+
+    assert issubclass(ClusterError, WorkbenchError) and issubclass(BadRequest, InvalidInputError)
+    for package in ("workbench", "workbench_web"):
+        for path in _modules(package):
+            if path == ROOT / "workbench" / "errors.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                bases = [ast.unparse(b) for b in node.bases] if isinstance(node, ast.ClassDef) else []
+                assert not [b for b in bases if b.endswith(("Error", "Exception"))], \
+                    f"{path.relative_to(ROOT)}: {node.name} belongs in workbench/errors.py"

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import run_cli
 from workbench.answer import asks_for_number, weak_evidence
-from workbench.records import Chunk, Hit
+from workbench.records import AnswerFlag, Chunk, Hit, Refusal, WeakEvidence
 
 def page(lines: list[str], size=(1700, 2200)):
     """A white page with ``lines`` drawn as pixels: no text layer anywhere."""
@@ -115,11 +115,13 @@ def test_weak_evidence_rules():
     assert asks_for_number("How many days of leave carry over?") and asks_for_number("¿Cuántos días quedan?")
     assert asks_for_number("What percentage of staff work remotely?") and not asks_for_number("Who runs payroll?")
     assert not asks_for_number("How long is the probation period?")  # often answered in words
-    assert weak_evidence("How many days carry over?", [_hit("Leave carries over with approval.")], 60) \
-        == "the question asks for a number and no retrieved passage contains one"
-    assert weak_evidence("How many days carry over?", [_hit("Up to 5 days carry over.")], 60) == ""
-    assert "read by OCR with low confidence (41%" in weak_evidence("Who signs?", [_hit("The clerk signs.", 41.0)], 60)
-    assert weak_evidence("Who signs?", [_hit("The clerk signs.", 93.0)], 60) == ""
+    no_number = weak_evidence("How many days carry over?", [_hit("Leave carries over with approval.")], 60)
+    assert no_number.kind is WeakEvidence.NO_NUMBER
+    assert str(no_number) == "the question asks for a number and no retrieved passage contains one"
+    assert weak_evidence("How many days carry over?", [_hit("Up to 5 days carry over.")], 60) is None
+    low = weak_evidence("Who signs?", [_hit("The clerk signs.", 41.0)], 60)
+    assert low.kind is WeakEvidence.LOW_OCR and "read by OCR with low confidence (41%" in str(low)
+    assert weak_evidence("Who signs?", [_hit("The clerk signs.", 93.0)], 60) is None
 
 
 def test_an_answer_from_a_low_confidence_scan_says_so(ingested, make_wb, llm):
@@ -132,7 +134,8 @@ def test_an_answer_from_a_low_confidence_scan_says_so(ingested, make_wb, llm):
     answer = wb.ask("When does the north car park close for resurfacing?")
     assert answer.hits[0].chunk.path.endswith("bulletin.pdf")
     assert answer.weak_evidence.startswith("the best passage was read by OCR with low confidence")
-    assert any(f.startswith("weak evidence:") for f in answer.flags())
+    assert answer.weakness.kind is WeakEvidence.LOW_OCR
+    assert any(f.kind is AnswerFlag.WEAK_EVIDENCE and str(f).startswith("weak evidence:") for f in answer.flags())
     assert answer.citations[0].ocr_note.startswith("read by OCR (confidence")
 
 
@@ -148,6 +151,7 @@ def test_a_number_no_passage_holds_is_refused_without_the_model(make_wb, tmp_pat
     answer = wb.replace(llm=ExplodingLLM("")).ask("How many parking spaces does the north car park have?")
     assert answer.refused and answer.model == "(not called)"
     assert answer.refusal_reason == "the question asks for a number and no retrieved passage contains one"
+    assert answer.refusal.kind is Refusal.NO_NUMBER and answer.weakness.kind is WeakEvidence.NO_NUMBER
     permit = wb.replace(llm=ScriptedLLM("The facilities team issues them [1].")).ask("Who issues parking permits?")
     assert not permit.refused and permit.weak_evidence == ""  # not a number: the model answers
 

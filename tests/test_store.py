@@ -86,3 +86,44 @@ def test_opening_an_index_with_another_embedding_model_is_refused(tmp_path, make
         with IndexWriter(tmp_path / "index", "another-model", wb.embedder.dim):
             pass
     shutil.rmtree(tmp_path / "index")
+
+
+def test_ocr_pages_of_a_catalog_written_before_their_table_are_read_and_then_moved_into_it(tmp_path):
+    import json
+    import sqlite3
+
+    from workbench.catalog import Catalog
+    from workbench.records import Document, OcrPage
+
+    path = tmp_path / "catalog.sqlite"
+    conn = sqlite3.connect(path)
+    doc = Document("d1", "default", "/docs/scan.pdf", "", "Scan", "pdf", 10, 1.0, "h")
+    Catalog.create(conn).insert_document(doc, "/docs", "text", {"ocr_pages": json.dumps({"1": 93.5, "2": 41.0}),
+                                                                "ocr_seconds": "1.20"})
+    conn.execute("DROP TABLE ocr_pages")  # what the previous version wrote: confidences only in the metadata
+    conn.commit()
+    conn.close()
+    old = Catalog(sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True))
+    assert old.ocr_pages(["d1", "d2"]) == {"d1": {1: 93.5, 2: 41.0}}
+    assert old.low_confidence_pages(60) == [("/docs/scan.pdf", 2, 41.0)]
+    old.conn.close()
+    writer = Catalog.create(sqlite3.connect(path))  # a new generation starts from a copy of the old catalog
+    assert writer.ocr_pages(["d1"]) == {"d1": {1: 93.5, 2: 41.0}}
+    assert "ocr_pages" not in json.loads(writer.conn.execute("SELECT metadata FROM documents").fetchone()[0])
+    other = Document("d2", "default", "/docs/b.png", "", "B", "image", 5, 1.0, "h2")
+    writer.insert_document(other, "/docs", "text", {}, (OcrPage(1, 88.0, 12),))
+    assert writer.ocr_pages(["d2"]) == {"d2": {1: 88.0}}
+    assert writer.low_confidence_pages(95) == [("/docs/b.png", 1, 88.0), ("/docs/scan.pdf", 1, 93.5),
+                                               ("/docs/scan.pdf", 2, 41.0)]
+    writer.delete_documents(["d1", "d2"])
+    assert writer.ocr_pages(["d1", "d2"]) == {} and writer.low_confidence_pages(100) == []
+
+
+def test_a_parsed_document_with_ocr_pages_crosses_a_process_boundary_as_json():
+    import json
+
+    from workbench.records import Block, OcrPage, ParsedDocument
+
+    doc = ParsedDocument("pdf", "Scan", (Block("text", page=2, headings=("A",)),), metadata={"k": "v"},
+                         ocr_pages=(OcrPage(2, 71.5, 30),), ocr_seconds=1.25)
+    assert ParsedDocument.from_dict(json.loads(json.dumps(doc.to_dict()))) == doc

@@ -343,6 +343,31 @@ def test_a_file_changed_since_indexing_is_not_served(make_wb, tmp_path):
             call(chunk.chunk_id)
 
 
+def test_a_file_gone_since_indexing_is_not_served_and_the_check_says_why(make_wb, tmp_path):
+    from workbench.errors import FileCheck, FileCheckError
+    from workbench.files import open_checked
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_pdf(docs / "a.pdf", ["Alpha page about turbines."])
+    wb = make_wb()
+    wb.ingest(docs, progress=False)
+    chunk = wb.chunks()[0]
+    (docs / "a.pdf").rename(docs / "b.pdf")
+    with pytest.raises(NotFoundError, match="a.pdf is no longer in its folder"):
+        wb.original_file(chunk.chunk_id)
+    with pytest.raises(FileCheckError) as gone:
+        open_checked(docs / "a.pdf")
+    assert gone.value.kind is FileCheck.MISSING
+    (docs / "link.pdf").symlink_to(docs / "b.pdf")
+    with pytest.raises(FileCheckError, match="symbolic link") as link:
+        open_checked(docs / "link.pdf")
+    assert link.value.kind is FileCheck.LINK
+    with pytest.raises(FileCheckError, match="not a regular file") as folder:
+        open_checked(docs)
+    assert folder.value.kind is FileCheck.NOT_REGULAR
+
+
 def test_the_admin_status_shows_the_embedding_runtime_and_cpu_escaped(make_wb):
     from dataclasses import replace
 

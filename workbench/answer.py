@@ -18,7 +18,7 @@ from workbench.cite import check_citations
 from workbench.config import AnswerSettings
 from workbench.generate.base import LLM
 from workbench.prompt import build_messages, condense_messages, load_template
-from workbench.records import Answer, Citation, Hit, Hits, SearchTrace, Timings
+from workbench.records import Answer, Citation, Hit, Hits, Reason, Refusal, SearchTrace, Timings, WeakEvidence
 
 CONDENSE_TOKENS = 64
 
@@ -38,35 +38,34 @@ def asks_for_number(question: str) -> bool:
     return _ASKS_NUMBER.search(question) is not None
 
 
-def weak_evidence(question: str, hits: Sequence[Hit], ocr_below: float) -> str:
-    """Why the passages may not support an answer although they passed `evidence_gap`, or '': the
-    question asks for a number and no passage holds a digit (the model would have to guess it), or
-    the best passage was read by OCR with a mean word confidence under ``ocr_below``."""
+def weak_evidence(question: str, hits: Sequence[Hit], ocr_below: float) -> Reason | None:
+    """Why the passages may not support an answer although they passed `evidence_gap` (a `Reason`
+    of kind `WeakEvidence`), or None: the question asks for a number and no passage holds a digit
+    (the model would have to guess it), or the best passage was read by OCR with a mean word
+    confidence under ``ocr_below``."""
     if asks_for_number(question) and hits and not any(re.search(r"\d", h.chunk.text) for h in hits):
-        return "the question asks for a number and no retrieved passage contains one"
+        return WeakEvidence.NO_NUMBER.says()
     best = hits[0].ocr_confidence if hits else None
     if best is not None and best < ocr_below:
-        return f"the best passage was read by OCR with low confidence ({best:.0f}% < {ocr_below:g}%, [ocr] low_confidence)"
-    return ""
+        return WeakEvidence.LOW_OCR.says(best=best, below=ocr_below)
+    return None
 
 
-def evidence_gap(hits: Sequence[Hit], trace: SearchTrace, settings: AnswerSettings) -> str:
-    """Why the hits are not evidence enough to answer, or '' when they are."""
+def evidence_gap(hits: Sequence[Hit], trace: SearchTrace, settings: AnswerSettings) -> Reason | None:
+    """Why the hits are not evidence enough to answer (a `Reason` of kind `Refusal`), or None when they are."""
     if not hits:
-        return "no passage in the documents matched the question"
+        return Refusal.NO_MATCH.says()
     if trace.used_dense:
         best = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
         if best < settings.min_dense_score:
-            return f"the closest passage is too far from the question (similarity {best:.2f} < " \
-                   f"{settings.min_dense_score:g}, answer.min_dense_score)"
-        return ""
+            return Refusal.TOO_FAR.says(best=best, limit=settings.min_dense_score)
+        return None
     asked = set(trace.lexical_terms)
     top = set(terms(hits[0].chunk.text + " " + " ".join(hits[0].chunk.headings), trace.query_language))
     share = len(asked & top) / len(asked) if asked else 0.0
     if share < settings.min_term_overlap:
-        return f"the best passage shares only {share:.0%} of the question's terms (< " \
-               f"{settings.min_term_overlap:.0%}, answer.min_term_overlap)"
-    return ""
+        return Refusal.FEW_TERMS.says(share=share, limit=settings.min_term_overlap)
+    return None
 
 
 def condense(llm, template, history: Sequence[tuple[str, str]], question: str) -> str:
@@ -104,12 +103,12 @@ def answer_stream(question: str, *, search: Callable[[str, int], Hits], llm: Cal
         on_sources(hits, generation)
     gap = evidence_gap(hits, trace, settings)
     weak = weak_evidence(standalone, hits, ocr_below)
-    if not gap and weak.startswith("the question asks for a number"):
-        gap = weak
-    if gap:
+    if gap is None and weak is not None and weak.kind is WeakEvidence.NO_NUMBER:
+        gap = Refusal.NO_NUMBER.says()
+    if gap is not None:
         yield template.refusal
-        yield Answer(question=question, text=template.refusal, hits=tuple(hits), refused=True, refusal_reason=gap,
-                     standalone_question=standalone, generation=generation, model="(not called)", weak_evidence=weak,
+        yield Answer(question=question, text=template.refusal, hits=tuple(hits), refusal=gap,
+                     standalone_question=standalone, generation=generation, model="(not called)", weakness=weak,
                      timings=Timings(retrieval_ms=retrieval_ms, total_s=time.perf_counter() - started))
         return
     llm = llm()
@@ -131,10 +130,10 @@ def answer_stream(question: str, *, search: Callable[[str, int], Hits], llm: Cal
     refused = template.refusal.rstrip(".") in text and not cited
     yield Answer(
         question=question, text=text or template.refusal, citations=_citations(used), hits=tuple(used),
-        refused=refused, refusal_reason="the model found no answer in the sources" if refused else "",
+        refusal=Refusal.NO_ANSWER_IN_SOURCES.says() if refused else None,
         standalone_question=standalone, invented_citations=tuple(invented), uncited_sentences=tuple(uncited),
         generation=generation, model=llm.name, cited_numbers=tuple(cited),
-        weak_evidence=weak_evidence(standalone, used, ocr_below),
+        weakness=weak_evidence(standalone, used, ocr_below),
         timings=Timings(retrieval_ms=retrieval_ms, prompt_tokens=prompt_tokens, completion_tokens=completion,
                         time_to_first_token_s=first or elapsed, total_s=time.perf_counter() - started,
                         tokens_per_s=completion / max(elapsed - (first or 0), 1e-6) if completion > 1 else 0.0))

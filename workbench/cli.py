@@ -235,13 +235,13 @@ def _acting(wb, args: argparse.Namespace):
 
 
 def _ask(wb, args: argparse.Namespace) -> int:
-    from workbench.records import Filters
+    from workbench.records import AnswerFlag, Filters
 
     filters = Filters(collections=tuple(args.collection)) if args.collection else None
     principal = _acting(wb, args)
     if args.json:
         answer = wb.ask(args.question, k=args.k, filters=filters, principal=principal)
-        _print_json({**answer.to_dict(), "flags": answer.flags()})
+        _print_json({**answer.to_dict(), "flags": [str(f) for f in answer.flags()]})
         return 0
 
     def show(piece: str) -> None:
@@ -255,7 +255,7 @@ def _ask(wb, args: argparse.Namespace) -> int:
     for c in answer.cited or answer.citations:
         print(c)
     for flag in answer.flags():
-        if not flag.startswith("refused"):
+        if flag.kind is not AnswerFlag.REFUSED:  # said above
             print(f"note: {flag}")
     return 0
 

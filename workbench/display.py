@@ -84,6 +84,6 @@ def answer_html(answer) -> str:
     meta = (f"generation {answer.generation} · {html.escape(answer.model)} · retrieval {t.retrieval_ms:.0f} ms"
             f" · first token {t.time_to_first_token_s:.2f} s · {t.tokens_per_s:.1f} tok/s"
             f" · total {t.total_s:.2f} s")
-    flags = "".join(f"<li>{html.escape(f)}</li>" for f in answer.flags())
+    flags = "".join(f"<li>{html.escape(str(f))}</li>" for f in answer.flags())
     return (f"<div><p>{body}</p><ol style='list-style:none'>{''.join(items)}</ol><small>{meta}</small>"
             f"{'<ul>' + flags + '</ul>' if flags else ''}</div>")

@@ -3,21 +3,29 @@
     WorkbenchError                 anything the CLI prints as one line (exit code 2 unless stated)
     ├── ConfigError                the config file is missing, malformed, or names an unknown setting
     ├── InvalidInputError          a value given by the caller is refused (also a ValueError)
-    │   └── UploadRefusedError     an uploaded file refused before parsing: .name, .reason
+    │   ├── UploadRefusedError     an uploaded file refused before parsing: .name, .reason
+    │   └── BadRequest             one `llm-serve` request refused: .status (the HTTP status)
     ├── ModelNotFoundError         a model is not on disk (nothing is ever downloaded)
     ├── IndexMismatchError         the index was built with another model or catalog format
     ├── IndexCorruptError          the index on disk is inconsistent (never published that way)
     ├── IndexBusyError             another writer holds the index (exit code 75: retry later)
     ├── EmptyIndexError            nothing to search yet
     ├── NotFoundError              no such source, user or document, or the asker may not see it
-    └── AuditError                 an action that must be audited could not be recorded, so it was not done
+    ├── AuditError                 an action that must be audited could not be recorded, so it was not done
+    └── ClusterError               the Ray cluster could not be reached, started no worker, or lost them all
 
     ParseError                     one file could not be parsed: its message is the reason in the
                                    ingest report (a `FileFailure`, with a `FailureKind`), never raised
                                    to callers of `Workbench`
+    FileCheckError                 a file that must not be read as it is now: .kind (a `FileCheck`);
+                                   its message is the reason in the report, never raised to callers
+
+Each outcome code branches on is a type or an enum member, never a match on a message.
 """
 
 from __future__ import annotations
+
+from enum import Enum
 
 
 class WorkbenchError(Exception):
@@ -40,6 +48,16 @@ class IndexCorruptError(WorkbenchError):
 
 class ModelNotFoundError(WorkbenchError):
     """A model named in the config cannot be loaded from disk (the workbench never downloads)."""
+
+
+def not_on_disk(what: str, name: str, setting: str, exc: BaseException | None = None, model_id: str = "ID",
+                more: str = "") -> ModelNotFoundError:
+    """The one error for a model that is not on disk (every loader raises it): what could not be
+    loaded and why, that the workbench never downloads, and how to fetch it and name it in ``setting``."""
+    why = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
+    return ModelNotFoundError(f"cannot load {what} {name!r} from disk{why}. The workbench never downloads: fetch "
+                              f"it on a connected machine (`hf download {model_id} --local-dir DIR`){more}, copy the "
+                              f"folder here, and set {setting} = \"DIR\" in workbench.toml")
 
 
 class IndexMismatchError(WorkbenchError):
@@ -74,3 +92,33 @@ class UploadRefusedError(InvalidInputError):
     def __init__(self, name: str, reason: str) -> None:
         super().__init__(f"{name}: {reason}")
         self.name, self.reason = name, reason
+
+
+class BadRequest(InvalidInputError):
+    """One `llm-serve` request refused before any work: its HTTP status and the message sent back."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ClusterError(WorkbenchError):
+    """The Ray cluster could not be reached, started no worker, or lost them all."""
+
+
+class FileCheck(str, Enum):
+    """Why a file was not read as it is now (`FileCheckError.kind`)."""
+
+    LINK = "link"  # its path leads through a symbolic link
+    MISSING = "missing"  # nothing at its path any more
+    UNREADABLE = "unreadable"  # the operating system refused to open it
+    NOT_REGULAR = "not_regular"  # a folder, a device, a pipe...
+    CHANGED = "changed"  # its bytes are not those the sync listed
+
+
+class FileCheckError(Exception):
+    """A file that must not be read as it is now (its message is the reason, for the report)."""
+
+    def __init__(self, kind: FileCheck, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind

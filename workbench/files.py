@@ -6,6 +6,7 @@ its path. `open_no_links` opens a file without following a link in *any* part of
 sources are stored as real paths, so none is expected), `open_checked` also wants a regular file
 and, when given, the content hash recorded for it; the caller then reads, parses or serves from
 that one descriptor. `file_hash` is the content hash the sync records (BLAKE2b-128 of the bytes).
+A file refused raises `FileCheckError`, whose `FileCheck` kind says why (both in `workbench.errors`).
 `private_dir` and `private_file` create the workbench's own folders and files for its user only.
 Leaves out: deciding what to read (`workbench.sync`) and who may read it (`workbench.access`).
 """
@@ -17,6 +18,8 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+
+from workbench.errors import FileCheck, FileCheckError
 
 BLOCK = 1 << 20
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600  # what the workbench writes is its user's alone
@@ -32,10 +35,6 @@ def private_file(path: Path) -> Path:
     the mode of the database, so they follow)."""
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT, PRIVATE_FILE))
     return path
-
-
-class FileCheckError(Exception):
-    """A file that must not be read as it is now (its message is the reason, for the report)."""
 
 
 def open_no_links(path: str | os.PathLike, flags: int = os.O_RDONLY) -> int:
@@ -80,15 +79,16 @@ def open_checked(path: str | os.PathLike, content_hash: str | None = None) -> in
         fd = open_no_links(Path(path).absolute(), os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise FileCheckError("its path leads through a symbolic link now (not followed)") from None
-        raise FileCheckError(f"cannot read file ({exc.strerror or exc})") from None
+            raise FileCheckError(FileCheck.LINK, "its path leads through a symbolic link now (not followed)") from None
+        kind = FileCheck.MISSING if exc.errno == errno.ENOENT else FileCheck.UNREADABLE
+        raise FileCheckError(kind, f"cannot read file ({exc.strerror or exc})") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise FileCheckError("not a regular file (not read)")
+            raise FileCheckError(FileCheck.NOT_REGULAR, "not a regular file (not read)")
         os.set_blocking(fd, True)
         if content_hash is not None:
             if hash_of(fd) != content_hash:
-                raise FileCheckError("its content is not what was listed (changed since); it is read again at "
+                raise FileCheckError(FileCheck.CHANGED, "its content is not what was listed (changed since); it is read again at "
                                      "the next sync")
             os.lseek(fd, 0, os.SEEK_SET)
         return fd

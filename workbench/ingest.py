@@ -11,7 +11,6 @@ end, and only when something changed.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -279,10 +278,9 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
                         emb.names[doc.doc_id] = parsed.part or f.path
                         meta = {**parsed.metadata, "identity": chunks[0].identity} if chunks and chunks[0].identity \
                             else parsed.metadata
-                        w.add_document(doc, root_s, parsed.text, meta)
-                        if "ocr_pages" in parsed.metadata:
-                            t.ocr_pages += len(json.loads(parsed.metadata["ocr_pages"]))
-                            t.ocr_seconds += float(parsed.metadata.get("ocr_seconds", 0))
+                        w.add_document(doc, root_s, parsed.text, meta, parsed.ocr_pages)
+                        t.ocr_pages += len(parsed.ocr_pages)
+                        t.ocr_seconds += parsed.ocr_seconds
                         emb.add(list(chunks), result.vectors)
                 if on_file is not None:
                     on_file(f.path, result.error)

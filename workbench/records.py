@@ -3,6 +3,8 @@
 Flow: a loader yields `ParsedDocument` (a list of `Block`s); the chunker turns a `Document`'s
 blocks into `Chunk`s; search returns `Hit`s; ingestion returns an `IngestReport`; `IndexStatus`
 describes a published index. Every record converts to plain JSON-able data with `to_dict()`.
+Outcomes code branches on are enum members (`FailureKind`, `Refusal`, `WeakEvidence`, `AnswerFlag`),
+each carrying its sentence for people; a `Reason` is one such member with its sentence filled in.
 """
 
 from __future__ import annotations
@@ -51,14 +53,26 @@ class Block(_Record):
 
 
 @dataclass(frozen=True, slots=True)
+class OcrPage(_Record):
+    """A page read by OCR: its number (1-based) and the mean confidence (0-100) of its ``words``."""
+
+    page: int
+    confidence: float
+    words: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedDocument(_Record):
-    """What a loader returns for one file, or one part of it (an e-mail attachment)."""
+    """What a loader returns for one file, or one part of it (an e-mail attachment). ``ocr_pages``
+    are its pages read by OCR (the catalog keeps them), ``ocr_seconds`` the parser time they took."""
 
     format: str
     title: str
     blocks: tuple[Block, ...]
     part: str = ""  # "" for the file itself; the attachment name for e-mail attachments
     metadata: dict[str, str] = field(default_factory=dict)
+    ocr_pages: tuple[OcrPage, ...] = ()
+    ocr_seconds: float = 0.0
 
     @property
     def text(self) -> str:
@@ -69,7 +83,8 @@ class ParsedDocument(_Record):
     def from_dict(cls, d: dict) -> "ParsedDocument":
         """The inverse of `to_dict` (parser workers and cluster nodes send documents as JSON)."""
         blocks = tuple(Block(**{**b, "headings": tuple(b["headings"])}) for b in d["blocks"])
-        return cls(format=d["format"], title=d["title"], blocks=blocks, part=d["part"], metadata=d["metadata"])
+        return cls(format=d["format"], title=d["title"], blocks=blocks, part=d["part"], metadata=d["metadata"],
+                   ocr_pages=tuple(OcrPage(**p) for p in d["ocr_pages"]), ocr_seconds=d["ocr_seconds"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,6 +520,61 @@ class Citation(_Record):
         return f"[{self.number}] {self.title} — {self.path}{' » ' + self.part if self.part else ''}{where}{ocr}"
 
 
+class _Outcome(str, Enum):
+    """An outcome kind: its value is a short code (what JSON shows), ``text`` the sentence people
+    read, a format string that `says` fills in. Code compares members, never sentences."""
+
+    def __new__(cls, code: str, text: str) -> "_Outcome":
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.text = text
+        return member
+
+    def says(self, **values: Any) -> "Reason":
+        """This outcome with its sentence filled in from ``values``."""
+        return Reason(self, self.text.format(**values))
+
+
+@dataclass(frozen=True, slots=True)
+class Reason(_Record):
+    """One outcome: its ``kind`` (an enum member, for code) and its ``text`` (for people; ``str()``)."""
+
+    kind: _Outcome
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class WeakEvidence(_Outcome):
+    """Why passages that passed the evidence gate may still not support an answer."""
+
+    NO_NUMBER = "no_number", "the question asks for a number and no retrieved passage contains one"
+    LOW_OCR = "low_ocr", ("the best passage was read by OCR with low confidence ({best:.0f}% < {below:g}%, "
+                          "[ocr] low_confidence)")
+
+
+class Refusal(_Outcome):
+    """Why an answer was refused (all but `NO_ANSWER_IN_SOURCES` before the model was called)."""
+
+    NO_MATCH = "no_match", "no passage in the documents matched the question"
+    TOO_FAR = "too_far", ("the closest passage is too far from the question (similarity {best:.2f} < {limit:g}, "
+                          "answer.min_dense_score)")
+    FEW_TERMS = "few_terms", ("the best passage shares only {share:.0%} of the question's terms (< {limit:.0%}, "
+                              "answer.min_term_overlap)")
+    NO_NUMBER = "no_number", WeakEvidence.NO_NUMBER.text
+    NO_ANSWER_IN_SOURCES = "no_answer_in_sources", "the model found no answer in the sources"
+
+
+class AnswerFlag(_Outcome):
+    """What `Answer.flags` points out about an answer."""
+
+    REFUSED = "refused", "refused: {reason}"
+    INVENTED_CITATIONS = "invented_citations", "dropped citations to sources that do not exist: {numbers}"
+    UNCITED = "uncited", "{n} sentence(s) without a citation"
+    WEAK_EVIDENCE = "weak_evidence", "weak evidence: {reason}"
+
+
 @dataclass(frozen=True, slots=True)
 class Timings(_Record):
     """How long an answer took and how many tokens it used (0 where the model was not called)."""
@@ -521,18 +591,18 @@ class Timings(_Record):
 class Answer(_Record):
     """A grounded answer: text with [n] markers, the citations they resolve to, and how it was made.
 
-    ``refused`` answers say the documents do not cover the question (the model may not have been
-    called: see ``refusal_reason``). ``cited_numbers`` are the valid markers the text uses (checked
-    by `workbench.cite`); ``invented_citations`` were dropped from ``text``; ``uncited_sentences``
-    carry no citation.
+    A ``refusal`` (a `Reason` of kind `Refusal`) says the documents do not cover the question (the
+    model may not have been called); ``weakness`` (of kind `WeakEvidence`) why the evidence may not
+    support the answer. ``cited_numbers`` are the valid markers the text uses (checked by
+    `workbench.cite`); ``invented_citations`` were dropped from ``text``; ``uncited_sentences`` carry
+    no citation.
     """
 
     question: str
     text: str
     citations: tuple[Citation, ...] = ()
     hits: tuple[Hit, ...] = ()
-    refused: bool = False
-    refusal_reason: str = ""
+    refusal: Reason | None = None
     standalone_question: str = ""
     invented_citations: tuple[int, ...] = ()
     uncited_sentences: tuple[str, ...] = ()
@@ -540,7 +610,29 @@ class Answer(_Record):
     model: str = ""
     timings: Timings = Timings()
     cited_numbers: tuple[int, ...] = ()
-    weak_evidence: str = ""  # why the evidence may not support an answer ("" when nothing is known against it)
+    weakness: Reason | None = None  # why the evidence may not support an answer (None: nothing known against it)
+
+    @property
+    def refused(self) -> bool:
+        return self.refusal is not None
+
+    @property
+    def refusal_reason(self) -> str:
+        """Why the answer was refused, for people ("" when it was not)."""
+        return "" if self.refusal is None else self.refusal.text
+
+    @property
+    def weak_evidence(self) -> str:
+        """Why the evidence may not support the answer, for people ("" when nothing is known against it)."""
+        return "" if self.weakness is None else self.weakness.text
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data; the refusal and the weakness as their sentences and, for code, their kinds."""
+        out = {f.name: _to_dict(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        refusal, weakness = out.pop("refusal"), out.pop("weakness")
+        return {**out, "refused": self.refused, "refusal_reason": self.refusal_reason,
+                "refusal_kind": refusal and refusal["kind"], "weak_evidence": self.weak_evidence,
+                "weak_evidence_kind": weakness and weakness["kind"]}
 
     @property
     def cited(self) -> tuple[Citation, ...]:
@@ -559,14 +651,15 @@ class Answer(_Record):
 
         return answer_html(self)
 
-    def flags(self) -> list[str]:
+    def flags(self) -> list[Reason]:
+        """What is worth pointing out about this answer: `Reason`s of kind `AnswerFlag`."""
         out = []
-        if self.refused:
-            out.append(f"refused: {self.refusal_reason}")
+        if self.refusal is not None:
+            out.append(AnswerFlag.REFUSED.says(reason=self.refusal))
         if self.invented_citations:
-            out.append(f"dropped citations to sources that do not exist: {list(self.invented_citations)}")
+            out.append(AnswerFlag.INVENTED_CITATIONS.says(numbers=list(self.invented_citations)))
         if self.uncited_sentences:
-            out.append(f"{len(self.uncited_sentences)} sentence(s) without a citation")
-        if self.weak_evidence:
-            out.append(f"weak evidence: {self.weak_evidence}")
+            out.append(AnswerFlag.UNCITED.says(n=len(self.uncited_sentences)))
+        if self.weakness is not None:
+            out.append(AnswerFlag.WEAK_EVIDENCE.says(reason=self.weakness))
         return out

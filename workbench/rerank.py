@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from workbench.embed import resolve_model_path
-from workbench.errors import ModelNotFoundError
+from workbench.errors import not_on_disk
 from workbench.records import Hit
 
 
@@ -30,9 +30,7 @@ class CrossEncoderReranker:
             self.model = CrossEncoder(path, device=device, local_files_only=True, trust_remote_code=False,
                                       model_kwargs={"use_safetensors": True})  # never pickle weights
         except (OSError, ValueError) as exc:
-            raise ModelNotFoundError(
-                f"cannot load reranker {model!r} from disk ({exc}); download it on a connected machine "
-                f"(`hf download {model} --local-dir DIR`) and set [retrieval] reranker = \"DIR\"") from None
+            raise not_on_disk("the reranker", model, "[retrieval] reranker", exc, model_id=model) from None
         self.name = model
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:

@@ -12,15 +12,16 @@ free slot; beyond that a request gets 503 at once. Each request is bounded: a JS
 the server's configured maximum or than the window leaves, and generation stops as soon as the
 client goes away. API keys are compared in constant time. Binds to 127.0.0.1 unless told
 otherwise, and refuses any other address without an API key; on loopback it answers only requests
-whose ``Host`` names loopback (a web page cannot reach it through DNS rebinding). Leaves out: continuous batching and multi-GPU serving (use vLLM for
-that, see README), TLS (put a reverse proxy in front when it leaves the host).
+whose ``Host`` names loopback (a web page cannot reach it through DNS rebinding; "this machine
+only" is `workbench.net.is_loopback`, which the web app's guard asks too). Leaves out:
+continuous batching and multi-GPU serving (use vLLM for that, see README), TLS (put a reverse proxy
+in front when it leaves the host).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
-import ipaddress
 import json
 import os
 import queue
@@ -31,7 +32,8 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from workbench.errors import WorkbenchError
+from workbench.errors import BadRequest, WorkbenchError
+from workbench.net import is_loopback
 
 MIN_BODY_BYTES = 64 * 1024
 BODY_BYTES_PER_TOKEN = 24  # a token is rarely over 6 characters, and JSON escapes one in at most 6 bytes
@@ -41,23 +43,6 @@ def body_limit(context_window: int) -> int:
     """The largest request body worth reading for a model with this window (a longer one cannot fit it)."""
     return max(MIN_BODY_BYTES, context_window * BODY_BYTES_PER_TOKEN)
 SOCKET_TIMEOUT_S = 60  # a client that stops sending mid-request is dropped
-
-
-class BadRequest(Exception):
-    """One request's problem: (HTTP status, message)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name, or "" (every interface): treat as reachable from outside
 
 
 def server_api_key(host: str, api_key_env: str | None) -> str | None:

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from workbench.errors import NotFoundError, WorkbenchError
-from workbench.files import FileCheckError, hash_of, open_checked
+from workbench.errors import FileCheck, FileCheckError, NotFoundError, WorkbenchError
+from workbench.files import hash_of, open_checked
 from workbench.load.sandbox import killed_by_cpu_limit, read_frame, worker_env, write_frame
 from workbench.records import Chunk, Document, SourceView
 
@@ -75,7 +75,7 @@ def open_original(doc: Document) -> Original:
     try:
         fd = open_checked(doc.path)
     except FileCheckError as exc:
-        gone = "No such file" in str(exc)
+        gone = exc.kind is FileCheck.MISSING
         raise NotFoundError(f"{name} is no longer in its folder (re-index to update the sources)" if gone else
                             f"{name} is not served: {exc}") from None
     try:

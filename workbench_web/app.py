@@ -14,7 +14,7 @@ import argparse
 import threading
 
 from workbench import Workbench, WorkbenchError
-from workbench_web.guard import is_loopback
+from workbench.net import is_loopback
 from workbench_web.server import create_server
 
 

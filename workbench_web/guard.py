@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -40,6 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 from starlette.requests import cookie_parser
 
 from workbench.config import WebSettings
+from workbench.net import is_loopback
 from workbench_web.gate import EventGate, Refusal
 
 SAFE_METHODS = {"GET", "HEAD"}
@@ -66,16 +66,6 @@ PAGE_CSP = ("default-src 'self'; script-src 'self' {hashes}; style-src 'self' 'u
             "connect-src 'self'; form-action 'self'; base-uri 'self'; object-src 'none'; frame-ancestors 'none'")
 _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)
 MAX_PAGE = 16 * 2**20  # a main page larger than this is not given script hashes (it never is)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address) is this machine only."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def origin_of(url: str) -> str:

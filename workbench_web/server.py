@@ -18,8 +18,9 @@ import shutil
 from pathlib import Path
 
 from workbench import NotFoundError, Workbench, WorkbenchError
+from workbench.net import is_loopback
 from workbench_web.gate import EventGate, shapes_of
-from workbench_web.guard import WebGuard, is_loopback, origin_of, public_origins
+from workbench_web.guard import WebGuard, origin_of, public_origins
 from workbench_web.pages import CSS, build_app
 from workbench_web.sessions import GradioTokens, LoginThrottle, SessionStore
 from workbench_web.signin import Identity, add_signin_routes, audit, gradio_auth, proxy_secret

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from workbench.errors import ModelNotFoundError
+from workbench.errors import not_on_disk
 
 
 class ModelCard:
@@ -24,9 +24,7 @@ class ModelCard:
         self.path = Path(path)
         folder = self.path
         if not folder.is_dir():
-            raise ModelNotFoundError(
-                f"embedding model folder {path!r} not found. The workbench never downloads: fetch it on a "
-                "connected machine (`hf download ID --local-dir DIR`) and set [embedding] model = \"DIR\"")
+            raise not_on_disk("the embedding model", path, "[embedding] model")
         read = lambda name: json.loads((folder / name).read_text()) if (folder / name).exists() else None  # noqa: E731
         modules = read("modules.json") or []
         kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]

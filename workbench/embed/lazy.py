@@ -26,7 +26,7 @@ from workbench.config import EmbeddingSettings
 from workbench.embed.base import Runtime, resolve_model_path
 from workbench.embed.card import ModelCard, count_tokens
 from workbench.embed.choice import choose_runtime
-from workbench.errors import ModelNotFoundError
+from workbench.errors import ModelNotFoundError, not_on_disk
 from workbench.hardware import cpu_info
 
 # runtime name -> (module, class); a plain dict, as in `workbench.generate`
@@ -52,9 +52,7 @@ class LazyEmbedder:
         self.name = settings.model
         self.path = resolve_model_path(settings.model)
         if not Path(self.path).is_dir():
-            raise ModelNotFoundError(
-                f"cannot find embedding model {settings.model!r} on disk. The workbench never downloads: fetch "
-                "it on a connected machine (`hf download ID --local-dir DIR`) and set [embedding] model = \"DIR\"")
+            raise not_on_disk("the embedding model", settings.model, "[embedding] model")
         self.card = ModelCard(self.path)
         self.cache_dir = cache_dir
         onnx_ok = self.card.onnx_ok and cache_dir is not None

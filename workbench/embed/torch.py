@@ -11,7 +11,7 @@ import numpy as np
 
 from workbench.config import EmbeddingSettings
 from workbench.embed.base import resolve_model_path
-from workbench.errors import ModelNotFoundError
+from workbench.errors import not_on_disk
 from workbench.hardware import cpu_has_bf16
 
 
@@ -40,11 +40,7 @@ class SentenceTransformerEmbedder:
                 model_kwargs={"dtype": getattr(torch, dtype), "use_safetensors": True},  # never pickle weights
             )
         except (OSError, ValueError) as exc:
-            raise ModelNotFoundError(
-                f"cannot load embedding model {settings.model!r} from disk ({exc}). The workbench "
-                "never downloads: fetch it on a connected machine (`hf download ID --local-dir DIR`) "
-                "and set [embedding] model = \"DIR\""
-            ) from None
+            raise not_on_disk("the embedding model", settings.model, "[embedding] model", exc) from None
         self.name = settings.model
         self.dtype = dtype
         self.device = device

@@ -44,18 +44,13 @@ import numpy as np
 
 from workbench.config import Config
 from workbench.embed import Embedder
-from workbench.errors import WorkbenchError
+from workbench.errors import ClusterError, FileCheckError
 from workbench.executors.base import Opener, Uncached, chunk_outcome
-from workbench.files import FileCheckError
 from workbench.privacy import OFFLINE_SWITCHES
 from workbench.records import Chunk, ChunkedFile, NodeWork, ParsedDocument, ParseJob
 
 DEPTH = 1  # requests waiting at one actor beyond its parser count: keeps it busy while the driver writes
 EMBED_SPLIT = 128  # texts per embedding request: one large file's passages spread over every node
-
-
-class ClusterError(WorkbenchError):
-    """The Ray cluster could not be reached, started no worker, or lost them all."""
 
 
 def _quiet_ray():

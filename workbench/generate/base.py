@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from workbench.config import LLMSettings
-from workbench.errors import ModelNotFoundError
+from workbench.errors import ModelNotFoundError, not_on_disk
 
 Message = dict[str, str]
 SMOLLM2 = "SmolLM2-135M-Instruct"
@@ -47,10 +47,8 @@ def resolve_llm_path(settings: LLMSettings) -> tuple[str, str | None]:
 
 
 def missing_weights(model: str, exc: Exception) -> ModelNotFoundError:
-    return ModelNotFoundError(
-        f"cannot load the language model {model!r} from disk ({type(exc).__name__}: {exc}). The workbench never "
-        "downloads weights. On a machine with internet: `hf download meta-llama/Llama-3.1-8B-Instruct --local-dir "
-        "/models/llama-3.1-8b` (accept the licence on huggingface.co first), copy the folder here, and set "
-        "[llm] model = \"/models/llama-3.1-8b\" in workbench.toml. A GGUF file works too: model = \"/models/x.gguf\"")
+    """The language model's `not_on_disk` error, with Llama 3.1's id and its licence step."""
+    return not_on_disk("the language model", model, "[llm] model", exc, model_id="meta-llama/Llama-3.1-8B-Instruct",
+                       more=" (accept the licence on huggingface.co first; a GGUF file works too)")
 
 

@@ -1,11 +1,14 @@
-"""The SQLite catalog of one index generation: documents, chunks, full text, sources, failures.
+"""The SQLite catalog of one index generation: documents, chunks, full text, OCR pages, sources, failures.
 
 Schema and queries only; `workbench.index.reader` and `writer` decide which file is opened, read-only or for a new
 generation. Chunks carry their FAISS id as their primary key, and an FTS5 table (written beside
 each chunk by `insert_chunks`, removed with it) indexes its analysed text and heading path. Chunks listed in
 ``lexical_only`` (tables of contents, back-of-book indexes) have no FAISS vector. Every
 SQL statement of the index lives here, the search filters (`Filters` → SQL) included; ranking maths
-stay in `workbench.retrieve`. Leaves out: vectors (FAISS) and the embedding cache.
+stay in `workbench.retrieve`. Pages read by OCR have their own table (``ocr_pages``); a catalog
+written before it (their confidences were JSON in a document's metadata) is moved over when a writer
+opens it and read through a temporary view when opened read-only, so the format stays "2" (an
+addition, like ``lexical_only``). Leaves out: vectors (FAISS) and the embedding cache.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from workbench.records import Chunk, Document, FailureKind, FileFailure, Filters
+from workbench.records import Chunk, Document, FailureKind, FileFailure, Filters, OcrPage
 
 SCHEMA_VERSION = "2"
 
@@ -46,10 +49,21 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, heading_terms, t
 -- Chunks searched by BM25 only, with no vector in FAISS: tables of contents and back-of-book
 -- indexes (`workbench.chunk.is_navigation`). Absent from catalogs written before it existed.
 CREATE TABLE IF NOT EXISTS lexical_only (id INTEGER PRIMARY KEY);
+-- Pages read by OCR and the mean confidence of their words (0-100). Catalogs written before this
+-- table kept them as JSON in documents.metadata: see LEGACY_OCR_PAGES.
+CREATE TABLE IF NOT EXISTS ocr_pages (
+  doc_id TEXT NOT NULL REFERENCES documents(doc_id), page INTEGER NOT NULL, confidence REAL NOT NULL,
+  words INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (doc_id, page));
 CREATE TABLE IF NOT EXISTS failures (
   collection TEXT NOT NULL, path TEXT NOT NULL, source_root TEXT NOT NULL, reason TEXT NOT NULL,
   size INTEGER, mtime REAL, at REAL NOT NULL, kind TEXT NOT NULL DEFAULT 'parse', PRIMARY KEY (collection, path));
 """
+
+# The OCR pages of a catalog written before the ocr_pages table, where each document's metadata held
+# {"ocr_pages": "{\"<page>\": <confidence>, ...}"}: copied into the table when a writer opens it,
+# read through a temporary view of the same name when it is opened read-only.
+LEGACY_OCR_PAGES = """SELECT d.doc_id AS doc_id, CAST(j.key AS INTEGER) AS page, j.value AS confidence, 0 AS words
+  FROM documents d, json_each(json_extract(d.metadata, '$.ocr_pages')) j"""
 
 _UNDER = "(path = ? OR substr(path, 1, length(?)) = ?)"  # params: root, root + "/", root + "/"
 _DOC_COLS = "doc_id, collection, path, part, title, format, size, mtime, content_hash, groups, language"
@@ -92,6 +106,10 @@ def _match(words: Sequence[str]) -> str:
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM main.sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
+
+
 def _document(row: Sequence, n_chunks: int = 0) -> Document:
     return Document(doc_id=row[0], collection=row[1], path=row[2], part=row[3], title=row[4], format=row[5],
                     size=row[6], mtime=row[7], content_hash=row[8], groups=tuple(json.loads(row[9])),
@@ -104,10 +122,17 @@ class Catalog:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.chunks_changed = False  # set by writes that add or remove chunks (a new generation's catalog)
+        if not _has_table(conn, "ocr_pages"):  # a catalog from before the table, opened read-only
+            conn.execute(f"CREATE TEMP VIEW IF NOT EXISTS ocr_pages AS {LEGACY_OCR_PAGES}")
 
     @classmethod
     def create(cls, conn: sqlite3.Connection) -> "Catalog":
+        legacy_ocr = _has_table(conn, "documents") and not _has_table(conn, "ocr_pages")
         conn.executescript(SCHEMA)
+        if legacy_ocr:  # move each document's OCR pages out of its metadata into their table
+            conn.execute(f"INSERT INTO ocr_pages {LEGACY_OCR_PAGES}")
+            conn.execute("UPDATE documents SET metadata = json_remove(metadata, '$.ocr_pages', '$.ocr_seconds') "
+                         "WHERE json_extract(metadata, '$.ocr_pages') IS NOT NULL")
         if "kind" not in {r[1] for r in conn.execute("PRAGMA table_info(failures)")}:  # written before kinds
             conn.execute("ALTER TABLE failures ADD COLUMN kind TEXT NOT NULL DEFAULT 'parse'")
             conn.execute("UPDATE failures SET kind='too_large' WHERE reason LIKE '%(ingest.max_file_mb)'")
@@ -220,12 +245,14 @@ class Catalog:
     def ocr_pages(self, doc_ids: Iterable[str]) -> dict[str, dict[int, float]]:
         """{doc id: {page: mean OCR word confidence}} for those of ``doc_ids`` with pages read by OCR."""
         ids = list(dict.fromkeys(doc_ids))
-        if not ids:
-            return {}
-        rows = self.conn.execute(
-            f"SELECT doc_id, json_extract(metadata, '$.ocr_pages') FROM documents WHERE doc_id IN "
-            f"({','.join('?' * len(ids))}) AND json_extract(metadata, '$.ocr_pages') IS NOT NULL", ids)
-        return {d: {int(p): float(c) for p, c in json.loads(v).items()} for d, v in rows}
+        found: dict[str, dict[int, float]] = {}
+        for i in range(0, len(ids), 500):
+            batch = ids[i : i + 500]
+            rows = self.conn.execute(f"SELECT doc_id, page, confidence FROM ocr_pages WHERE doc_id IN "
+                                     f"({','.join('?' * len(batch))})", batch)
+            for doc_id, page, confidence in rows:
+                found.setdefault(doc_id, {})[int(page)] = float(confidence)
+        return found
 
     def identities(self) -> dict[str, str]:
         """{doc id: the identity line mixed into its passages' vectors} of every document that has one."""
@@ -235,10 +262,10 @@ class Catalog:
 
     def low_confidence_pages(self, below: float) -> list[tuple[str, int, float]]:
         """(path, page, confidence) of every page read by OCR with a mean word confidence below ``below``."""
-        rows = self.conn.execute("SELECT path || CASE part WHEN '' THEN '' ELSE ' » ' || part END, "
-                                 "json_extract(metadata, '$.ocr_pages') FROM documents "
-                                 "WHERE json_extract(metadata, '$.ocr_pages') IS NOT NULL ORDER BY path, part")
-        return [(path, int(p), float(c)) for path, v in rows for p, c in json.loads(v).items() if float(c) < below]
+        rows = self.conn.execute("SELECT d.path || CASE d.part WHEN '' THEN '' ELSE ' » ' || d.part END, o.page, "
+                                 "o.confidence FROM ocr_pages o JOIN documents d USING (doc_id) WHERE o.confidence < ? "
+                                 "ORDER BY d.path, d.part, o.page", (below,))
+        return [(path, int(page), float(confidence)) for path, page, confidence in rows]
 
     def lexical_rows(self) -> Iterable[tuple[int, str, str]]:
         """(chunk id, text terms, heading terms) of every chunk, ids ascending (what a BM25 matrix is
@@ -271,6 +298,7 @@ class Catalog:
             self.conn.execute("DELETE FROM lexical_only WHERE id IN (SELECT id FROM chunks WHERE doc_id=?)", (doc_id,))
             self.conn.execute("DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE doc_id=?)", (doc_id,))
             self.conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+            self.conn.execute("DELETE FROM ocr_pages WHERE doc_id=?", (doc_id,))
             self.conn.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
 
     def set_groups(self, doc_id: str, groups: tuple[str, ...]) -> None:
@@ -279,11 +307,14 @@ class Catalog:
     def move_document(self, doc_id: str, path: str, size: int, mtime: float) -> None:
         self.conn.execute("UPDATE documents SET path=?, size=?, mtime=? WHERE doc_id=?", (path, size, mtime, doc_id))
 
-    def insert_document(self, doc: Document, root: str, text: str, metadata: dict[str, str]) -> None:
+    def insert_document(self, doc: Document, root: str, text: str, metadata: dict[str, str],
+                        ocr_pages: Sequence[OcrPage] = ()) -> None:
         self.conn.execute(
             "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (doc.doc_id, doc.collection, root, doc.path, doc.part, doc.title, doc.format, doc.size, doc.mtime,
              doc.content_hash, json.dumps(list(doc.groups)), json.dumps(metadata), text, time.time(), doc.language))
+        self.conn.executemany("INSERT INTO ocr_pages VALUES (?,?,?,?)",
+                              [(doc.doc_id, p.page, p.confidence, p.words) for p in ocr_pages])
 
     def insert_chunks(self, chunks: Sequence[Chunk], terms: Sequence[tuple[str, str]]) -> None:
         """Chunks and their full-text terms (``terms[i]`` = (text terms, heading terms) of chunk i)."""

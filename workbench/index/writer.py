@@ -31,7 +31,7 @@ from workbench.index import vectors as vector_index
 from workbench.index.cache import EmbeddingCache
 from workbench.index.catalog import Catalog
 from workbench.index.generations import check_schema, current_generation, fsync_dir, gen_dir, write_private
-from workbench.records import Chunk, Document
+from workbench.records import Chunk, Document, OcrPage
 
 
 class IndexWriter:
@@ -122,9 +122,10 @@ class IndexWriter:
         """A document's file was renamed, moved or only touched: its chunks and vectors stay."""
         self.catalog.move_document(doc_id, path, size, mtime)
 
-    def add_document(self, doc: Document, root: str, text: str, metadata: dict[str, str]) -> None:
-        """A new document (its chunks follow with `add_chunks`)."""
-        self.catalog.insert_document(doc, root, text, metadata)
+    def add_document(self, doc: Document, root: str, text: str, metadata: dict[str, str],
+                     ocr_pages: Sequence[OcrPage] = ()) -> None:
+        """A new document, with the pages OCR read (its chunks follow with `add_chunks`)."""
+        self.catalog.insert_document(doc, root, text, metadata, ocr_pages)
 
     def add_chunks(self, chunks: Sequence[Chunk], terms: Sequence[tuple[str, str]], vector_ids: Sequence[int],
                    vectors: np.ndarray | None, lexical_only: Sequence[int] = ()) -> None:

@@ -11,7 +11,7 @@ import io
 import time
 
 from workbench.errors import ParseError
-from workbench.load.ocr import check_pixels, ocr_metadata, read_image
+from workbench.load.ocr import check_pixels, ocr_pages, read_image
 from workbench.records import Block, ParsedDocument
 
 
@@ -44,5 +44,5 @@ def load_image(data: bytes, stem: str, limits) -> ParsedDocument:
         raise ParseError(f"corrupt or unreadable image ({exc})") from None
     if not blocks:
         raise ParseError(f"no text found by OCR in this {fmt} image ({len(pages)} page(s))")
-    return ParsedDocument(format="image", title=stem, blocks=tuple(blocks),
-                          metadata={"image_format": fmt, **ocr_metadata(pages, time.perf_counter() - started)})
+    return ParsedDocument(format="image", title=stem, blocks=tuple(blocks), metadata={"image_format": fmt},
+                          ocr_pages=ocr_pages(pages), ocr_seconds=round(time.perf_counter() - started, 2))

@@ -6,21 +6,22 @@ namespace, and each page gets its own wall-clock bound (``[ocr] page_timeout_s``
 checked before they are decoded: a declared size above ``[ocr] max_pixels`` (an image bomb) is
 refused with its dimensions. Tesseract's language data come from Debian packages
 (tesseract-ocr-eng, tesseract-ocr-spa); nothing is downloaded. Each page's text comes with the mean
-confidence of its words (0-100), which the catalog keeps so that answers and `workbench status`
-can say a passage was read by OCR and how surely. Leaves out: layout analysis beyond tesseract's
+confidence of its words (0-100); `ocr_pages` turns those into the document's typed `OcrPage`
+records, which the catalog keeps so that answers and `workbench status` can say a passage was read
+by OCR and how surely. Leaves out: layout analysis beyond tesseract's
 own (columns, tables), handwriting, and deskewing.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from workbench.errors import ParseError
+from workbench.records import OcrPage
 
 
 # Called after each page read by OCR (the parser worker sets it to tell its parent it is making
@@ -29,7 +30,7 @@ on_page: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class OcrPage:
+class OcrText:
     """The text tesseract read on one page and the mean confidence of its words (0-100)."""
 
     text: str
@@ -42,7 +43,7 @@ def engine() -> str | None:
     return shutil.which("tesseract")
 
 
-def _from_tsv(tsv: str) -> OcrPage:
+def _from_tsv(tsv: str) -> OcrText:
     """Text (lines joined by newlines, paragraphs by blank lines) and mean word confidence of
     tesseract's TSV output."""
     lines: dict[tuple[int, int, int], list[str]] = {}
@@ -65,10 +66,10 @@ def _from_tsv(tsv: str) -> OcrPage:
             out.append("")
         out.append(" ".join(words))
         last_par = (block, par)
-    return OcrPage("\n".join(out).strip(), round(sum(confs) / len(confs), 1) if confs else 0.0, len(confs))
+    return OcrText("\n".join(out).strip(), round(sum(confs) / len(confs), 1) if confs else 0.0, len(confs))
 
 
-def read_image(image, languages: str, timeout_s: float) -> OcrPage:
+def read_image(image, languages: str, timeout_s: float) -> OcrText:
     """OCR one PIL image (converted to 8-bit grey, sent as PNG on tesseract's stdin)."""
     exe = engine()
     if exe is None:
@@ -96,10 +97,6 @@ def check_pixels(width: int, height: int, max_pixels: int, what: str = "image") 
                          "([ocr] max_pixels): refused unread (an image bomb, or a scan at too high a resolution)")
 
 
-def ocr_metadata(pages: dict[int, OcrPage], seconds: float) -> dict[str, str]:
-    """The document metadata that records which pages were read by OCR: ``ocr_pages`` maps each
-    page number to its mean word confidence (JSON), ``ocr_seconds`` the time spent."""
-    if not pages:
-        return {}
-    return {"ocr_pages": json.dumps({str(n): p.confidence for n, p in sorted(pages.items())}),
-            "ocr_seconds": f"{seconds:.2f}"}
+def ocr_pages(pages: dict[int, OcrText]) -> tuple[OcrPage, ...]:
+    """The pages read by OCR (page number -> what was read), as a document records them, in page order."""
+    return tuple(OcrPage(n, p.confidence, p.words) for n, p in sorted(pages.items()))

@@ -6,8 +6,9 @@ filings) open without a password; files that need one are refused with a clear r
 A page whose text layer is missing or nearly empty (under ``[ocr] min_chars`` characters) and
 whose images cover a quarter of it or more, a scanned page, is rendered at 300 dpi (at most
 ``[ocr] max_pixels``) and read by OCR (`workbench.load.ocr`), up to ``[ocr] max_pages`` per file;
-the document's metadata records those pages and their confidence, and pages whose OCR failed
-(they keep what their text layer had; the document is indexed unless no page had any text).
+the document records those pages and their confidence (``ocr_pages``), and its metadata the pages
+whose OCR failed (they keep what their text layer had; the document is indexed unless no page had
+any text).
 Ruled tables become rows that keep their headers (`workbench.load.pdf_tables`, ``[ingest]
 pdf_tables``); the metadata counts them.
 """
@@ -98,13 +99,14 @@ def _table_blocks(tables: TableReader, index: int, headings: tuple[str, ...], ru
 
 def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
     import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
 
-    from workbench.load.ocr import ocr_metadata
+    from workbench.load.ocr import ocr_pages as typed_ocr_pages
 
     try:
         pdf = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
-        if "password" in str(exc).lower():
+        if exc.err_code == pdfium_c.FPDF_ERR_PASSWORD:
             raise ParseError("password-protected PDF: remove the password (or ask its owner) and ingest again") from None
         raise ParseError(f"corrupt or unreadable PDF ({exc})") from None
     try:
@@ -165,7 +167,6 @@ def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
         raise ParseError(f"corrupt PDF: no page could be read ({len(broken)} damaged)")
     if broken:
         meta["unreadable_pages"] = ", ".join(map(str, broken))
-    meta.update(ocr_metadata(ocr_pages, ocr_seconds))
     if ocr_failed:
         first = next(iter(ocr_failed.values()))
         meta["ocr_failed_pages"] = f"{', '.join(map(str, ocr_failed))}: {first}"
@@ -174,4 +175,5 @@ def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
     if not blocks and ocr_failed:
         raise ParseError(f"no extractable text: a scanned PDF, and OCR failed ({first})")
     title = meta.get("Title", "").strip() or stem
-    return ParsedDocument(format="pdf", title=title, blocks=tuple(blocks), metadata=dict(meta))
+    return ParsedDocument(format="pdf", title=title, blocks=tuple(blocks), metadata=dict(meta),
+                          ocr_pages=typed_ocr_pages(ocr_pages), ocr_seconds=round(ocr_seconds, 2) if ocr_pages else 0.0)

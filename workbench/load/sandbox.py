@@ -43,8 +43,8 @@ from multiprocessing.connection import wait
 from pathlib import Path
 
 from workbench.config import IngestSettings, OcrSettings
-from workbench.errors import ParseError
-from workbench.files import FileCheckError, open_checked
+from workbench.errors import FileCheckError, ParseError
+from workbench.files import open_checked
 from workbench.load import LoadLimits, confine, parse_bytes
 from workbench.privacy import OFFLINE_SWITCHES
 from workbench.records import ParsedDocument
