@@ -92,7 +92,7 @@ def test_ocr_pages_of_a_catalog_written_before_their_table_are_read_and_then_mov
     import json
     import sqlite3
 
-    from workbench.catalog import Catalog
+    from workbench.index.catalog import Catalog
     from workbench.records import Document, OcrPage
 
     path = tmp_path / "catalog.sqlite"
