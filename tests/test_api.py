@@ -15,10 +15,12 @@ from workbench.errors import ConfigError
 
 def test_public_api_is_pinned():
     assert workbench.__all__ == [
-        "Answer", "AuditError", "Chunk", "Citation", "Config", "ConfigError", "Document", "EmptyIndexError",
-        "FailureKind", "FileFailure", "Filters", "Hit", "Hits", "IndexBusyError", "IndexCorruptError",
-        "IndexMismatchError", "IndexStatus", "IngestReport", "InvalidInputError", "ModelNotFoundError", "NotFoundError",
-        "Principal", "SearchTrace", "SourceView", "Timings", "UploadRefusedError", "Workbench", "WorkbenchError", "load_config",
+        "Answer", "AnswerFlag", "AuditError", "Chunk", "Citation", "Config", "ConfigError", "Document",
+        "EmptyIndexError", "FailureKind", "FileFailure", "Filters", "Hit", "Hits", "IndexBusyError",
+        "IndexCorruptError", "IndexMismatchError", "IndexStatus", "IngestReport", "InvalidInputError",
+        "ModelNotFoundError", "NotFoundError", "OcrPage", "Principal", "Reason", "Refusal", "SearchTrace",
+        "SourceView", "Timings", "UploadRefusedError", "WeakEvidence", "Workbench", "WorkbenchError",
+        "load_config",
     ]
     for name in workbench.__all__:
         assert getattr(workbench, name) is not None

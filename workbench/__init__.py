@@ -27,6 +27,7 @@ from workbench.errors import (  # noqa: E402
 )
 from workbench.records import (  # noqa: E402
     Answer,
+    AnswerFlag,
     Chunk,
     Citation,
     Document,
@@ -37,14 +38,19 @@ from workbench.records import (  # noqa: E402
     Hits,
     IndexStatus,
     IngestReport,
+    OcrPage,
     Principal,
+    Reason,
+    Refusal,
     SearchTrace,
     SourceView,
     Timings,
+    WeakEvidence,
 )
 
 __all__ = [
     "Answer",
+    "AnswerFlag",
     "AuditError",
     "Chunk",
     "Citation",
@@ -65,11 +71,15 @@ __all__ = [
     "InvalidInputError",
     "ModelNotFoundError",
     "NotFoundError",
+    "OcrPage",
     "Principal",
+    "Reason",
+    "Refusal",
     "SearchTrace",
     "SourceView",
     "Timings",
     "UploadRefusedError",
+    "WeakEvidence",
     "Workbench",
     "WorkbenchError",
     "load_config",
