@@ -71,7 +71,5 @@ def describe(embedder=None) -> str:
                      if os.environ.get(SHIM_ENV) == "1" else
                      "         no CPUID faulting here: ONNX Runtime and OpenVINO kernels may still use AVX-512")
     if embedder is not None:
-        choice = getattr(embedder, "choice", None)
-        lines.append(f"embedding: {embedder.name}, " + (choice.describe() if choice else
-                     f"{getattr(embedder, 'runtime', '?')} {getattr(embedder, 'dtype', '?')}"))
+        lines.append(f"embedding: {embedder.name}, {embedder.describe()}")
     return "\n".join(lines)

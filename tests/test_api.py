@@ -148,3 +148,22 @@ def test_every_exception_of_the_project_is_in_the_error_tree():
                 bases = [ast.unparse(b) for b in node.bases] if isinstance(node, ast.ClassDef) else []
                 assert not [b for b in bases if b.endswith(("Error", "Exception"))], \
                     f"{path.relative_to(ROOT)}: {node.name} belongs in workbench/errors.py"
+
+
+def test_a_handed_in_embedder_is_checked_against_the_protocol_at_once(embedder):
+    from workbench.config import Config
+    from workbench.errors import InvalidInputError
+    from workbench.pipeline import Workbench
+
+    class Partial:  # what a notebook might hand in: the two embedding calls and nothing else
+        name, dim = "mine", 384
+
+        def embed_documents(self, texts):
+            return embedder.embed_documents(texts)
+
+        def embed_query(self, text):
+            return embedder.embed_query(text)
+
+    with pytest.raises(InvalidInputError, match="lacks cache_key, count_tokens, describe, device, prepare_queries"):
+        Workbench(Config(), embedder=Partial())
+    assert Workbench(Config(), embedder=embedder).embedder is embedder

@@ -54,6 +54,20 @@ def check_collection(name: str) -> str:
 
 
 
+def _checked_embedder(embedder):
+    """``embedder`` if it is a complete `workbench.embed.Embedder` (or None), else InvalidInputError
+    naming what it lacks, so that a hand-made one fails here and not halfway through an ingest."""
+    if embedder is None:
+        return None
+    from workbench.embed.base import missing_members
+
+    missing = missing_members(embedder)
+    if missing:
+        raise InvalidInputError(f"the embedder handed in lacks {', '.join(missing)}: see "
+                                "workbench.embed.Embedder (or wrap it: workbench.embed.load_embedder)")
+    return embedder
+
+
 class Workbench:
     """Open with `Workbench.open("workbench.toml")`; then `ingest`, `reindex`, `search`, `status`."""
 
@@ -62,7 +76,7 @@ class Workbench:
         """``config`` and, optionally, parts already loaded (a notebook's model, a test's fake): a part
         not given is loaded from the config on first use. A given reranker is always used."""
         self.config = config
-        self._embedder = embedder
+        self._embedder = _checked_embedder(embedder)
         self._llm = llm
         self._reranker = reranker
         self._reranker_given = reranker is not None

@@ -84,7 +84,8 @@ class ParsedDocument(_Record):
         """The inverse of `to_dict` (parser workers and cluster nodes send documents as JSON)."""
         blocks = tuple(Block(**{**b, "headings": tuple(b["headings"])}) for b in d["blocks"])
         return cls(format=d["format"], title=d["title"], blocks=blocks, part=d["part"], metadata=d["metadata"],
-                   ocr_pages=tuple(OcrPage(**p) for p in d["ocr_pages"]), ocr_seconds=d["ocr_seconds"])
+                   ocr_pages=tuple(OcrPage(**p) for p in d.get("ocr_pages", ())),  # absent: a worker of the
+                   ocr_seconds=d.get("ocr_seconds", 0.0))  # previous version (a cluster part-way through an upgrade)
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,12 @@ class Embedder(Protocol):
     def prepare_queries(self) -> None: ...
 
 
+def missing_members(embedder: object) -> list[str]:
+    """The members of `Embedder` that ``embedder`` lacks (empty: it is a complete one)."""
+    members = set(Embedder.__annotations__) | {n for n in vars(Embedder) if not n.startswith("_")}
+    return sorted(n for n in members if not hasattr(embedder, n))
+
+
 def resolve_model_path(name: str) -> str:
     """A local path for ``name``: an existing folder, the packaged MiniLM, or the id itself."""
     if Path(name).expanduser().exists():

@@ -4,7 +4,8 @@ every executor runs per file.
 An executor takes the files the sync planned (`ParseJob`s) and yields one `ChunkedFile` per file,
 in completion order: its documents with their ids and chunks (and vectors, when it embedded them
 itself), or the reason it could not be read. Files are opened through the ``opener`` it is given
-(the sources' `open`), so an executor never reads a path on its own. `chunk_outcome` is the
+(the sources' `open`); only a cluster node reading a shared mount opens the planned path itself,
+and checks the bytes against the planned hash. `chunk_outcome` is the
 parse → chunk step, written once: the local pool runs it in this process, a cluster node on its
 own. Leaves out: the sync (`workbench.sync`), the writer (`workbench.ingest`, the one writer).
 """

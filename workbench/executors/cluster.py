@@ -370,6 +370,8 @@ class RayCluster:
                         submit(_Request(a, "parse", job))
                     except FileCheckError as exc:  # --ship-files: the file changed or went away since the plan
                         yield ChunkedFile(job.path, error=str(exc), retry=True)
+                    except OSError as exc:  # it could not be read to the end
+                        yield ChunkedFile(job.path, error=f"cannot read file ({exc.strerror or exc})", retry=True)
             if not inflight:
                 least_busy()  # raises: work is left and no actor is
                 continue

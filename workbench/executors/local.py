@@ -37,10 +37,11 @@ class LocalPool:
             started = time.perf_counter()
             for outcome in pool.map([(job.path, job.content_hash) for job in jobs], self.opener):
                 started = self._time("parse", started)
-                yield chunk_outcome(by_path[outcome.path], outcome.docs, outcome.error, self.count_tokens,
-                                    self.config.chunking)
+                done = chunk_outcome(by_path[outcome.path], outcome.docs, outcome.error, self.count_tokens,
+                                     self.config.chunking)
                 if outcome.error is None:
                     self._time("chunk", started)
+                yield done  # the writer's time (embedding, writing) is not this executor's
                 started = time.perf_counter()
 
     def node_work(self) -> tuple[NodeWork, ...]:

@@ -47,6 +47,7 @@ class IndexReader:
         self._lexical_search: LexicalSearch | None = None
         self._allowed: dict[tuple, np.ndarray] = {}
         self._allowed_lock = threading.Lock()
+        self._opening = threading.Lock()  # many threads search one reader: each search is built once
 
     @classmethod
     def open(cls, root: Path, settings: IndexSettings | None = None) -> "IndexReader | None":
@@ -76,21 +77,29 @@ class IndexReader:
     def vector_search(self) -> FlatSearch:
         """What searches this generation's vectors: exact, or its IVF index (the manifest says)."""
         if self._vector_search is None:
-            s = self.settings
-            if self.index_info.get("kind") == "ivf":
-                self._vector_search = IvfSearch(self.dir, self.allowed_ids, s.exact_below, s.nprobe)
-            else:
-                self._vector_search = FlatSearch(self.dir, self.allowed_ids, s.exact_below)
+            self._build_searches()
         return self._vector_search
+
+    def _build_searches(self) -> None:
+        """Build the vector and lexical searches the manifest names, once (under a lock)."""
+        with self._opening:
+            if self._vector_search is None:
+                s = self.settings
+                if self.index_info.get("kind") == "ivf":
+                    self._vector_search = IvfSearch(self.dir, self.allowed_ids, s.exact_below, s.nprobe)
+                else:
+                    self._vector_search = FlatSearch(self.dir, self.allowed_ids, s.exact_below)
+            if self._lexical_search is None:
+                if self.lexical_info.get("kind") == "matrix":
+                    self._lexical_search = MatrixSearch(self.dir, lambda f: self.allowed_ids(f, lexical_only=True))
+                else:
+                    self._lexical_search = Fts5Search(self.catalog)
 
     @property
     def lexical_search(self) -> LexicalSearch:
         """What answers BM25 queries: the generation's matrices, or the catalog's FTS5 table."""
         if self._lexical_search is None:
-            if self.lexical_info.get("kind") == "matrix":
-                self._lexical_search = MatrixSearch(self.dir, lambda f: self.allowed_ids(f, lexical_only=True))
-            else:
-                self._lexical_search = Fts5Search(self.catalog)
+            self._build_searches()
         return self._lexical_search
 
     @property

@@ -20,6 +20,7 @@ Leaves out: product quantization and HNSW (not measured better here), and the le
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -171,14 +172,17 @@ class FlatSearch:
     def __init__(self, folder: Path, allowed: Allowed, exact_below: int) -> None:
         self.folder, self.allowed, self.exact_below = folder, allowed, exact_below
         self._flat = None
+        self._loading = threading.Lock()  # the web app searches from many threads: load once
 
     @property
     def flat(self):
         """The generation's vectors: a FAISS IndexIDMap2 over IndexFlatIP, keyed by chunk id."""
         if self._flat is None:
-            import faiss
+            with self._loading:
+                if self._flat is None:
+                    import faiss
 
-            self._flat = faiss.read_index(str(self.folder / VECTORS_FILE))
+                    self._flat = faiss.read_index(str(self.folder / VECTORS_FILE))
         return self._flat
 
     def search(self, query: np.ndarray, k: int, filters: Filters) -> list[tuple[int, float]]:
@@ -187,7 +191,7 @@ class FlatSearch:
     def exact(self) -> "FlatSearch":
         """Exact search over the same vectors (sharing what is loaded)."""
         flat = FlatSearch(self.folder, self.allowed, self.exact_below)
-        flat._flat = self._flat
+        flat._flat = self.flat
         return flat
 
     def vector(self, chunk_id: int) -> np.ndarray | None:
@@ -211,9 +215,11 @@ class IvfSearch(FlatSearch):
     def ivf(self):
         """The generation's trained IVF index."""
         if self._ivf is None:
-            import faiss
+            with self._loading:
+                if self._ivf is None:
+                    import faiss
 
-            self._ivf = faiss.read_index(str(self.folder / APPROX_FILE))
+                    self._ivf = faiss.read_index(str(self.folder / APPROX_FILE))
         return self._ivf
 
     def probing(self, nprobe: int) -> "IvfSearch":

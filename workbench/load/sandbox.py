@@ -11,8 +11,9 @@ its own scratch folder (its TMPDIR and working directory, removed with it), and 
 else: not the index, its users database, the document folders or the home folder. Before each
 file it also takes a CPU-time limit (RLIMIT_CPU).
 
-The parent opens each file itself (`workbench.files.open_checked`: never through a symbolic link, a
-regular file only, and, when the sync planned it with a content hash, only if its bytes still have it)
+The parent opens each file itself, through the opener it is given (its source's `open`; by default
+`workbench.files.open_checked`: never through a symbolic link, a regular file only, and, when the
+sync planned it with a content hash, only if its bytes still have it)
 and hands the worker the open descriptor over a Unix socket: the worker parses exactly the bytes
 that were checked, and needs no access to the folder. The parent waits with a deadline: a worker
 that overruns is killed and replaced, one that dies (a parser crash, an allocation abort, the CPU

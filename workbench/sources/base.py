@@ -3,9 +3,11 @@
 A source is one root given to `ingest` (re-synced by `reindex`) in one collection. It lists its
 files by stat alone (`scan`), hashes one on demand (`content_hash`, for the sync's plan), opens
 one so that what is read is what was planned (`open`: a descriptor of those bytes, or
-FileCheckError), and says which groups may read a file (`groups_for`). Everything downstream
-(the sync plan, the parser sandbox, a cluster node, the source viewer) reaches file bytes only
-through these methods, so a new kind of source is one new module. Leaves out: deciding what
+FileCheckError), and says which groups may read a file (`groups_for`). The sync plan hashes, the
+parser sandbox and a cluster driver shipping files read through these methods. Not yet: the
+source viewer (`workbench.viewer.open_original`) and a cluster node reading a shared mount open
+local paths with the same checks (`workbench.files.open_checked`); a remote source brings its
+own route for them. Leaves out: deciding what
 changed (`workbench.sync`) and parsing (`workbench.load`).
 """
 
