@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 PIP_EXTRA := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 
-.PHONY: setup setup-llamacpp setup-browser setup-ocr serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold bench-cluster bench-ocr bench-pages bench-spanish clean
+.PHONY: setup setup-llamacpp setup-browser setup-ocr setup-directory serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold bench-cluster bench-ocr bench-pages bench-spanish clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,14 @@ $(TESSERACT):
 
 setup-ocr: $(TESSERACT)
 
+# the sign-in tests start a real LDAP directory: Debian's OpenLDAP server and its tools
+SLAPD ?= /usr/sbin/slapd
+$(SLAPD):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd ldap-utils
+
+setup-directory: $(SLAPD)
+
 # the staff web app on http://127.0.0.1:7860/ (create a user first: see README, "The staff web app")
 serve: setup
 	$(VENV)/bin/workbench serve
@@ -71,7 +79,7 @@ demo: setup setup-ocr
 	$(VENV)/bin/workbench ask "When does the shuttle bus leave car park D?"
 
 # the tests cover every LLM backend, so they build the llamacpp extra too (once)
-test: setup setup-llamacpp setup-browser setup-ocr
+test: setup setup-llamacpp setup-browser setup-ocr setup-directory
 	$(PY) -m pytest
 
 bench-ingest: setup

@@ -310,6 +310,72 @@ class WebSettings(_Section):
         "are bounded by max_upload_mb per file instead.")
 
 
+class LdapSettings(_Section):
+    url: str | None = Field(
+        None, description="The directory, e.g. 'ldaps://dc1.corp.example' (LDAPS) or 'ldap://dc1.corp.example' "
+        "with start_tls = true. Unset: no LDAP (local accounts, and OpenID Connect if configured).")
+    start_tls: bool = Field(False, description="Upgrade an ldap:// connection with StartTLS before binding.")
+    allow_plaintext: bool = Field(
+        False, description="Allow binds over an unencrypted ldap:// connection (passwords in clear): only for a "
+        "test directory on this machine. Off: such a configuration is refused.")
+    ca_file: Path | None = Field(
+        None, description="PEM file of the CA that signed the directory's certificate (default: the system's CAs).")
+    bind_dn: str | None = Field(
+        None, description="The service account that searches users and groups, e.g. "
+        "'cn=workbench,ou=services,dc=corp,dc=example' (AD: 'workbench@corp.example'). Unset: anonymous search.")
+    bind_password_env: str | None = Field(
+        None, description="Name of the environment variable holding the service account's password (never the "
+        "password itself).")
+    user_base: str = Field("", description="Where users are searched, e.g. 'ou=people,dc=corp,dc=example'.")
+    user_attr: str = Field(
+        "uid", description="The attribute holding the sign-in name: 'uid' (OpenLDAP), 'sAMAccountName' (AD).")
+    user_filter: str = Field(
+        "(objectClass=person)", description="Only entries matching this filter may sign in; put the 'disabled' "
+        "test here, e.g. AD: '(&(objectClass=user)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))'.")
+    group_base: str = Field("", description="Where groups are searched (default: user_base's parent tree).")
+    group_filter: str = Field(
+        "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=group))",
+        description="What counts as a group.")
+    nested: Literal["recursive", "in_chain", "none"] = Field(
+        "recursive", description="Nested groups: 'recursive' follows groups inside groups with one search per "
+        "level (any directory); 'in_chain' asks AD in one search (LDAP_MATCHING_RULE_IN_CHAIN); 'none': direct "
+        "membership only.")
+    timeout_s: float = Field(5.0, gt=0, description="Connect and search timeout, in seconds.")
+
+
+class OidcSettings(_Section):
+    issuer: str | None = Field(
+        None, description="The OpenID provider's issuer URL (discovery is read from "
+        "ISSUER/.well-known/openid-configuration), e.g. 'https://sso.corp.example/realms/staff'. Must be https "
+        "unless on this machine. Unset: no OpenID Connect sign-in.")
+    client_id: str = Field("workbench", description="This app's client id at the provider.")
+    client_secret_env: str | None = Field(
+        None, description="Name of the environment variable holding the client secret (unset: a public client, "
+        "PKCE only).")
+    scopes: tuple[str, ...] = Field(("openid", "profile", "email"), description="Scopes asked for ('openid' "
+                                    "is always sent).")
+    username_claim: str = Field(
+        "preferred_username", description="The ID-token claim that becomes the workbench user name.")
+    groups_claim: str | None = Field(
+        "groups", description="The claim listing the user's groups ('groups', 'roles'); unset, or absent from "
+        "the token: groups come from [auth.ldap] when configured, else the user has none.")
+    button: str = Field("Sign in with your organization account", description="Text of the sign-in link.")
+    ca_file: Path | None = Field(None, description="PEM file of the CA that signed the provider's certificate.")
+    timeout_s: float = Field(10.0, gt=0, description="Timeout of each call to the provider, in seconds.")
+
+
+class AuthSettings(_Section):
+    refresh_s: float = Field(
+        900.0, gt=0, description="Open sessions of directory users re-read their groups at most this often: a user "
+        "removed from a group loses its rights, a user removed or disabled in the directory is signed out.")
+    groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="Directory group → workbench groups, e.g. { \"cn=Finance,ou=groups,"
+        "dc=corp,dc=example\" = [\"finance\"], \"staff\" = [\"staff\"] }. Keys match a group's DN or its "
+        "name (cn, or the claim's value), case-insensitively. Groups not listed grant nothing.")
+    ldap: LdapSettings = LdapSettings()
+    oidc: OidcSettings = OidcSettings()
+
+
 class Config(_Section):
     """All settings. Build with `load_config`; change a setting with `replace("section", key=value)`."""
 
@@ -324,6 +390,7 @@ class Config(_Section):
     answer: AnswerSettings = AnswerSettings()
     access: AccessSettings = AccessSettings()
     web: WebSettings = WebSettings()
+    auth: AuthSettings = AuthSettings()
     source: Path | None = Field(None, description="The file this config was read from, if any.")
 
     def replace(self, section: str, **values) -> "Config":
