@@ -77,8 +77,8 @@ ADMIN = Principal("(operator)", (), True)
 
 
 def principal_for(user, admin_group: str) -> Principal:
-    """The `Principal` of a `workbench.stores.users.User`."""
-    return Principal(user.name, tuple(user.groups), admin_group in user.groups)
+    """The `Principal` of a `workbench.stores.users.User` (or a `workbench.identity.DirectoryUser`)."""
+    return Principal(user.name, tuple(user.groups), admin_group in user.groups, user.source, user.subject)
 
 
 def filters_for(principal: Principal | None, filters=None):

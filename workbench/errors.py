@@ -106,6 +106,18 @@ class ClusterError(WorkbenchError):
     """The Ray cluster could not be reached, started no worker, or lost them all."""
 
 
+class DirectoryUnavailableError(WorkbenchError):
+    """The LDAP directory or the OpenID provider could not be reached or refused the service account
+    (not the same as "no such user": nobody is signed out because of it)."""
+
+    exit_code = 69  # EX_UNAVAILABLE
+
+
+class SignInError(WorkbenchError):
+    """A sign-in through the OpenID provider was refused: bad or replayed state, a token that does not
+    check out (signature, issuer, audience, expiry, nonce), or a user name the workbench cannot use."""
+
+
 class FileCheck(str, Enum):
     """Why a file was not read as it is now (`FileCheckError.kind`)."""
 

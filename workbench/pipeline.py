@@ -82,6 +82,7 @@ class Workbench:
         self._reranker_given = reranker is not None
         self._reader: IndexReader | None = None
         self._users = None
+        self._accounts = None
         # the web app calls from many threads: one lock per resource, so that loading a model (minutes
         # for Llama 3.1 on a CPU) never blocks work that does not need that model
         self._embedder_lock = threading.Lock()
@@ -329,7 +330,7 @@ class Workbench:
         hits, trace = search(reader, self.embedder.embed_query, query, k, self.config.retrieval, filters, mode,
                              self.reranker)
         if principal is not None:
-            self.audit.record(principal.name, "search", query, trace.generation, [h.chunk.chunk_id for h in hits])
+            self.audit.record(principal, "search", query, trace.generation, [h.chunk.chunk_id for h in hits])
         return Hits(hits, trace), trace
 
     @property
@@ -360,7 +361,7 @@ class Workbench:
 
         self._check_question(question)
         self._searchable_reader()  # fail early, before loading the LLM
-        user = principal.name if principal else OPERATOR
+        user = principal or OPERATOR
         entry: list[int] = []
 
         def on_sources(hits, generation) -> None:  # recorded before a word is generated, or no answer
@@ -419,14 +420,21 @@ class Workbench:
 
         return FeedbackStore(self.index_dir)
 
-    def principal(self, name: str) -> Principal:
-        """The `Principal` for web-app user ``name``; NotFoundError when no such user exists (any more)."""
-        from workbench.access import principal_for
+    @property
+    def accounts(self):
+        """`workbench.services.accounts.Accounts`: sign-in and look-up across local users and the directory."""
+        if self._accounts is None:
+            from workbench.identity import directory_for
+            from workbench.services.accounts import Accounts
 
-        user = self.users.get(name)
-        if user is None:
-            raise NotFoundError(f"no user {name!r}: see `workbench users list`")
-        return principal_for(user, self.config.web.admin_group)
+            self._accounts = Accounts(self.users, self.config, directory_for(self.config))
+        return self._accounts
+
+    def principal(self, name: str) -> Principal:
+        """The `Principal` for user ``name``: a web-app user, else a person of the configured LDAP/AD
+        directory (read now, so ``--as-user`` shows what a colleague would see); NotFoundError when
+        neither knows the name."""
+        return self.accounts.principal(name)
 
     def source(self, chunk_id: int, principal: Principal | None = None) -> SourceView:
         """The `SourceView` of a chunk: passage, surrounding text, document (audited as a ``view``).

@@ -231,11 +231,13 @@ class SearchTrace(_Record):
 
 @dataclass(frozen=True, slots=True)
 class Principal(_Record):
-    """The user a request acts for."""
+    """The user a request acts for, and where their groups came from (for the audit log)."""
 
     name: str
     groups: tuple[str, ...] = ()
     is_admin: bool = False
+    source: str = "local"  # "local", "ldap" or "oidc" (the operator: "local")
+    subject: str = ""  # the directory's id for them (LDAP DN, OpenID sub), if any
 
 
 @dataclass(frozen=True, slots=True)

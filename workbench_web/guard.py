@@ -11,7 +11,8 @@ source viewer). It
   own (CORS preflights included), any but GET/HEAD that the browser marks ``Sec-Fetch-Site:
   cross-site`` or ``same-site``, such foreign subresource loads (fetch, images, scripts, frames) of
   anything, and foreign navigations to anything but the start page (a link from elsewhere opens the
-  app; it cannot sign the user out or open a source on their behalf);
+  app; it cannot sign the user out or open a source on their behalf) and the OpenID provider's return
+  to ``/login/oidc/callback`` (which only completes a sign-in this browser started);
 - forbids framing (``X-Frame-Options: DENY``, ``frame-ancestors 'none'``), gives the main page a
   Content-Security-Policy (scripts only from the app and its own inline scripts, by hash; images,
   connections and forms to the app only), sends CORS headers for the app's own origins only
@@ -47,9 +48,11 @@ FOREIGN_SITES = {"cross-site", "same-site"}
 JOIN, CANCEL, UPLOAD = "/gradio_api/queue/join", "/gradio_api/cancel", "/gradio_api/upload"
 POST_PATHS = {"/login", JOIN, CANCEL, "/gradio_api/reset", UPLOAD}
 EVENT_STREAM, HEARTBEAT = "/gradio_api/queue/data", "/gradio_api/heartbeat/"
+OIDC_START, OIDC_CALLBACK = "/login/oidc", "/login/oidc/callback"  # the provider sends the browser back here
 # what the app's pages GET (exact paths, then prefixes); every other route of Gradio answers 404
 GET_PATHS = {"/", "/config", "/logout", "/favicon.ico", "/robots.txt", "/theme.css", "/gradio_api/theme.css",
-             EVENT_STREAM, "/gradio_api/startup-events", "/gradio_api/upload_progress", "/manifest.json"}
+             EVENT_STREAM, "/gradio_api/startup-events", "/gradio_api/upload_progress", "/manifest.json",
+             OIDC_START, OIDC_CALLBACK}
 GET_PREFIXES = ("/assets/", "/static/", "/svelte/", HEARTBEAT, "/source/", "/gradio_api/file=")
 ADMIN_GET = ("/gradio_api/file=", "/gradio_api/upload_progress")  # the admin's own uploads only
 # headers whose value decides something here or in the app: a request repeating one is refused
@@ -189,7 +192,7 @@ class WebGuard:
         if foreign_origin or (foreign and (method not in SAFE_METHODS or scope["type"] == "websocket"
                                            or mode not in ("navigate", "") or dest in FRAME_DESTS)):
             return 403, "cross-site request refused: open the app itself to use it", None
-        if foreign and path not in ("/", ""):
+        if foreign and path not in ("/", "", OIDC_CALLBACK):  # the callback is bound to its browser (state cookie)
             return 303, "opened from another site: start at the app's own page", "/"
         if path in ("/", "") and {"deep_link", "page"} & parse_qs(scope.get("query_string", b"").decode("latin-1")).keys():
             return 303, "shared links to a page's state are not offered here", "/"

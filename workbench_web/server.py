@@ -3,7 +3,8 @@
 In order: the settings are checked (single sign-on by header only on a loopback address and only
 with the proxy's secret), uploads get a private folder under the index, the page is built
 (`workbench_web.pages`), then one FastAPI app (no API description pages) gets the error pages and
-source viewer (`workbench_web.viewer`), sign-in and sign-out (`workbench_web.signin`), the Gradio app
+source viewer (`workbench_web.viewer`), sign-in and sign-out (`workbench_web.signin`, and through the
+OpenID provider `workbench_web.oidc`; sessions of directory users re-read their groups), the Gradio app
 mounted at / with Gradio's own routes reading our sessions (`workbench_web.sessions.GradioTokens`),
 and around everything the guard (`workbench_web.guard`) with the event gate (`workbench_web.gate`),
 which caps each user's questions in flight (`questions_of`).
@@ -23,6 +24,7 @@ from workbench_web.gate import EventGate, shapes_of
 from workbench_web.guard import WebGuard, origin_of, public_origins
 from workbench_web.pages import CSS, build_app
 from workbench_web.sessions import GradioTokens, LoginThrottle, SessionStore
+from workbench_web.oidc import add_oidc_routes, oidc_client, refresher
 from workbench_web.signin import Identity, add_signin_routes, audit, gradio_auth, proxy_secret
 from workbench_web.viewer import add_error_pages, add_viewer_routes
 
@@ -48,7 +50,9 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
     os.environ["GRADIO_TEMP_DIR"] = str(uploads)  # read by gr.Blocks and Gradio's app as they are created
     demo = build_app(wb)
     demo.GRADIO_CACHE = str(uploads)
-    sessions = SessionStore(wb.users, web.session_idle_s, web.session_max_s)
+    oidc = None if web.trusted_user_header else oidc_client(wb, web.public_url or f"http://{host}:{port}")
+    sessions = SessionStore(wb.users, web.session_idle_s, web.session_max_s, refresh=refresher(wb, oidc),
+                            refresh_s=wb.config.auth.refresh_s)
     throttle = LoginThrottle(web.login_attempts, web.lockout_s, per_client=web.login_concurrency)
     https = bool(web.public_url) and origin_of(web.public_url).startswith("https://")
     identity = Identity(wb, sessions, secret)
@@ -56,6 +60,8 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
     add_error_pages(app)
     add_viewer_routes(app, wb, identity.principal_of)
     add_signin_routes(app, wb, identity, throttle, https)
+    if oidc is not None:
+        add_oidc_routes(app, wb, identity, oidc, https)
     app = mount_page(app, demo, wb, identity, uploads)
     add_guard(app, wb, demo, identity, host, port)
     app.state.sessions = sessions

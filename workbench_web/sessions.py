@@ -4,7 +4,9 @@
 request. A session ends when it was idle for ``[web] session_idle_s``, when it is older than
 ``session_max_s``, when the user signs out, and when the user's password or groups changed or the
 user was removed since sign-in (`workbench users ...` from another process included: the user's
-``changed_at`` is compared on each lookup). `GradioTokens` plugs the store into Gradio's own routes
+``changed_at`` is compared on each lookup), and when the ``refresh`` callback (re-reading a
+directory user's groups, at most every ``[auth] refresh_s`` per session) says the user is gone.
+`GradioTokens` plugs the store into Gradio's own routes
 (upload, files, config, queue), so they see the same sessions as the workbench's sign-in.
 
 `LoginThrottle` delays failed sign-ins per (client, name) and per client: after ``attempts``
@@ -34,24 +36,48 @@ class Session:
     started: float
     last_seen: float
     user_changed_at: float  # the user's changed_at at sign-in
+    checked: float = 0.0  # when the directory was last asked about this user (the refresh)
+    grant: object = None  # what the refresh needs of this sign-in (an OpenID `SignedIn`), never sent out
 
 
 class SessionStore:
     """Server-side sessions with idle and absolute expiry and revocation on account changes."""
 
-    def __init__(self, users, idle_s: float, max_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, users, idle_s: float, max_s: float, clock: Callable[[], float] = time.monotonic,
+                 refresh: Callable[[str, object], tuple[bool, object]] | None = None, refresh_s: float = 900.0) -> None:
         self.users, self.idle_s, self.max_s, self.clock = users, idle_s, max_s, clock
+        self.refresh, self.refresh_s = refresh, refresh_s
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
-    def start(self, user) -> str:
-        """A new session for ``user`` (a `workbench.stores.users.User`); returns its token."""
+    def start(self, user, grant: object = None) -> str:
+        """A new session for ``user`` (a `workbench.stores.users.User`); returns its token. ``grant``
+        is handed to the refresh callback (the OpenID sign-in, for directory users)."""
         token = secrets.token_urlsafe(32)
         now = self.clock()
         with self._lock:
             self._prune(now)
-            self._sessions[token] = Session(user.name, now, now, user.changed_at)
+            self._sessions[token] = Session(user.name, now, now, user.changed_at, now, grant)
         return token
+
+    def grant_of(self, token: str | None) -> object:
+        """The grant the session of ``token`` was started with (None when there is none)."""
+        with self._lock:
+            session = self._sessions.get(token or "")
+        return session.grant if session else None
+
+    def _refreshed(self, token: str, session: Session, now: float) -> Session | None:
+        """``session`` after asking the refresh callback when it is due; None when the user is gone."""
+        if self.refresh is None or now - session.checked < self.refresh_s:
+            return session
+        still, grant = self.refresh(session.user, session.grant)
+        if not still:
+            return None
+        session = Session(session.user, session.started, session.last_seen, session.user_changed_at, now, grant)
+        with self._lock:
+            if token in self._sessions:
+                self._sessions[token] = session
+        return session
 
     def user_of(self, token: str | None, touch: bool = True) -> str | None:
         """The user name of a live session, else None (and an expired or revoked session is ended)."""
@@ -65,10 +91,15 @@ class SessionStore:
         if now - session.last_seen > self.idle_s or now - session.started > self.max_s or not self._current(session):
             self.end(token)
             return None
+        session = self._refreshed(token, session, now)
+        if session is None or not self._current(session):
+            self.end(token)
+            return None
         if touch:
             with self._lock:
                 if token in self._sessions:
-                    self._sessions[token] = Session(session.user, session.started, now, session.user_changed_at)
+                    self._sessions[token] = Session(session.user, session.started, now, session.user_changed_at,
+                                                    session.checked, session.grant)
         return session.user
 
     def _current(self, session: Session) -> bool:

@@ -3,7 +3,8 @@
 `Identity` names the user of a request: the session of its cookie (`workbench_web.sessions`), or,
 with ``[web] trusted_user_header`` (single sign-on through a reverse proxy on the same machine), the
 name in that header, only together with the proxy's shared secret (``X-Workbench-Proxy-Secret``).
-`add_signin_routes` adds POST /login and GET /logout: the password is checked with argon2 in a worker
+`add_signin_routes` adds POST /login and GET /logout: the password is checked (a local account with
+argon2, else the LDAP/AD directory when configured: `workbench.services.accounts`) in a worker
 thread, at most ``[web] login_concurrency`` at once and few waiting (the event loop that serves pages
 and answer streams never runs argon2); failed sign-ins are delayed per client by `LoginThrottle`,
 short delays waited out by the server so that a user who mistyped is let in a bit later. Sign-ins,
@@ -20,6 +21,8 @@ import hmac
 import os
 
 from workbench import NotFoundError, Workbench, WorkbenchError
+from workbench.access import principal_for
+from workbench.errors import DirectoryUnavailableError
 from workbench_web.guard import SECURE_HEADERS, cookies_of
 from workbench_web.sessions import LoginThrottle, SessionStore
 
@@ -27,6 +30,7 @@ PROXY_SECRET_HEADER = "X-Workbench-Proxy-Secret"
 LOGIN_QUEUE_FACTOR = 8  # password checks waiting beyond login_concurrency x this are refused as busy
 LOGIN_HOLD_S = 10.0  # failed-login delays up to this are waited out by the server; longer ones are refused
 BUSY = object()  # what `PasswordChecks.check` returns when too many checks are waiting
+UNAVAILABLE = object()  # what `PasswordChecks.check` returns when the directory cannot be reached
 
 
 def proxy_secret(web) -> str | None:
@@ -48,6 +52,7 @@ class Identity:
         self.wb, self.sessions, self.secret = wb, sessions, secret
         self.header = wb.config.web.trusted_user_header
         self.gradio_app = None  # Gradio's mounted app (its cookie names), once mounted
+        self.after_logout = lambda token: None  # the OpenID provider's logout address (`workbench_web.oidc`)
 
     def cookie_names(self) -> tuple[str, str]:
         cookie_id = self.gradio_app.cookie_id
@@ -84,7 +89,8 @@ class Identity:
 
 
 class PasswordChecks:
-    """users.verify in a worker thread, at most ``concurrency`` at once, ``BUSY`` when too many wait."""
+    """accounts.sign_in in a worker thread, at most ``concurrency`` at once, ``BUSY`` when too many wait,
+    ``UNAVAILABLE`` when the directory that would decide cannot be reached."""
 
     def __init__(self, wb: Workbench, concurrency: int) -> None:
         self.wb, self.concurrency = wb, concurrency
@@ -97,7 +103,10 @@ class PasswordChecks:
         self.waiting += 1
         try:
             async with self.slots:
-                return await asyncio.to_thread(self.wb.users.verify, name, password)
+                try:
+                    return await asyncio.to_thread(self.wb.accounts.sign_in, name, password)
+                except DirectoryUnavailableError:
+                    return UNAVAILABLE
         finally:
             self.waiting -= 1
 
@@ -135,13 +144,16 @@ def add_signin_routes(app, wb: Workbench, identity: Identity, throttle: LoginThr
             user = await checks.check(name, password)
             if user is BUSY:
                 return refuse("The server is busy checking other sign-ins: try again in a moment.")
+            if user is UNAVAILABLE:
+                await audit(wb, name, "login-failed", f"from {client}: the directory could not be reached")
+                return refuse("The directory that checks passwords cannot be reached: try again later.")
             ok = user is not None
         finally:
             throttle.end(client, name, ok)
         if not ok:
             await audit(wb, name, "login-failed", f"from {client}: wrong name or password")
             return refuse("Incorrect credentials.")
-        await audit(wb, user.name, "login", f"from {client}")
+        await audit(wb, principal_for(user, wb.config.web.admin_group), "login", f"from {client}")
         response = JSONResponse({"success": True})
         secure, plain = identity.cookie_names()
         # a browser-session cookie (gone when the browser closes); the server ends it sooner when idle
@@ -152,9 +164,10 @@ def add_signin_routes(app, wb: Workbench, identity: Identity, throttle: LoginThr
     @app.get("/logout")
     def logout(request: Request):
         token = identity.token_of(request.cookies)
+        after = identity.after_logout(token) if token else None  # the provider's own sign-out, if any
         if token:
             identity.sessions.end(token)
-        response = RedirectResponse(url="./", status_code=302)
+        response = RedirectResponse(url=after or "./", status_code=302)
         for name in identity.cookie_names():
             response.delete_cookie(name, path="/", samesite="lax", secure=https, httponly=True)
         return response
@@ -183,6 +196,18 @@ def gradio_auth(web, identity: Identity) -> dict:
     def check_login(name: str, password: str) -> bool:  # never reached: POST /login above answers first
         return False
 
-    return dict(auth=check_login, auth_message=f"{web.title}: sign in with the account your administrator gave "
-                                               "you. After many failed attempts, wait a few minutes before trying "
-                                               "again.")
+    return dict(auth=check_login, auth_message=sign_in_message(identity.wb.config))
+
+
+def sign_in_message(config) -> str:
+    """The HTML above Gradio's sign-in form: which account to use, and the OpenID provider's link."""
+    import html
+
+    web, auth = config.web, config.auth
+    which = "your organization account" if auth.ldap.url else "the account your administrator gave you"
+    text = (f"{html.escape(web.title)}: sign in with {which}. After many failed attempts, wait a few minutes "
+            "before trying again.")
+    if auth.oidc.issuer:
+        text = (f'<p><a id="wb-oidc" href="login/oidc">{html.escape(auth.oidc.button)}</a></p>'
+                f"<p>{text} Or:</p>")
+    return text

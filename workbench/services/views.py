@@ -44,10 +44,10 @@ class SourceViews:
         return source_view(reader.catalog, chunks[0], doc), reader.generation
 
     def _audit_source(self, principal, action: str, what: str, generation: int, chunk_id: int) -> None:
-        self._audit_log().record(principal.name if principal else OPERATOR, action, what, generation, [int(chunk_id)])
+        self._audit_log().record(principal or OPERATOR, action, what, generation, [int(chunk_id)])
 
     def _audit_refused(self, principal, action: str, what: str, generation: int, chunk_ids: list[int]) -> None:
-        self._audit_log().record(principal.name if principal else OPERATOR, action, what, generation, chunk_ids,
+        self._audit_log().record(principal or OPERATOR, action, what, generation, chunk_ids,
                                  outcome="refused")
 
     def source(self, chunk_id: int, principal: Principal | None = None) -> SourceView:

@@ -33,10 +33,17 @@ CREATE TABLE IF NOT EXISTS audit (
   generation INTEGER NOT NULL,
   chunk_ids TEXT NOT NULL,
   refused INTEGER NOT NULL DEFAULT 0,
-  outcome TEXT NOT NULL DEFAULT ''
+  outcome TEXT NOT NULL DEFAULT '',
+  source TEXT NOT NULL DEFAULT '',
+  subject TEXT NOT NULL DEFAULT '',
+  groups TEXT NOT NULL DEFAULT ''
 );
 """
-_OUTCOME = "ALTER TABLE audit ADD COLUMN outcome TEXT NOT NULL DEFAULT ''"
+_ADDED = {"outcome": "ALTER TABLE audit ADD COLUMN outcome TEXT NOT NULL DEFAULT ''",  # columns of later versions
+          "source": "ALTER TABLE audit ADD COLUMN source TEXT NOT NULL DEFAULT ''",
+          "subject": "ALTER TABLE audit ADD COLUMN subject TEXT NOT NULL DEFAULT ''",
+          "groups": "ALTER TABLE audit ADD COLUMN groups TEXT NOT NULL DEFAULT ''"}
+_COLUMNS = "id, at, user, action, text, generation, chunk_ids, refused, outcome, source, subject, groups"
 
 
 def printable(text: str) -> str:
@@ -67,11 +74,15 @@ class AuditEntry(_Record):
     chunk_ids: tuple[int, ...]
     refused: bool
     outcome: str = ""
+    source: str = ""  # where the user's identity came from: "local", "ldap", "oidc" ("" : not recorded)
+    subject: str = ""  # the directory's id for the user (LDAP DN, OpenID sub)
+    groups: tuple[str, ...] = ()  # the groups the action was allowed with
 
     def __str__(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.at))
         shown = {"refused": " (refused)", "asked": " (unfinished)"}.get(self.outcome, " (refused)" if self.refused else "")
-        return (f"{when}\t{printable(self.user)}\t{self.action}\tgen {self.generation}\t"
+        via = f" [{self.source}]" if self.source and self.source != "local" else ""
+        return (f"{when}\t{printable(self.user)}{via}\t{self.action}\tgen {self.generation}\t"
                 f"{','.join(map(str, self.chunk_ids)) or '-'}{shown}\t{printable(self.text)}")
 
 
@@ -82,19 +93,27 @@ class AuditLog:
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         with sidecar(self.path, _SCHEMA) as conn:
-            if "outcome" not in {r[1] for r in conn.execute("PRAGMA table_info(audit)")}:
-                conn.execute(_OUTCOME)  # a log written before outcomes were recorded
+            have = {r[1] for r in conn.execute("PRAGMA table_info(audit)")}
+            for column, sql in _ADDED.items():  # a log written by an earlier version
+                if column not in have:
+                    conn.execute(sql)
             yield conn
 
-    def record(self, user: str, action: str, text: str, generation: int | None = 0, chunk_ids=(),
+    def record(self, user, action: str, text: str, generation: int | None = 0, chunk_ids=(),
                refused: bool = False, outcome: str = "") -> int:
-        """Append an entry; its id. Raises (sqlite3 / OS errors) when it cannot be written."""
+        """Append an entry; its id. ``user`` is a name or a `workbench.records.Principal` (then its
+        identity source, subject and groups are recorded too). Raises (sqlite3 / OS errors) when it
+        cannot be written."""
+        name = getattr(user, "name", user)
+        source, subject = getattr(user, "source", ""), getattr(user, "subject", "")
+        groups = ",".join(getattr(user, "groups", ()))
         with self._connect() as conn:
             cur = conn.execute(
-                "INSERT INTO audit (at, user, action, text, generation, chunk_ids, refused, outcome) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (time.time(), user[:200], action, text[:4000], int(generation or 0),
-                 json.dumps([int(i) for i in chunk_ids]), int(refused or outcome == "refused"), outcome))
+                "INSERT INTO audit (at, user, action, text, generation, chunk_ids, refused, outcome, source, subject, "
+                "groups) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), name[:200], action, text[:4000], int(generation or 0),
+                 json.dumps([int(i) for i in chunk_ids]), int(refused or outcome == "refused"), outcome,
+                 source[:40], subject[:400], groups[:2000]))
             return int(cur.lastrowid)
 
     def finish(self, entry_id: int, outcome: str, chunk_ids=None, text: str | None = None,
@@ -112,12 +131,12 @@ class AuditLog:
         """The newest ``limit`` entries (of ``user``), newest first."""
         if not self.path.exists():
             return []
-        sql = "SELECT id, at, user, action, text, generation, chunk_ids, refused, outcome FROM audit"
+        sql = f"SELECT {_COLUMNS} FROM audit"
         params: list = []
         if user:
             sql += " WHERE user=?"
             params.append(user)
         with self._connect() as conn:
             rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
-        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), bool(r[7]), r[8])
-                for r in rows]
+        return [AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[6])), bool(r[7]), r[8], r[9], r[10],
+                           tuple(g for g in r[11].split(",") if g)) for r in rows]

@@ -3,7 +3,10 @@
 The store lives beside the index generations (not inside one), so re-indexing never touches it.
 `UserStore.verify` checks a password in constant work whether or not the user exists. Every change
 of password or groups moves the user's ``changed_at``, which ends their open sessions
-(`workbench_web.sessions`). Leaves out: password policy beyond a minimum length, failed-login delays
+(`workbench_web.sessions`). Users from the organization's directory (``source`` "ldap" or "oidc")
+are written here at sign-in by `workbench.services.accounts` with no password; their groups follow
+the directory (`refresh_groups` changes them without ending sessions: the next request already uses
+the new rights), and a local account's name can never be taken over by a directory user. Leaves out: password policy beyond a minimum length, failed-login delays
 (`workbench_web.sessions.LoginThrottle`), and document permissions (`workbench.access`).
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +33,14 @@ CREATE TABLE IF NOT EXISTS users (
   groups TEXT NOT NULL DEFAULT '',
   password_hash TEXT NOT NULL,
   created_at REAL NOT NULL,
-  updated_at REAL NOT NULL
+  updated_at REAL NOT NULL,
+  source TEXT NOT NULL DEFAULT 'local',
+  subject TEXT NOT NULL DEFAULT ''
 );
 """
+_MIGRATE = ("ALTER TABLE users ADD COLUMN source TEXT NOT NULL DEFAULT 'local'",
+            "ALTER TABLE users ADD COLUMN subject TEXT NOT NULL DEFAULT ''")
+_COLUMNS = "name, groups, created_at, updated_at, source, subject"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +51,11 @@ class User(_Record):
     groups: tuple[str, ...]
     created_at: float
     changed_at: float = 0.0  # last change of password or groups (sessions older than that end)
+    source: str = "local"  # "local" (password here), "ldap" or "oidc" (the directory signs them in)
+    subject: str = ""  # the directory's id for them: an LDAP DN, an OpenID ``sub``
 
     def __str__(self) -> str:
-        return f"{self.name}\t{','.join(self.groups) or '-'}"
+        return f"{self.name}\t{','.join(self.groups) or '-'}\t{self.source}"
 
 
 class UserStore:
@@ -55,8 +66,14 @@ class UserStore:
         self._hasher = PasswordHasher()  # argon2id, library defaults (RFC 9106 low-memory profile)
         self._dummy = self._hasher.hash("not a real password")
 
+    @contextmanager
     def _connect(self):
-        return sidecar(self.path, _SCHEMA, wal=True)
+        with sidecar(self.path, _SCHEMA, wal=True) as conn:
+            have = {r[1] for r in conn.execute("PRAGMA table_info(users)")}
+            if "source" not in have:  # a store written before directory users existed
+                for sql in _MIGRATE:
+                    conn.execute(sql)
+            yield conn
 
     def add(self, name: str, password: str, groups=()) -> User:
         """Create ``name``; WorkbenchError when it exists or the password is shorter than 8 characters."""
@@ -65,7 +82,8 @@ class UserStore:
         now = time.time()
         with self._connect() as conn:
             try:
-                conn.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?)",
+                conn.execute("INSERT INTO users (name, groups, password_hash, created_at, updated_at) "
+                             "VALUES (?, ?, ?, ?, ?)",
                              (name, ",".join(parse_groups(groups)), self._hasher.hash(password), now, now))
             except sqlite3.IntegrityError:
                 raise WorkbenchError(f"user {name!r} already exists: use `workbench users passwd {name}` "
@@ -73,8 +91,9 @@ class UserStore:
         return self.get(name)
 
     def set_password(self, name: str, password: str) -> None:
-        """Set a new password; the user's open sessions end."""
+        """Set a new password; the user's open sessions end. Refused for directory users."""
         self._check_password(password)
+        self._local_only(name, "change the password in the directory")
         with self._connect() as conn:
             cur = conn.execute("UPDATE users SET password_hash=?, updated_at=max(?, updated_at + 1e-6) WHERE name=?",
                                (self._hasher.hash(password), time.time(), name))
@@ -82,13 +101,54 @@ class UserStore:
             raise NotFoundError(f"no user {name!r}: see `workbench users list`")
 
     def set_groups(self, name: str, groups) -> User:
-        """Replace the user's groups; their open sessions end (they sign in again with the new rights)."""
+        """Replace the user's groups; their open sessions end (they sign in again with the new rights).
+        Refused for directory users (their groups follow the directory)."""
+        self._local_only(name, "change their groups in the directory or in [auth] groups")
         with self._connect() as conn:
             cur = conn.execute("UPDATE users SET groups=?, updated_at=max(?, updated_at + 1e-6) WHERE name=?",
                                (",".join(parse_groups(groups)), time.time(), name))
         if cur.rowcount == 0:
             raise NotFoundError(f"no user {name!r}: see `workbench users list`")
         return self.get(name)
+
+    def sign_in_external(self, name: str, source: str, subject: str, groups) -> User:
+        """Create or update directory user ``name`` at sign-in (no password is stored).
+
+        A new ``subject`` for a known name (another person under a reused name) ends the open
+        sessions; new groups alone do not. WorkbenchError when ``name`` is a local account: a
+        directory can never take over a local (break-glass) account.
+        """
+        check_name(name)
+        groups = ",".join(parse_groups(groups))
+        now = time.time()
+        with self._connect() as conn:
+            row = conn.execute("SELECT source, subject FROM users WHERE name=?", (name,)).fetchone()
+            if row is None:
+                conn.execute("INSERT INTO users (name, groups, password_hash, created_at, updated_at, source, subject) "
+                             "VALUES (?, ?, '', ?, ?, ?, ?)", (name, groups, now, now, source, subject))
+            elif row[0] == "local":
+                raise WorkbenchError(f"{name!r} is a local account of the workbench, so the directory cannot sign "
+                                     f"in under that name: rename or remove the local account (`workbench users "
+                                     f"remove {name}`) if the directory's {name!r} is the same person")
+            elif (row[0], row[1]) != (source, subject):
+                conn.execute("UPDATE users SET groups=?, source=?, subject=?, updated_at=max(?, updated_at + 1e-6) "
+                             "WHERE name=?", (groups, source, subject, now, name))
+            else:
+                conn.execute("UPDATE users SET groups=? WHERE name=?", (groups, name))
+        return self.get(name)
+
+    def refresh_groups(self, name: str, groups) -> User | None:
+        """Set a directory user's groups as the directory has them now (open sessions go on, with
+        the new rights from their next request); None when the user is gone."""
+        with self._connect() as conn:
+            conn.execute("UPDATE users SET groups=? WHERE name=? AND source != 'local'",
+                         (",".join(parse_groups(groups)), name))
+        return self.get(name)
+
+    def _local_only(self, name: str, instead: str) -> None:
+        user = self.get(name)
+        if user is not None and user.source != "local":
+            raise WorkbenchError(f"{name!r} signs in through the directory ({user.source}): {instead}")
 
     def remove(self, name: str) -> None:
         with self._connect() as conn:
@@ -100,26 +160,27 @@ class UserStore:
         if not name or not self.path.exists():
             return None
         with self._connect() as conn:
-            row = conn.execute("SELECT name, groups, created_at, updated_at FROM users WHERE name=?",
-                               (name,)).fetchone()
-        return User(row[0], parse_groups(row[1]), row[2], row[3]) if row else None
+            row = conn.execute(f"SELECT {_COLUMNS} FROM users WHERE name=?", (name,)).fetchone()
+        return _user(row) if row else None
 
     def list(self) -> list[User]:
         if not self.path.exists():
             return []
         with self._connect() as conn:
-            rows = conn.execute("SELECT name, groups, created_at, updated_at FROM users ORDER BY name").fetchall()
-        return [User(r[0], parse_groups(r[1]), r[2], r[3]) for r in rows]
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM users ORDER BY name").fetchall()
+        return [_user(r) for r in rows]
 
     def verify(self, name: str, password: str) -> User | None:
-        """The user when ``password`` is right, else None (same argon2 work for unknown names).
+        """The local user when ``password`` is right, else None (same argon2 work for unknown names
+        and for directory users, who have no password here).
 
         CPU-heavy (tens of milliseconds): servers call it off their event loop, behind a bound.
         """
         row = None
         if NAME_RE.match(name or "") and self.path.exists():
             with self._connect() as conn:
-                row = conn.execute("SELECT password_hash FROM users WHERE name=?", (name,)).fetchone()
+                row = conn.execute("SELECT password_hash FROM users WHERE name=? AND source='local'",
+                                   (name,)).fetchone()
         try:
             ok = self._hasher.verify(row[0] if row else self._dummy, password or "") and row is not None
         except (VerificationError, InvalidHashError):
@@ -130,3 +191,7 @@ class UserStore:
     def _check_password(password: str) -> None:
         if len(password or "") < MIN_PASSWORD:
             raise InvalidInputError(f"password too short: use at least {MIN_PASSWORD} characters")
+
+
+def _user(row) -> User:
+    return User(row[0], parse_groups(row[1]), row[2], row[3], row[4], row[5])
