@@ -42,9 +42,9 @@ def add_user(cfg: Path, name: str, groups: str, password: str, env=None) -> None
 class Server:
     """`workbench serve --config CFG` as a subprocess on a free loopback port."""
 
-    def __init__(self, cfg: Path, env=None) -> None:
+    def __init__(self, cfg: Path, env=None, port: int | None = None) -> None:
         self.cfg = cfg
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = cfg.parent / "serve.log"
         self._log = open(self.log_path, "w")

@@ -16,7 +16,6 @@ longer accepts the sign-in, or a user gone from the directory, ends the session.
 Leaves out: password sign-in and sign-out (`workbench_web.signin`), sessions (`workbench_web.sessions`).
 """
 
-from __future__ import annotations
 
 import asyncio
 import hmac

@@ -209,5 +209,6 @@ def sign_in_message(config) -> str:
             "before trying again.")
     if auth.oidc.issuer:
         text = (f'<p><a id="wb-oidc" href="login/oidc">{html.escape(auth.oidc.button)}</a></p>'
-                f"<p>{text} Or:</p>")
+                f"<p>Or below, with {'your directory account or ' if auth.ldap.url else ''}a local account. "
+                "After many failed attempts, wait a few minutes before trying again.</p>")
     return text
