@@ -14,9 +14,11 @@ refused at construction unless ``allow_plaintext``. Names outside NAME_RE and em
 passwords (an "unauthenticated bind" that many servers accept as anonymous) are refused before any
 network traffic; names are escaped in filters all the same.
 
-Outcomes: None means "no such user (or filtered out, or ambiguous) / wrong password"; an unreachable,
-slow or untrusted server raises `DirectoryUnavailableError` naming the URL, so callers can tell a
-brief outage from a user who is gone. Passwords never appear in messages, logs or reprs.
+Outcomes: None means "no such user (or filtered out, or ambiguous) / wrong password". Anything else
+that goes wrong once the settings have been accepted (a server unreachable, slow or untrusted, the
+service account refused, a base DN missing) raises `DirectoryUnavailableError` naming the URL and what
+to check, so callers can tell a directory they cannot use from a user who is gone; bad settings
+raise ConfigError at construction. Passwords never appear in messages, logs or reprs.
 
 Leaves out: SASL/Kerberos binds, client certificates, connection pools, paged group searches,
 following referrals (ignored), caching (callers decide how often to ask).
@@ -33,13 +35,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-from workbench import errors
 from workbench.access import NAME_RE
-from workbench.errors import ConfigError, WorkbenchError
+from workbench.errors import ConfigError, DirectoryUnavailableError, WorkbenchError
 from workbench.identity.base import LDAP, DirectoryUser, map_groups
-
-# "directory unreachable": errors.DirectoryUnavailableError where it exists, else its base
-DirectoryUnavailableError = getattr(errors, "DirectoryUnavailableError", WorkbenchError)
 
 MAX_DEPTH = 10  # nested="recursive": levels of groups-in-groups followed beyond the direct ones
 IN_CHAIN = "1.2.840.113556.1.4.1941"  # AD's LDAP_MATCHING_RULE_IN_CHAIN
@@ -125,12 +123,15 @@ class LdapDirectory:
         try:
             yield
         except LDAPException as exc:
-            tls = isinstance(exc, (LDAPStartTLSError, LDAPCertificateError)) or "ssl" in str(exc).lower()
+            detail = _short(exc)
+            if "doesn't match any name" in str(exc):  # ldap3's message lists the whole certificate
+                detail = f"its certificate does not name {self._host}"
+            tls = isinstance(exc, (LDAPStartTLSError, LDAPCertificateError)) or "ssl" in detail.lower()
             hint = (f"check ca_file (the CA that signed its certificate) and that the certificate names "
                     f"{self._host}" if tls else f"check that it is up and reachable from this machine "
                     f"(url, port, firewall; timeout_s = {self.timeout_s:g})")
             raise DirectoryUnavailableError(f"the LDAP directory at {self.url} could not be used "
-                                            f"({type(exc).__name__}: {_short(exc)}): {hint}") from None
+                                            f"({type(exc).__name__}: {detail}): {hint}") from None
 
     def _connect(self, user: str | None, password: str | None):
         """An open, TLS-protected (as configured) connection, bind attempted: (connection, bound?)."""
@@ -140,7 +141,8 @@ class LdapDirectory:
                               get_info=ldap3.NONE, connect_timeout=self.timeout_s)
         conn = ldap3.Connection(server, user=user, password=password,
                                 authentication=ldap3.SIMPLE if user else ldap3.ANONYMOUS, read_only=True,
-                                auto_referrals=False, raise_exceptions=False, receive_timeout=self.timeout_s)
+                                auto_referrals=False, raise_exceptions=False,
+                                receive_timeout=max(1, math.ceil(self.timeout_s)))  # ldap3 wants whole seconds
         try:
             conn.open()
             if self._start_tls:
@@ -160,9 +162,9 @@ class LdapDirectory:
                     code = conn.result.get("result")
                     if code in _WRONG_CREDENTIALS:
                         who = f"the service account {self.bind_dn}" if self.bind_dn else "an anonymous search"
-                        raise ConfigError(f"the LDAP directory at {self.url} refused {who} "
-                                          f"({conn.result.get('description')}): check [auth.ldap] bind_dn and "
-                                          "the password in the variable bind_password_env names")
+                        raise DirectoryUnavailableError(
+                            f"the LDAP directory at {self.url} refused {who} ({conn.result.get('description')}): "
+                            "check [auth.ldap] bind_dn and the password in the variable bind_password_env names")
                     raise self._refused("the service account's bind", conn)
                 yield conn
             finally:
@@ -197,8 +199,8 @@ class LdapDirectory:
         if code == 4 and size_limit:  # sizeLimitExceeded: more entries than asked for
             return entries
         if code == 32:
-            raise ConfigError(f"the LDAP directory at {self.url} has no entry {base!r}: check [auth.ldap] "
-                              "user_base and group_base")
+            raise DirectoryUnavailableError(f"the LDAP directory at {self.url} has no entry {base!r}: check "
+                                            "[auth.ldap] user_base and group_base")
         if code != 0:
             raise self._refused(f"a search under {base!r}", conn)
         return entries
@@ -263,7 +265,8 @@ class LdapDirectory:
 def _parse_url(url: str) -> tuple[str, int, bool]:
     """(host, port, use_ssl) of an ldap:// or ldaps:// URL; ConfigError otherwise."""
     if not url:
-        raise ConfigError("[auth.ldap] url is not set: set it to the directory, e.g. url = \"ldaps://dc1.corp.example\"")
+        raise ConfigError("[auth.ldap] url is not set: set it to the directory, e.g. "
+                          "url = \"ldaps://dc1.corp.example\"")
     try:
         parts = urlsplit(url)
         port = parts.port
