@@ -8,6 +8,7 @@ may not read, so ``GET /source/ID`` shows a user's rights through the real serve
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from workbench.config import Config, load_config
@@ -48,3 +49,13 @@ def docs_site(base: Path, embedder, auth: dict, web: str = "") -> dict:
     chunks = {("finance" if "CANARY-FIN" in c.text else "staff"): c.chunk_id
               for c in wb.chunks()}
     return {"cfg": cfg, "index": base / "index", "chunks": chunks}
+
+
+def eventually(check, timeout: float = 30.0) -> bool:
+    """Whether ``check()`` becomes true within ``timeout`` seconds (sessions refresh in the background)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False

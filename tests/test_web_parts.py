@@ -124,7 +124,7 @@ def test_users_commands(tmp_path):
                   input="dave's password\n")
     assert add.returncode == 0
     assert "added dave" in add.stdout
-    assert run_cli("users", "list", "--index", idx).stdout.split() == ["dave", "finance"]
+    assert run_cli("users", "list", "--index", idx).stdout.split() == ["dave", "finance", "local"]  # name, groups, source
     listed = run_cli("users", "list", "--json", "--index", idx)
     assert '"groups": [\n      "finance"' in listed.stdout
     short = run_cli("users", "passwd", "dave", "--password-stdin", "--index", idx, input="x\n")

@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5, help="how many chunks (default 5)")
     p.add_argument("--collection", action="append", help="only this collection (repeatable)")
     p.add_argument("--mode", choices=("hybrid", "dense", "lexical"), help="retrieval mode (default: config, hybrid)")
-    p.add_argument("--as-user", metavar="NAME", help="only what this web-app user may read (default: everything)")
+    p.add_argument("--as-user", metavar="NAME", help="only what this user may read: a web-app user, or a person of the [auth.ldap] directory (default: everything)")
 
     p = sub.add_parser("ask", parents=[common], help="answer a question from the documents, with citations",
                        description="Stream a grounded answer from the configured LLM ([llm] in workbench.toml), "
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", help="the question")
     p.add_argument("-k", type=int, default=None, help="sources given to the model (default [answer] k)")
     p.add_argument("--collection", action="append", help="only this collection (repeatable)")
-    p.add_argument("--as-user", metavar="NAME", help="answer only from what this web-app user may read")
+    p.add_argument("--as-user", metavar="NAME", help="answer only from what this user (web-app or directory) may read")
 
     p = sub.add_parser("llm-serve", parents=[common], help="serve the configured LLM over an OpenAI-compatible API",
                        description="Load [llm] once and serve POST /v1/chat/completions (streaming) and GET "
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", action="append", choices=("dense", "lexical", "hybrid"),
                    help="only this retrieval mode (repeatable; default all three)")
     p.add_argument("--answers", action="store_true", help="also ask the model (slow: one answer per question)")
-    p.add_argument("--as-user", metavar="NAME", help="evaluate what this web-app user can find")
+    p.add_argument("--as-user", metavar="NAME", help="evaluate what this user (web-app or directory) can find")
 
     p = sub.add_parser("audit", parents=[common], help="who asked what, when, and what grounded the answers",
                        description="Print the audit log (<index>/audit.sqlite), newest first: time, user, "

@@ -414,7 +414,13 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
     index_dir = cfg.index.dir.expanduser()
     if not index_dir.is_absolute():
         index_dir = (base / index_dir).resolve()
-    return cfg.with_index_dir(index_dir)
+    cfg = cfg.with_index_dir(index_dir)
+    for section in ("ldap", "oidc"):  # CA files named relative to the config file
+        ca_file = getattr(cfg.auth, section).ca_file
+        if ca_file is not None and not ca_file.expanduser().is_absolute():
+            cfg = cfg.model_copy(update={"auth": cfg.auth.model_copy(update={
+                section: getattr(cfg.auth, section).model_copy(update={"ca_file": (base / ca_file).resolve()})})})
+    return cfg
 
 
 def load_config(path: str | os.PathLike | None = None) -> Config:

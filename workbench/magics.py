@@ -39,7 +39,7 @@ class WorkbenchMagics(Magics):
 
     @magic_arguments()
     @argument("-k", type=int, default=5, help="how many passages (default 5)")
-    @argument("--as-user", help="only what this web-app user may read")
+    @argument("--as-user", help="only what this user (web-app or directory) may read")
     @argument("--mode", choices=("hybrid", "dense", "lexical"), help="retrieval mode (default: config)")
     @argument("--collection", action="append", help="only this collection (repeatable)")
     @argument("query", nargs="+", help="what to look for")

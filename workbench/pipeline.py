@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from workbench.access import OPERATOR
 from workbench.config import Config, load_config
-from workbench.errors import AuditError, EmptyIndexError, InvalidInputError, NotFoundError, WorkbenchError
+from workbench.errors import AuditError, EmptyIndexError, InvalidInputError, WorkbenchError
 from workbench.index import IndexReader, current_generation
 from workbench.records import (
     Answer,

@@ -429,6 +429,7 @@ class IndexStatus(_Record):
     vector_index: str = ""  # what searches the vectors: exact or IVF, its size and its recall at publish
     lexical_index: str = ""  # what answers BM25 queries: the catalog's FTS5 table or BM25 matrices
     ocr_low_confidence: tuple[str, ...] = ()  # pages read by OCR below [ocr] low_confidence: "path, page n: 41%"
+    sign_in: str = ""  # where the web app's users come from: local accounts, an LDAP directory, an OpenID provider
 
     def __str__(self) -> str:
         cols = ", ".join(f"{k} ({v} docs)" for k, v in sorted(self.collections.items())) or "none"
@@ -450,6 +451,8 @@ class IndexStatus(_Record):
             lines.append(f"lexical index: {self.lexical_index}")
         lines += [f"sources:      {len(self.sources)}"]
         lines += [f"  {s['collection']}: {s['root']}" for s in self.sources]
+        if self.sign_in:
+            lines.append(f"sign-in:      {self.sign_in}")
         lines.append(f"failed files: {len(self.failures)}")
         lines += [f"  {f}" for f in self.failures]
         if self.ocr_low_confidence:

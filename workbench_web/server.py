@@ -65,6 +65,7 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
     app = mount_page(app, demo, wb, identity, uploads)
     add_guard(app, wb, demo, identity, host, port)
     app.state.sessions = sessions
+    app.state.stop_refresher = sessions.start_refresher()
     return app
 
 

@@ -4,8 +4,10 @@
 request. A session ends when it was idle for ``[web] session_idle_s``, when it is older than
 ``session_max_s``, when the user signs out, and when the user's password or groups changed or the
 user was removed since sign-in (`workbench users ...` from another process included: the user's
-``changed_at`` is compared on each lookup), and when the ``refresh`` callback (re-reading a
-directory user's groups, at most every ``[auth] refresh_s`` per session) says the user is gone.
+``changed_at`` is compared on each lookup), and when the ``refresh`` callback says the user is
+gone: `start_refresher` runs it in a background thread for every session whose groups were last
+read ``[auth] refresh_s`` ago (directory users' groups are re-read, see
+`workbench.services.accounts`), so a request never waits for the directory.
 `GradioTokens` plugs the store into Gradio's own routes
 (upload, files, config, queue), so they see the same sessions as the workbench's sign-in.
 
@@ -22,6 +24,7 @@ sign-out routes that use both classes (`workbench_web.signin`).
 from __future__ import annotations
 
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, MutableMapping
@@ -66,18 +69,48 @@ class SessionStore:
             session = self._sessions.get(token or "")
         return session.grant if session else None
 
-    def _refreshed(self, token: str, session: Session, now: float) -> Session | None:
-        """``session`` after asking the refresh callback when it is due; None when the user is gone."""
-        if self.refresh is None or now - session.checked < self.refresh_s:
-            return session
-        still, grant = self.refresh(session.user, session.grant)
-        if not still:
-            return None
-        session = Session(session.user, session.started, session.last_seen, session.user_changed_at, now, grant)
+    def refresh_due(self) -> int:
+        """Ask the refresh callback about every session whose last check is ``refresh_s`` old (once per
+        user and round); end the sessions of users it reports gone. How many sessions ended."""
+        if self.refresh is None:
+            return 0
+        now = self.clock()
         with self._lock:
-            if token in self._sessions:
-                self._sessions[token] = session
-        return session
+            due = [(t, s) for t, s in self._sessions.items() if now - s.checked >= self.refresh_s]
+        answers: dict[tuple[str, int], tuple[bool, object]] = {}
+        ended = 0
+        for token, session in due:
+            key = (session.user, id(session.grant))  # OpenID sessions each hold their own grant
+            if key not in answers:
+                answers[key] = self.refresh(session.user, session.grant)
+            still, grant = answers[key]
+            with self._lock:
+                current = self._sessions.get(token)
+                if current is None:
+                    continue
+                if not still:
+                    del self._sessions[token]
+                    ended += 1
+                else:
+                    self._sessions[token] = Session(current.user, current.started, current.last_seen,
+                                                    current.user_changed_at, self.clock(), grant)
+        return ended
+
+    def start_refresher(self) -> threading.Event:
+        """Run `refresh_due` in a daemon thread, a few times per ``refresh_s`` (at most every 30 s), so
+        requests never wait for the directory; set the returned event to stop it."""
+        stop = threading.Event()
+        pause = min(30.0, max(0.2, self.refresh_s / 4))
+
+        def loop() -> None:
+            while not stop.wait(pause):
+                try:
+                    self.refresh_due()
+                except Exception as exc:  # noqa: BLE001 - a failed round is retried; the server goes on
+                    print(f"workbench: refreshing sessions failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+        threading.Thread(target=loop, name="session-refresh", daemon=True).start()
+        return stop
 
     def user_of(self, token: str | None, touch: bool = True) -> str | None:
         """The user name of a live session, else None (and an expired or revoked session is ended)."""
@@ -89,10 +122,6 @@ class SessionStore:
             return None
         now = self.clock()
         if now - session.last_seen > self.idle_s or now - session.started > self.max_s or not self._current(session):
-            self.end(token)
-            return None
-        session = self._refreshed(token, session, now)
-        if session is None or not self._current(session):
             self.end(token)
             return None
         if touch:

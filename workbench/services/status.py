@@ -23,7 +23,7 @@ def index_status(config: Config, reader: IndexReader | None, describe_embedder: 
         runtime = describe_embedder()
     except WorkbenchError as exc:  # the model is missing: the index can still be described
         runtime = f"unavailable: {exc}"
-    here = {"embedding_runtime": runtime, "cpu": cpu_info().describe()}
+    here = {"embedding_runtime": runtime, "cpu": cpu_info().describe(), "sign_in": sign_in_sources(config)}
     if reader is None:
         return IndexStatus(str(config.index.dir), 0, 0, 0, {}, (), (), config.embedding.model, 0, "", **here)
     docs, chunks = reader.catalog.counts()
@@ -61,3 +61,18 @@ def _describe_index(info: dict, nprobe: int) -> str:
         return f"flat (exact search), {size}"
     return (f"ivf ({info['nlist']} lists, nprobe {nprobe}), {size}; recall@10 against exact "
             f"{info['recall_at_10']:.3f} at publish (nprobe {info['nprobe']}, trained on {info['trained_on']:,} vectors)")
+
+
+def sign_in_sources(config: Config) -> str:
+    """Where the web app's users come from, as configured (no server is contacted)."""
+    auth = config.auth
+    parts = ["local accounts"]
+    if auth.ldap.url:
+        parts.append(f"LDAP {auth.ldap.url}{' (StartTLS)' if auth.ldap.start_tls else ''}")
+    if auth.oidc.issuer:
+        parts.append(f"OpenID {auth.oidc.issuer}")
+    if config.web.trusted_user_header:
+        parts = [f"a reverse proxy's {config.web.trusted_user_header} header"]
+    mapped = f"; {len(auth.groups)} directory groups mapped, refreshed every {auth.refresh_s:g} s" if (
+        auth.ldap.url or auth.oidc.issuer) else ""
+    return ", ".join(parts) + mapped
