@@ -101,8 +101,14 @@ def test_rights_follow_the_directory_while_signed_in(site):
     assert can_read(hank, site, "staff")  # still signed in, with fewer rights
     directory.remove_user("hank")
     assert eventually(lambda: not can_read(hank, site, "staff"))  # signed out: gone from the directory
+    directory.add_user("jill", "jill-pass-1", groups=("staff",))
+    jill = sign_in(site, "jill", "jill-pass-1")
+    assert jill.last.status_code == 200 and can_read(jill, site, "staff")
+    directory.disable("jill")  # disabled, not deleted: the user filter no longer matches
+    assert eventually(lambda: not can_read(jill, site, "staff"))
+    assert sign_in(site, "jill", "jill-pass-1").last.status_code == 400
     listed = run_cli("users", "list", "--config", str(site["cfg"]), env=site["env"]).stdout
-    assert "hank" not in listed
+    assert "hank" not in listed and "jill" not in listed
 
 
 def test_questions_are_audited_with_the_identity_source_subject_and_groups(site):
