@@ -55,12 +55,21 @@ def can_read(http, site, group: str) -> bool:
 
 
 def test_an_openid_user_without_a_groups_claim_gets_the_directory_groups(site):
-    provider = site["provider"]
+    provider, directory = site["provider"], site["directory"]
+    directory.add_user("kate", "kate-pass-1", groups=("staff", "finance"))
+    provider.set_claims("sub-kate", {"preferred_username": "kate"})  # the token carries no groups claim
     http = _Client(base_url=site["url"], timeout=60)
     start = http.get("login/oidc")
-    back = http.get(provider.approve(start.headers["location"], "sub-bob"))  # the token has no groups claim
+    back = http.get(provider.approve(start.headers["location"], "sub-kate"))
     assert back.status_code == 302
-    assert can_read(http, site, "finance") and can_read(http, site, "staff")  # bob's LDAP groups, nested included
+    assert can_read(http, site, "finance") and can_read(http, site, "staff")  # kate's LDAP groups
+    # the name now belongs to the OpenID identity: the same name by another way in is refused
+    assert sign_in(site, "kate", "kate-pass-1").last.status_code == 400
+    provider.set_claims("sub-mallory", {"preferred_username": "kate", "groups": ["Staff"]})  # a colleague's name
+    start = http.get("login/oidc")
+    taken = http.get(provider.approve(start.headers["location"], "sub-mallory"))
+    assert taken.status_code == 400 and "cannot sign in here" in taken.text
+    assert can_read(http, site, "finance")  # kate's own session goes on
 
 
 def test_staff_sign_in_with_their_directory_password_and_groups(site):

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from workbench.errors import ConfigError
 
@@ -374,6 +374,16 @@ class AuthSettings(_Section):
         "name (cn, or the claim's value), case-insensitively. Groups not listed grant nothing.")
     ldap: LdapSettings = LdapSettings()
     oidc: OidcSettings = OidcSettings()
+
+    @field_validator("groups")
+    @classmethod
+    def _workbench_groups(cls, table: dict[str, list[str]]) -> dict[str, list[str]]:
+        from workbench.access import check_name
+
+        for key, groups in table.items():
+            for group in groups:
+                check_name(group, f"workbench group in [auth] groups[{key!r}]")
+        return table
 
 
 class Config(_Section):

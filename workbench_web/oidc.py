@@ -29,10 +29,12 @@ from workbench.access import principal_for
 from workbench.errors import DirectoryUnavailableError, SignInError
 from workbench.identity.oidc import PENDING_S, OidcClient, Pending, SignedIn
 from workbench_web.guard import OIDC_CALLBACK, OIDC_START, SECURE_HEADERS
+from workbench_web.sessions import client_key
 from workbench_web.signin import Identity, audit
 
 STATE_COOKIE = "wb-oidc-state"
 MAX_PENDING = 10_000  # sign-ins started and not back yet, across all browsers
+PER_CLIENT = 20  # ... from one client address (its oldest is forgotten beyond that)
 
 
 def oidc_client(wb: Workbench, root_url: str) -> OidcClient | None:
@@ -50,41 +52,59 @@ def oidc_client(wb: Workbench, root_url: str) -> OidcClient | None:
 
 
 class PendingSignIns:
-    """Sign-ins sent to the provider, by state; each can be taken out once, within PENDING_S."""
+    """Sign-ins sent to the provider, by state; each can be taken out once, within PENDING_S. One
+    client holds at most PER_CLIENT of them, so nobody can push out everyone else's sign-ins."""
 
     def __init__(self, clock=time.time) -> None:
         self.clock = clock
-        self._by_state: dict[str, Pending] = {}
+        self._by_state: dict[str, tuple[Pending, str]] = {}
+        self._by_client: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
-    def add(self, pending: Pending) -> None:
-        now = self.clock()
+    def add(self, pending: Pending, client: str) -> None:
         with self._lock:
+            mine = self._by_client.setdefault(client, [])
+            while len(mine) >= PER_CLIENT:
+                self._by_state.pop(mine.pop(0), None)
             if len(self._by_state) >= MAX_PENDING:
-                self._by_state = {s: p for s, p in self._by_state.items() if now - p.started < PENDING_S}
-            if len(self._by_state) >= MAX_PENDING:
-                self._by_state.pop(next(iter(self._by_state)))
-            self._by_state[pending.state] = pending
+                oldest = next(iter(self._by_state))
+                self._forget(oldest)
+            self._by_state[pending.state] = (pending, client)
+            mine.append(pending.state)
+
+    def _forget(self, state: str) -> None:
+        _, client = self._by_state.pop(state)
+        states = self._by_client.get(client, [])
+        if state in states:
+            states.remove(state)
+        if not states:
+            self._by_client.pop(client, None)
 
     def take(self, state: str) -> Pending | None:
         with self._lock:
-            pending = self._by_state.pop(state, None)
-        return pending if pending is not None and self.clock() - pending.started < PENDING_S else None
+            if state not in self._by_state:
+                return None
+            pending = self._by_state[state][0]
+            self._forget(state)
+        return pending if self.clock() - pending.started < PENDING_S else None
 
 
 def refresher(wb: Workbench, client: OidcClient | None):
     """The `SessionStore` refresh callback: (still signed in?, the session's grant from now on)."""
 
     def refresh(name: str, grant):
-        claim_groups = None
-        if client is not None and isinstance(grant, SignedIn):
-            try:
-                grant, claim_groups = client.groups_now(grant)
-            except SignInError:
-                return False, grant
-            except DirectoryUnavailableError:
-                return True, grant  # the provider is down: nobody is signed out for that
-        return wb.accounts.refresh(name, claim_groups), grant
+        if not isinstance(grant, SignedIn):  # a password sign-in (local or LDAP)
+            return wb.accounts.refresh(name), grant
+        if client is None:
+            return False, grant
+        try:
+            grant, claim_groups = client.groups_now(grant)
+        except SignInError:
+            return False, grant
+        except DirectoryUnavailableError:
+            return True, grant  # the provider is down: nobody is signed out for that
+        return wb.accounts.refresh(name, claim_groups, subject=grant.subject,
+                                   groups_from_claim=grant.groups is not None), grant
 
     return refresh
 
@@ -111,7 +131,7 @@ def add_oidc_routes(app, wb: Workbench, identity: Identity, client: OidcClient, 
             url, pending = await asyncio.to_thread(client.begin)
         except WorkbenchError as exc:
             return _page("Sign-in is not available", str(exc), 503)
-        pending_sign_ins.add(pending)
+        pending_sign_ins.add(pending, client_key(request.client.host if request.client else "?"))
         response = RedirectResponse(url, status_code=302)
         response.set_cookie(STATE_COOKIE, pending.state, max_age=int(PENDING_S), httponly=True, samesite="lax",
                             secure=https, path=OIDC_CALLBACK)
@@ -124,15 +144,18 @@ def add_oidc_routes(app, wb: Workbench, identity: Identity, client: OidcClient, 
         state, code = params.get("state", "")[:200], params.get("code", "")[:2000]
         pending = pending_sign_ins.take(state) if state else None
         cookie = request.cookies.get(STATE_COOKIE, "")
-        failed = None
+        failed = shown = None
+        if pending is None:  # unknown, used or stale: nothing to audit (anyone can open this address)
+            response = _page("Sign-in failed", "This sign-in is unknown, already used or too old. Start again "
+                                               "from the sign-in page.")
+            response.delete_cookie(STATE_COOKIE, path=OIDC_CALLBACK)
+            return response
         if params.get("error"):
-            failed = f"the provider said: {params.get('error')[:100]}"
-        elif pending is None:
-            failed = "this sign-in is unknown, already used or too old"
+            failed, shown = f"the provider refused: {params.get('error')[:60]}", "The provider did not sign you in."
         elif not hmac.compare_digest(cookie.encode(), state.encode()):
-            failed = "this sign-in was started in another browser"
+            failed = shown = "This sign-in was started in another browser."
         elif not code:
-            failed = "the provider sent no code"
+            failed = shown = "The provider sent no sign-in code."
         if failed is None:
             try:
                 signed_in = await asyncio.to_thread(client.complete, pending, code)
@@ -140,9 +163,14 @@ def add_oidc_routes(app, wb: Workbench, identity: Identity, client: OidcClient, 
                                                signed_in.groups)
             except WorkbenchError as exc:
                 failed = str(exc)
+                shown = ("The provider could not be reached." if isinstance(exc, DirectoryUnavailableError) else
+                         "The provider refused the sign-in code." if "sign-in code" in failed else
+                         "This account cannot sign in here. Ask your administrator.")
+            except Exception as exc:  # noqa: BLE001 - an odd answer from the provider: a failed sign-in, audited
+                failed, shown = f"{type(exc).__name__}: {exc}"[:300], "The sign-in failed. Try again later."
         if failed is not None:
             await audit(wb, "(unknown)", "login-failed", f"from {client_ip} via OpenID: {failed}"[:500])
-            response = _page("Sign-in failed", f"{failed}. Start again from the sign-in page.")
+            response = _page("Sign-in failed", f"{shown} Start again from the sign-in page.")
             response.delete_cookie(STATE_COOKIE, path=OIDC_CALLBACK)
             return response
         await audit(wb, principal_for(user, wb.config.web.admin_group), "login", f"from {client_ip} via OpenID")

@@ -18,7 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
-from workbench import NotFoundError, Workbench, WorkbenchError
+from workbench import Workbench, WorkbenchError
 from workbench.net import is_loopback
 from workbench_web.gate import EventGate, shapes_of
 from workbench_web.guard import WebGuard, origin_of, public_origins
@@ -50,6 +50,7 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
     os.environ["GRADIO_TEMP_DIR"] = str(uploads)  # read by gr.Blocks and Gradio's app as they are created
     demo = build_app(wb)
     demo.GRADIO_CACHE = str(uploads)
+    wb.accounts  # noqa: B018 - a wrong [auth.ldap] setting stops the start here, not every sign-in later
     oidc = None if web.trusted_user_header else oidc_client(wb, web.public_url or f"http://{host}:{port}")
     sessions = SessionStore(wb.users, web.session_idle_s, web.session_max_s, refresh=refresher(wb, oidc),
                             refresh_s=wb.config.auth.refresh_s)
@@ -105,7 +106,7 @@ def add_guard(app, wb: Workbench, demo, identity: Identity, host: str, port: int
     def is_admin(name: str) -> bool:
         try:
             return wb.principal(name).is_admin
-        except NotFoundError:
+        except WorkbenchError:  # gone, or the directory cannot be asked: not an admin now
             return False
 
     async def refused(user: str, what: str) -> None:

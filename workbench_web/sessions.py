@@ -23,6 +23,7 @@ sign-out routes that use both classes (`workbench_web.signin`).
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import sys
 import threading
@@ -70,19 +71,32 @@ class SessionStore:
         return session.grant if session else None
 
     def refresh_due(self) -> int:
-        """Ask the refresh callback about every session whose last check is ``refresh_s`` old (once per
-        user and round); end the sessions of users it reports gone. How many sessions ended."""
+        """Ask the refresh callback about every live session whose last check is ``refresh_s`` old
+        (once per user and grant, each round); end the sessions of users it reports gone, and of
+        those it could not answer for (an unexpected error fails closed: sign in again). Expired
+        sessions are ended without asking. How many sessions ended."""
         if self.refresh is None:
             return 0
         now = self.clock()
         with self._lock:
-            due = [(t, s) for t, s in self._sessions.items() if now - s.checked >= self.refresh_s]
+            sessions = list(self._sessions.items())
+        due, ended = [], 0
+        for token, session in sessions:
+            if not self._live(session, now):
+                self.end(token)
+                ended += 1
+            elif now - session.checked >= self.refresh_s:
+                due.append((token, session))
         answers: dict[tuple[str, int], tuple[bool, object]] = {}
-        ended = 0
         for token, session in due:
             key = (session.user, id(session.grant))  # OpenID sessions each hold their own grant
             if key not in answers:
-                answers[key] = self.refresh(session.user, session.grant)
+                try:
+                    answers[key] = self.refresh(session.user, session.grant)
+                except Exception as exc:  # noqa: BLE001 - one user's failure must not stop the round
+                    print(f"workbench: {session.user}'s session ended: its rights could not be re-read "
+                          f"({type(exc).__name__}: {exc})", file=sys.stderr)
+                    answers[key] = (False, session.grant)
             still, grant = answers[key]
             with self._lock:
                 current = self._sessions.get(token)
@@ -92,9 +106,12 @@ class SessionStore:
                     del self._sessions[token]
                     ended += 1
                 else:
-                    self._sessions[token] = Session(current.user, current.started, current.last_seen,
-                                                    current.user_changed_at, self.clock(), grant)
+                    self._sessions[token] = dataclasses.replace(current, checked=self.clock(), grant=grant)
         return ended
+
+    def _live(self, session: Session, now: float) -> bool:
+        return (now - session.last_seen <= self.idle_s and now - session.started <= self.max_s
+                and self._current(session))
 
     def start_refresher(self) -> threading.Event:
         """Run `refresh_due` in a daemon thread, a few times per ``refresh_s`` (at most every 30 s), so
@@ -121,14 +138,13 @@ class SessionStore:
         if session is None:
             return None
         now = self.clock()
-        if now - session.last_seen > self.idle_s or now - session.started > self.max_s or not self._current(session):
+        if not self._live(session, now):
             self.end(token)
             return None
         if touch:
-            with self._lock:
+            with self._lock:  # only last_seen changes: a grant the refresher renewed meanwhile is kept
                 if token in self._sessions:
-                    self._sessions[token] = Session(session.user, session.started, now, session.user_changed_at,
-                                                    session.checked, session.grant)
+                    self._sessions[token] = dataclasses.replace(self._sessions[token], last_seen=now)
         return session.user
 
     def _current(self, session: Session) -> bool:

@@ -33,6 +33,11 @@ BUSY = object()  # what `PasswordChecks.check` returns when too many checks are 
 UNAVAILABLE = object()  # what `PasswordChecks.check` returns when the directory cannot be reached
 
 
+class Refused(str):
+    """What `PasswordChecks.check` returns when the password was right but the account may not sign in
+    (its name belongs to another identity): the reason, for the audit log only."""
+
+
 def proxy_secret(web) -> str | None:
     """The single sign-on proxy's shared secret (WorkbenchError when SSO is on without one)."""
     if not web.trusted_user_header:
@@ -107,6 +112,8 @@ class PasswordChecks:
                     return await asyncio.to_thread(self.wb.accounts.sign_in, name, password)
                 except DirectoryUnavailableError:
                     return UNAVAILABLE
+                except WorkbenchError as exc:  # the password was right, but the name is another identity's
+                    return Refused(str(exc))
         finally:
             self.waiting -= 1
 
@@ -147,6 +154,9 @@ def add_signin_routes(app, wb: Workbench, identity: Identity, throttle: LoginThr
             if user is UNAVAILABLE:
                 await audit(wb, name, "login-failed", f"from {client}: the directory could not be reached")
                 return refuse("The directory that checks passwords cannot be reached: try again later.")
+            if isinstance(user, Refused):
+                await audit(wb, name, "login-failed", f"from {client}: {user}")
+                return refuse("This account cannot sign in here: ask your administrator.")
             ok = user is not None
         finally:
             throttle.end(client, name, ok)

@@ -7,6 +7,8 @@ password read once from the environment variable ``bind_password_env`` names), i
 checked by binding as that entry's DN on a fresh connection. Groups are the entry's ``memberOf``
 plus the groups under ``group_base`` that list the DN as ``member`` or ``uniqueMember``, followed
 through nested groups as ``nested`` says; they map to workbench groups through ``[auth] groups``.
+Groups outside ``group_base`` are ignored, ``memberOf`` values included, so a same-named group that
+someone creates elsewhere in the tree grants nothing.
 
 Transport: ``ldaps://``, or ``ldap://`` upgraded with StartTLS before any bind; the certificate is
 checked against ``ca_file`` (or the system's CAs) and the host name. A plain ``ldap://`` bind is
@@ -219,7 +221,8 @@ class LdapDirectory:
         matching = [v for v in stored if v.casefold() == name.casefold()]
         if not matching or not _valid_name(matching[0]):
             return None
-        found = self._groups(conn, entry["dn"], [str(v) for v in _values(entry, "memberOf")])
+        member_of = [str(v) for v in _values(entry, "memberOf") if _under(str(v), self.group_base)]
+        found = self._groups(conn, entry["dn"], member_of)
         return DirectoryUser(name=matching[0], groups=map_groups(found, self.table), source=LDAP,
                              subject=entry["dn"], directory_groups=found)
 
@@ -361,3 +364,10 @@ def _close(conn) -> None:
         conn.unbind()
     except Exception:  # closing a broken socket must not hide the error that broke it
         pass
+
+
+def _under(dn: str, base: str) -> bool:
+    """Whether ``dn`` lies in the subtree ``base`` (case and spaces after commas ignored)."""
+    norm = lambda text: ",".join(part.strip() for part in text.lower().split(","))  # noqa: E731
+    dn, base = norm(dn), norm(base)
+    return dn == base or dn.endswith("," + base)

@@ -23,16 +23,17 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
 from workbench.access import NAME_RE
-from workbench.errors import ConfigError, DirectoryUnavailableError, SignInError
+from workbench.errors import ConfigError, DirectoryUnavailableError, SignInError, WorkbenchError
 from workbench.net import is_loopback
 from workbench.records import _Record
 
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 LEEWAY_S = 60  # clock difference tolerated between the provider and this server
+RETRY_S = 30.0  # after a failed discovery, sign-ins are refused at once for this long before asking again
 PENDING_S = 600.0  # a sign-in must come back from the provider within this
 
 
@@ -41,9 +42,9 @@ class Pending(_Record):
     """A sign-in sent to the provider and not back yet: kept by the server, never by the browser."""
 
     state: str
-    nonce: str
-    verifier: str  # PKCE code verifier (the provider got its S256 challenge)
-    started: float
+    nonce: str = field(repr=False)
+    verifier: str = field(repr=False)  # PKCE code verifier (the provider got its S256 challenge)
+    started: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +54,9 @@ class SignedIn(_Record):
     name: str
     subject: str
     groups: tuple[str, ...] | None  # the groups claim's values; None: the provider sent no such claim
-    id_token: str  # kept for the provider's logout (id_token_hint)
-    access_token: str  # for `groups_now`
-    refresh_token: str = ""  # to renew the access token when it expires (if the provider issued one)
+    id_token: str = field(repr=False)  # kept for the provider's logout (id_token_hint)
+    access_token: str = field(repr=False)  # for `groups_now`
+    refresh_token: str = field(default="", repr=False)  # to renew the access token (if the provider issued one)
 
 
 def _https_or_local(url: str, what: str) -> str:
@@ -64,6 +65,18 @@ def _https_or_local(url: str, what: str) -> str:
         return url
     raise ConfigError(f"the OpenID provider's {what} {url!r} is not https: set [auth.oidc] issuer to the "
                       "provider's https address (plain http is accepted only on this machine, for tests)")
+
+
+def _json_object(response, what: str) -> dict:
+    """The JSON object of ``response``; DirectoryUnavailableError for anything else (HTML, a signed JWT...)."""
+    try:
+        value = response.json()
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise DirectoryUnavailableError(f"the OpenID provider's answer from {what} is not a JSON object: check that "
+                                        "it is configured to answer userinfo and tokens as plain JSON")
+    return value
 
 
 class OidcClient:
@@ -76,6 +89,7 @@ class OidcClient:
         self.issuer = _https_or_local(settings.issuer.rstrip("/"), "issuer")
         self._secret = client_secret
         self._meta: dict | None = None
+        self._meta_failed: tuple[float, Exception] | None = None  # the last failed discovery, retried after a pause
         self._keys = None
         self._lock = threading.Lock()
 
@@ -100,20 +114,36 @@ class OidcClient:
                                             f"): check [auth.oidc] issuer and that the provider is up") from None
         if response.status_code != 200:
             raise DirectoryUnavailableError(f"the OpenID provider answered {response.status_code} for {url}")
-        return response.json()
+        return _json_object(response, url)
 
     def metadata(self) -> dict:
-        """The provider's discovery document (read once; its issuer must be the configured one)."""
+        """The provider's discovery document (read once; its issuer must be the configured one). After a
+        failure, the same error is raised at once for RETRY_S before the provider is asked again."""
         with self._lock:
-            if self._meta is None:
-                meta = self._get_json(f"{self.issuer}/.well-known/openid-configuration")
-                if str(meta.get("issuer", "")).rstrip("/") != self.issuer:
-                    raise ConfigError(f"the provider at {self.issuer} calls itself {meta.get('issuer')!r}: set [auth.oidc] "
-                                      "issuer to exactly the provider's issuer")
-                for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
-                    _https_or_local(str(meta.get(key, "")), key)
-                self._meta = meta
-            return self._meta
+            if self._meta is not None:
+                return self._meta
+            failed = self._meta_failed
+        if failed is not None and self.clock() - failed[0] < RETRY_S:
+            raise failed[1]
+        try:
+            meta = self._get_json(f"{self.issuer}/.well-known/openid-configuration")
+            if str(meta.get("issuer", "")).rstrip("/") != self.issuer:
+                raise ConfigError(f"the provider at {self.issuer} calls itself {str(meta.get('issuer'))[:200]!r}: set "
+                                  "[auth.oidc] issuer to exactly the provider's issuer")
+            for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+                _https_or_local(str(meta.get(key, "")), key)
+        except WorkbenchError as exc:
+            with self._lock:
+                self._meta_failed = (self.clock(), exc)
+            raise
+        with self._lock:
+            self._meta, self._meta_failed = meta, None
+        return meta
+
+    @property
+    def expected_issuer(self) -> str:
+        """The ``iss`` ID tokens must carry: the discovery document's issuer, as it spells it."""
+        return str(self.metadata()["issuer"])
 
     def _key_set(self, refresh: bool = False):
         from joserfc.jwk import KeySet
@@ -121,7 +151,11 @@ class OidcClient:
         with self._lock:
             cached = self._keys
         if cached is None or refresh:
-            cached = KeySet.import_key_set(self._get_json(self.metadata()["jwks_uri"]))
+            try:
+                cached = KeySet.import_key_set(self._get_json(self.metadata()["jwks_uri"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DirectoryUnavailableError(f"the OpenID provider's published keys could not be read "
+                                                f"({type(exc).__name__})") from None
             with self._lock:
                 self._keys = cached
         return cached
@@ -155,7 +189,7 @@ class OidcClient:
                 from None
         if response.status_code != 200:
             raise SignInError(f"the provider refused the sign-in code ({response.status_code}): start again")
-        tokens = response.json()
+        tokens = _json_object(response, "the token endpoint")
         if not isinstance(tokens.get("id_token"), str):
             raise SignInError("the provider sent no ID token: check that the 'openid' scope is allowed for this client")
         claims = self.check_id_token(tokens["id_token"], pending.nonce)
@@ -167,9 +201,10 @@ class OidcClient:
         return SignedIn(self._name_of(claims), str(claims["sub"]), groups, tokens["id_token"], access,
                         str(tokens.get("refresh_token") or ""))
 
-    def check_id_token(self, id_token: str, nonce: str) -> dict:
+    def check_id_token(self, id_token: str, nonce: str | None, subject: str | None = None) -> dict:
         """The claims of ``id_token`` once signature, issuer, audience, expiry and nonce check out;
-        SignInError otherwise (saying which check failed, never echoing the token)."""
+        SignInError otherwise (saying which check failed, never echoing the token). A token from a
+        refresh carries no nonce (``nonce`` None) and must name the same ``subject``."""
         from joserfc import jwt
         from joserfc.errors import InvalidKeyIdError, JoseError
 
@@ -179,9 +214,12 @@ class OidcClient:
             except InvalidKeyIdError:  # the provider may have rotated its keys since they were read
                 token = jwt.decode(id_token, self._key_set(refresh=True), algorithms=ALGORITHMS)
             registry = jwt.JWTClaimsRegistry(
-                now=int(self.clock()), leeway=LEEWAY_S, iss={"essential": True, "value": self.issuer},
-                aud={"essential": True, "value": self.settings.client_id}, sub={"essential": True},
-                exp={"essential": True}, iat={"essential": True}, nonce={"essential": True, "value": nonce})
+                now=int(self.clock()), leeway=LEEWAY_S, iss={"essential": True, "value": self.expected_issuer},
+                aud={"essential": True, "value": self.settings.client_id},
+                **({} if subject is not None else {"sub": {"essential": True}}),
+                exp={"essential": True}, iat={"essential": True},
+                **({"nonce": {"essential": True, "value": nonce}} if nonce is not None else {}),
+                **({"sub": {"essential": True, "value": subject}} if subject is not None else {}))
             registry.validate(token.claims)
         except (JoseError, ValueError) as exc:
             raise SignInError(f"the ID token was refused: {getattr(exc, 'error', type(exc).__name__)}"
@@ -195,6 +233,10 @@ class OidcClient:
         return claims
 
     def _name_of(self, claims: dict) -> str:
+        if self.settings.username_claim == "email" and claims.get("email_verified") is not True:
+            raise SignInError("the provider has not verified this account's e-mail address, and [auth.oidc] "
+                              "username_claim is 'email': verify it at the provider, or use a claim only "
+                              "administrators set, e.g. 'preferred_username'")
         name = claims.get(self.settings.username_claim)
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise SignInError(f"the provider's {self.settings.username_claim!r} claim ({str(name)[:64]!r}) is not a usable "
@@ -227,24 +269,41 @@ class OidcClient:
             return None
         if response.status_code != 200:
             raise DirectoryUnavailableError(f"the OpenID provider's userinfo answered {response.status_code}")
-        info = response.json()
+        info = _json_object(response, "the userinfo endpoint")
         if info.get("sub") != subject:
             raise SignInError("the provider's userinfo names another subject than the ID token")
         return info
 
     def groups_now(self, signed_in: SignedIn) -> tuple[SignedIn, tuple[str, ...] | None]:
-        """The sign-in (its access token renewed if it had expired) and the user's groups claim as the
-        provider answers now. SignInError when the provider no longer accepts the sign-in (tokens
-        revoked or expired, user removed); DirectoryUnavailableError when it cannot be reached."""
-        info = self._userinfo(signed_in.access_token, signed_in.subject)
-        if info is None and signed_in.refresh_token:
-            signed_in = self._renewed(signed_in)
-            info = self._userinfo(signed_in.access_token, signed_in.subject)
-        if info is None:
-            raise SignInError(f"the provider no longer accepts {signed_in.name}'s sign-in: sign in again")
-        return signed_in, self._groups_of(info)
+        """Whether the provider still accepts this sign-in, and the user's groups as it says now.
 
-    def _renewed(self, signed_in: SignedIn) -> SignedIn:
+        The userinfo endpoint is asked with the access token; when it refuses (expired) or the
+        provider has none, the refresh token is used, and the groups claim is read from the
+        userinfo answer or the renewed ID token (checked like the first, same subject). Returns the
+        sign-in (renewed) and the groups claim, None when neither answer carries it. SignInError
+        when the provider no longer accepts the sign-in (tokens revoked or expired, user removed);
+        DirectoryUnavailableError when it cannot be reached. A provider with neither userinfo nor a
+        refresh token gives nothing to check with: (signed_in, None).
+        """
+        has_userinfo = bool(self.metadata().get("userinfo_endpoint"))
+        info = self._userinfo(signed_in.access_token, signed_in.subject) if has_userinfo else None
+        renewed_claims: dict = {}
+        if info is None:
+            if not signed_in.refresh_token:
+                if has_userinfo:
+                    raise SignInError(f"the provider no longer accepts {signed_in.name}'s sign-in: sign in again")
+                return signed_in, None
+            signed_in, renewed_claims = self._renewed(signed_in)
+            if has_userinfo:
+                info = self._userinfo(signed_in.access_token, signed_in.subject)
+                if info is None:
+                    raise SignInError(f"the provider no longer accepts {signed_in.name}'s sign-in: sign in again")
+        groups = self._groups_of(info) if info else None
+        return signed_in, groups if groups is not None else self._groups_of(renewed_claims)
+
+    def _renewed(self, signed_in: SignedIn) -> tuple[SignedIn, dict]:
+        """The sign-in with tokens renewed by its refresh token, and the renewed ID token's claims
+        (checked, same subject; {} when the provider sent none)."""
         import dataclasses
 
         import httpx
@@ -260,9 +319,13 @@ class OidcClient:
                 from None
         if response.status_code != 200:
             raise SignInError(f"the provider no longer renews {signed_in.name}'s sign-in: sign in again")
-        tokens = response.json()
+        tokens = _json_object(response, "the token endpoint")
+        claims = {}
+        if isinstance(tokens.get("id_token"), str):
+            claims = self.check_id_token(tokens["id_token"], None, subject=signed_in.subject)
         return dataclasses.replace(signed_in, access_token=str(tokens.get("access_token") or ""),
-                                   refresh_token=str(tokens.get("refresh_token") or signed_in.refresh_token))
+                                   refresh_token=str(tokens.get("refresh_token") or signed_in.refresh_token),
+                                   id_token=str(tokens.get("id_token") or signed_in.id_token)), claims
 
     def logout_url(self, signed_in: SignedIn | None, after: str) -> str | None:
         """The provider's RP-initiated logout address (None when it offers none)."""

@@ -114,35 +114,39 @@ class UserStore:
     def sign_in_external(self, name: str, source: str, subject: str, groups) -> User:
         """Create or update directory user ``name`` at sign-in (no password is stored).
 
-        A new ``subject`` for a known name (another person under a reused name) ends the open
-        sessions; new groups alone do not. WorkbenchError when ``name`` is a local account: a
-        directory can never take over a local (break-glass) account.
+        A name belongs to the identity (source and subject) that first signed in with it: another
+        identity under that name raises WorkbenchError (except an LDAP entry that the directory now
+        gives that name: the directory decides its names, and the previous holder's sessions end) (an administrator frees the name with
+        ``workbench users remove``), and so does a local account's name, so a directory can never
+        take over a local (break-glass) account. New groups do not end open sessions.
         """
         check_name(name)
         groups = ",".join(parse_groups(groups))
         now = time.time()
         with self._connect() as conn:
+            conn.execute("INSERT INTO users (name, groups, password_hash, created_at, updated_at, source, subject) "
+                         "VALUES (?, ?, '', ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+                         (name, groups, now, now, source, subject))
             row = conn.execute("SELECT source, subject FROM users WHERE name=?", (name,)).fetchone()
-            if row is None:
-                conn.execute("INSERT INTO users (name, groups, password_hash, created_at, updated_at, source, subject) "
-                             "VALUES (?, ?, '', ?, ?, ?, ?)", (name, groups, now, now, source, subject))
-            elif row[0] == "local":
-                raise WorkbenchError(f"{name!r} is a local account of the workbench, so the directory cannot sign "
-                                     f"in under that name: rename or remove the local account (`workbench users "
-                                     f"remove {name}`) if the directory's {name!r} is the same person")
+            if row[0] == source == "ldap" and row[1] != subject:
+                # the directory just checked the password of the entry that holds the name now (moved to
+                # another OU, or the name reused): it decides; the previous holder's sessions end
+                conn.execute("UPDATE users SET subject=?, updated_at=max(?, updated_at + 1e-6) WHERE name=?",
+                             (subject, now, name))
             elif (row[0], row[1]) != (source, subject):
-                conn.execute("UPDATE users SET groups=?, source=?, subject=?, updated_at=max(?, updated_at + 1e-6) "
-                             "WHERE name=?", (groups, source, subject, now, name))
-            else:
-                conn.execute("UPDATE users SET groups=? WHERE name=?", (groups, name))
+                raise WorkbenchError(f"the name {name!r} belongs to another account of the workbench "
+                                     f"({row[0]}), so this {source} identity cannot sign in under it: if both are the "
+                                     f"same person, an administrator frees the name with `workbench users remove {name}`")
+            conn.execute("UPDATE users SET groups=? WHERE name=?", (groups, name))
         return self.get(name)
 
-    def refresh_groups(self, name: str, groups) -> User | None:
-        """Set a directory user's groups as the directory has them now (open sessions go on, with
-        the new rights from their next request); None when the user is gone."""
+    def refresh_groups(self, name: str, groups, subject: str) -> User | None:
+        """Set directory user ``name``'s groups as the directory has them now (open sessions go on,
+        with the new rights from their next request), only while ``name`` is still ``subject``'s;
+        None when the user is gone."""
         with self._connect() as conn:
-            conn.execute("UPDATE users SET groups=? WHERE name=? AND source != 'local'",
-                         (",".join(parse_groups(groups)), name))
+            conn.execute("UPDATE users SET groups=? WHERE name=? AND subject=? AND source != 'local'",
+                         (",".join(parse_groups(groups)), name, subject))
         return self.get(name)
 
     def _local_only(self, name: str, instead: str) -> None:
@@ -150,9 +154,13 @@ class UserStore:
         if user is not None and user.source != "local":
             raise WorkbenchError(f"{name!r} signs in through the directory ({user.source}): {instead}")
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, subject: str | None = None) -> None:
+        """Delete ``name`` (only while it is ``subject``'s, when given); NotFoundError when absent."""
         with self._connect() as conn:
-            cur = conn.execute("DELETE FROM users WHERE name=?", (name,))
+            if subject is None:
+                cur = conn.execute("DELETE FROM users WHERE name=?", (name,))
+            else:
+                cur = conn.execute("DELETE FROM users WHERE name=? AND subject=?", (name, subject))
         if cur.rowcount == 0:
             raise NotFoundError(f"no user {name!r}: see `workbench users list`")
 
