@@ -23,6 +23,7 @@ import html
 import os
 import threading
 import time
+from urllib.parse import urlsplit
 
 from workbench import Workbench, WorkbenchError
 from workbench.access import principal_for
@@ -124,6 +125,7 @@ def add_oidc_routes(app, wb: Workbench, identity: Identity, client: OidcClient, 
 
     pending_sign_ins = PendingSignIns()
     root = client.redirect_uri[: -len(OIDC_CALLBACK)] + "/"
+    cookie_path = urlsplit(client.redirect_uri).path  # the callback as the browser sees it (behind a path prefix too)
 
     @app.get(OIDC_START)
     async def start(request: Request):
@@ -134,7 +136,7 @@ def add_oidc_routes(app, wb: Workbench, identity: Identity, client: OidcClient, 
         pending_sign_ins.add(pending, client_key(request.client.host if request.client else "?"))
         response = RedirectResponse(url, status_code=302)
         response.set_cookie(STATE_COOKIE, pending.state, max_age=int(PENDING_S), httponly=True, samesite="lax",
-                            secure=https, path=OIDC_CALLBACK)
+                            secure=https, path=cookie_path)
         return response
 
     @app.get(OIDC_CALLBACK)
@@ -148,7 +150,7 @@ def add_oidc_routes(app, wb: Workbench, identity: Identity, client: OidcClient, 
         if pending is None:  # unknown, used or stale: nothing to audit (anyone can open this address)
             response = _page("Sign-in failed", "This sign-in is unknown, already used or too old. Start again "
                                                "from the sign-in page.")
-            response.delete_cookie(STATE_COOKIE, path=OIDC_CALLBACK)
+            response.delete_cookie(STATE_COOKIE, path=cookie_path)
             return response
         if params.get("error"):
             failed, shown = f"the provider refused: {params.get('error')[:60]}", "The provider did not sign you in."
@@ -171,11 +173,11 @@ def add_oidc_routes(app, wb: Workbench, identity: Identity, client: OidcClient, 
         if failed is not None:
             await audit(wb, "(unknown)", "login-failed", f"from {client_ip} via OpenID: {failed}"[:500])
             response = _page("Sign-in failed", f"{shown} Start again from the sign-in page.")
-            response.delete_cookie(STATE_COOKIE, path=OIDC_CALLBACK)
+            response.delete_cookie(STATE_COOKIE, path=cookie_path)
             return response
         await audit(wb, principal_for(user, wb.config.web.admin_group), "login", f"from {client_ip} via OpenID")
         response = RedirectResponse(root, status_code=302)
-        response.delete_cookie(STATE_COOKIE, path=OIDC_CALLBACK)
+        response.delete_cookie(STATE_COOKIE, path=cookie_path)
         secure, plain = identity.cookie_names()
         response.set_cookie(secure if https else plain, identity.sessions.start(user, grant=signed_in), httponly=True,
                             samesite="lax", secure=https, path="/")
