@@ -52,13 +52,18 @@ $(TESSERACT):
 
 setup-ocr: $(TESSERACT)
 
-# the sign-in tests start a real LDAP directory: Debian's OpenLDAP server and its tools
+# the sign-in tests start a real LDAP directory (Debian's OpenLDAP server and its tools); the POSIX
+# permission tests set ACLs with setfacl (acl)
 SLAPD ?= /usr/sbin/slapd
 $(SLAPD):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd ldap-utils
+SETFACL ?= /usr/bin/setfacl
+$(SETFACL):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq acl
 
-setup-directory: $(SLAPD)
+setup-directory: $(SLAPD) $(SETFACL)
 
 # the staff web app on http://127.0.0.1:7860/ (create a user first: see README, "The staff web app")
 serve: setup

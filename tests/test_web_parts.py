@@ -155,7 +155,7 @@ def test_one_access_rule_for_search_and_single_documents():
     assert not can_read(staff, _doc(("finance",)))
     assert not can_read(staff, _doc(()))
     assert can_read(ADMIN, _doc(()))  # no groups: admins only
-    assert filters_for(staff).groups == ("staff",)
+    assert filters_for(staff).groups == ("staff", f"@user:{staff.name}", "@everyone")  # groups, own entry, anyone
     assert filters_for(Principal("root", ("admin",), True)).groups is None
 
 

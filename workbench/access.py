@@ -74,6 +74,18 @@ def parse_groups(groups: str | list[str] | tuple[str, ...] | None) -> tuple[str,
 
 
 ADMIN = Principal("(operator)", (), True)
+EVERYONE = "@everyone"  # a document readable by every signed-in user (POSIX "other"); not a valid group name
+USER_PREFIX = "@user:"  # a document readable by one user: "@user:alice" (POSIX owner or named ACL user)
+
+
+def user_group(name: str) -> str:
+    """The reader entry that grants one user (``@user:NAME``); never a valid group name, so no group can be it."""
+    return USER_PREFIX + name
+
+
+def reader_groups(principal: Principal) -> tuple[str, ...]:
+    """What a document's groups are compared with for ``principal``: their groups, their own entry, everyone."""
+    return (*principal.groups, user_group(principal.name), EVERYONE)
 
 
 def principal_for(user, admin_group: str) -> Principal:
@@ -86,7 +98,7 @@ def filters_for(principal: Principal | None, filters=None):
     filters = filters or Filters()
     if principal is None or principal.is_admin:
         return filters
-    return dataclasses.replace(filters, groups=tuple(principal.groups))
+    return dataclasses.replace(filters, groups=reader_groups(principal))
 
 
 def can_read(principal: Principal | None, doc: Document) -> bool:
@@ -172,6 +184,8 @@ class AccessRules:
         self.default = tuple(settings.collections.get(collection, ()))
         self.failures: list[FileFailure] = []
         self.collection = collection
+        self.permissions_from = getattr(settings, "permissions_from", "files")
+        self.posix_table = dict(getattr(settings, "posix_groups", {}) or {})
         self._cache: dict[Path, _Rules | None] = {}
 
     def _rules(self, folder: Path) -> _Rules | None:
@@ -197,20 +211,59 @@ class AccessRules:
 
     def groups_for(self, path: str | Path) -> tuple[str, ...]:
         """The groups that may read the file at ``path`` (a file under one of the sources)."""
+        return self.decide(path)[0]
+
+    def decide(self, path: str | Path) -> tuple[tuple[str, ...], list[str]]:
+        """The groups that may read ``path``, and the steps that decided it, in words (for explain)."""
         path = Path(path)
         top = self._top(path)
         folder = path.parent
+        steps: list[str] = []
         while True:
             rules = self._rules(folder)
+            where = folder / self.file_name
+            if rules is _CLOSED:
+                steps.append(f"access file {where}: not valid, so it closes its folder (admins only)")
+                return (), steps
             if rules is not None:
                 groups = _file_entry(path.relative_to(folder).as_posix(), rules.files)
                 if groups is not None:
-                    return groups
+                    steps.append(f"access file {where}: its [files] entry for {path.relative_to(folder).as_posix()} decides")
+                    return groups, steps
                 if rules.groups is not None:
-                    return rules.groups
+                    steps.append(f"access file {where}: its groups decide (for the folder and below)")
+                    return rules.groups, steps
+                steps.append(f"access file {where}: says nothing about this file")
             if folder == top or top not in folder.parents:
-                return self.default
+                break
             folder = folder.parent
+        if self.permissions_from == "posix":
+            return self._posix(path, top, steps)
+        steps.append(f"no access file decides: the collection default of {self.collection!r}"
+                     if self.default else "no access file decides and the collection has no default: admins only")
+        return self.default, steps
+
+    def _posix(self, path: Path, top: Path, steps: list[str]) -> tuple[tuple[str, ...], list[str]]:
+        from workbench.sources.posix import R, X, describe, posix_groups, posix_readers
+
+        try:
+            readers = posix_readers(path, top)
+            steps.append(describe(path, R))
+            folder = path.parent
+            while True:
+                steps.append(describe(folder, X))
+                if folder == top or top not in folder.parents:
+                    break
+                folder = folder.parent
+        except (OSError, ValueError) as exc:  # unreadable permissions: closed
+            steps.append(f"{path}: its permissions could not be read ({exc}): admins only")
+            self.failures.append(FileFailure(str(path), f"permissions not readable, so admins only: {exc}",
+                                             self.collection, FailureKind.ACCESS_FILE))
+            return (), steps
+        groups = posix_groups(readers, self.posix_table)
+        shown = ", ".join(sorted(readers)).replace("u:", "user ").replace("g:", "group ").replace("*", "anyone")
+        steps.append(f"POSIX readers along the path: {shown or 'nobody'} → workbench: {', '.join(groups) or 'admins only'}")
+        return groups, steps
 
 
 def _file_entry(rel: str, entries: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[str, ...] | None:
@@ -264,3 +317,32 @@ def write_access_file(folder: Path, file_name: str, files: dict[str, tuple[str, 
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def explain(path: str | Path, config, sources: list[dict], indexed=None, principal: Principal | None = None):
+    """An `AccessExplanation` of ``path``: the rules read for it (access files, or POSIX owner, mode and
+    ACLs with ``[access] from = "posix"``), the readers they give now, what the published index holds
+    (``indexed``: its `Document`, if any) and, for ``principal``, whether they may read it now."""
+    from workbench.records import AccessExplanation
+
+    path = Path(path).expanduser().resolve()
+    roots: dict[str, list[Path]] = {}
+    for s in sources:
+        roots.setdefault(s["collection"], []).append(Path(s["root"]))
+    collection = next((c for c, rs in roots.items() if any(_contains(r, path) for r in rs)), "")
+    if indexed is not None:
+        collection = indexed.collection
+    if collection:
+        rules = AccessRules(roots.get(collection, [path.parent]), collection, config.access)
+        groups, steps = rules.decide(path)
+    else:
+        groups, steps = (), ["no source of this index holds this file: ingest its folder first"]
+    doc_groups = tuple(indexed.groups) if indexed is not None else None
+    user = principal.name if principal else ""
+    readable = None
+    if principal is not None:
+        probe = Document("explain", collection, str(path), "", "", "", 0, 0.0, "", tuple(groups))
+        readable = can_read(principal, probe)
+    return AccessExplanation(str(path), collection, getattr(config.access, "permissions_from", "files"),
+                             tuple(steps), tuple(groups), doc_groups, user,
+                             tuple(principal.groups) if principal else (), readable)

@@ -19,6 +19,7 @@ EPILOG = """examples:
   workbench reindex --wait 600        # from cron
   workbench eval data/sample-questions.csv --answers
   workbench users add alice --groups staff,admin
+  workbench access explain docs/finance/budget.xlsx --as-user bob
   workbench serve --port 7860          # behind a reverse proxy on the same host
 
 Every command takes --index DIR (default: [index] dir of workbench.toml, else ./workbench-index),
@@ -136,6 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
     u = users.add_parser("groups", parents=[common], help="replace a user's groups")
     u.add_argument("name")
     u.add_argument("groups", help="comma-separated groups ('' for none)")
+
+    p = sub.add_parser("access", help="explain who may read a file, and why",
+                       description="Shows the rules read for a file (access files, or with [access] from = "
+                       "\"posix\" its owner, group, mode and ACL entries and its folders'), the readers they give, "
+                       "what the published index holds, and whether a user may read it.")
+    access = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = access.add_parser("explain", parents=[common], help="why PATH gets the readers it gets")
+    a.add_argument("path")
+    a.add_argument("--as-user", metavar="NAME", help="also say whether this user (web-app or directory) may read it")
     return parser
 
 
@@ -178,6 +188,10 @@ def _run(args: argparse.Namespace) -> int:
         return _ask(wb, args)
     if args.command == "users":
         return _users(wb, args)
+    if args.command == "access":
+        explained = wb.explain_access(args.path, args.as_user)
+        _print_json(explained.to_dict()) if args.json else print(explained)
+        return 0
     if args.command == "eval":
         return _eval(wb, args)
     if args.command == "audit":

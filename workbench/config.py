@@ -256,6 +256,15 @@ class AnswerSettings(_Section):
 
 
 class AccessSettings(_Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    permissions_from: Literal["files", "posix"] = Field(
+        "files", alias="from", description="Where a file's readers come from: 'files' (access files and the "
+        "collection defaults) or 'posix' (the file's owner, group, mode bits and POSIX ACL entries, and search "
+        "permission on its folders; an access file that covers the file still wins).")
+    posix_groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="With from = 'posix': POSIX group → workbench groups, e.g. "
+        "{ \"fin-team\" = [\"finance\"] }. A group not listed maps to the workbench group of the same name.")
     file_name: str = Field(
         ".workbench-access", description="Name of the access files placed in source folders (TOML: "
         "groups = [...] for the folder and below, [files] \"name\" = [...] per file; see README).")

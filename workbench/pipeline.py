@@ -251,6 +251,21 @@ class Workbench:
 
         return index_status(self.config, self.reader(), lambda: self.embedder.describe())
 
+    def explain_access(self, path: str | os.PathLike, user: str | Principal | None = None):
+        """Why ``path`` gets the readers it gets: an `AccessExplanation` (the access files, or the POSIX
+        owner, mode and ACL entries, read now; what the published index holds; whether ``user``, a
+        name resolved like ``--as-user`` or a `Principal`, may read it now)."""
+        from workbench.access import explain
+
+        principal = self.principal(user) if isinstance(user, str) else user
+        reader = self.reader()
+        sources = reader.catalog.sources() if reader is not None else []
+        resolved = str(Path(path).expanduser().resolve())
+        indexed = None
+        if reader is not None:
+            indexed = next((d for d in reader.catalog.documents() if d.path == resolved and not d.part), None)
+        return explain(resolved, self.config, sources, indexed, principal)
+
     def documents(self, collection: str | None = None, principal: Principal | None = None) -> list[Document]:
         """The catalogued documents (of ``collection``; only those ``principal`` may read, if given)."""
         from workbench.access import can_read

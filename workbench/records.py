@@ -330,6 +330,34 @@ class NodeWork(_Record):
 
 
 @dataclass(frozen=True, slots=True)
+class AccessExplanation(_Record):
+    """Why a file gets the readers it gets (``workbench access explain``), and whether a user may read it."""
+
+    path: str
+    collection: str  # the collection whose sources hold the file ("" when none does)
+    permissions_from: str  # "files" or "posix" ([access] from)
+    steps: tuple[str, ...]  # what was read, nearest first: access files, owners, modes, ACL entries
+    groups: tuple[str, ...]  # the readers this gives now (workbench groups, @user:NAME, @everyone)
+    indexed_groups: tuple[str, ...] | None  # what the published index holds (None: not indexed); differs until reindex
+    user: str = ""  # the user asked about ("" : none)
+    user_groups: tuple[str, ...] = ()  # their groups (from the directory, for directory users)
+    readable: bool | None = None  # whether that user may read the file now (None: no user asked about)
+
+    def __str__(self) -> str:
+        lines = [f"{self.path}", f"  collection: {self.collection or '(in no source of this index)'}",
+                 f"  permissions from: {self.permissions_from}"]
+        lines += [f"  - {step}" for step in self.steps]
+        lines.append(f"  readers: {', '.join(self.groups) or 'admins only'}")
+        if self.indexed_groups is not None and tuple(self.indexed_groups) != tuple(self.groups):
+            lines.append(f"  in the published index: {', '.join(self.indexed_groups) or 'admins only'} "
+                         "(run `workbench reindex` to apply the change)")
+        if self.user:
+            lines.append(f"  {self.user} (groups: {', '.join(self.user_groups) or 'none'}): "
+                         f"{'may read it' if self.readable else 'may NOT read it'}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
 class IngestReport(_Record):
     """What one ingest/reindex run did. ``ok`` is False when any file failed."""
 
@@ -344,7 +372,7 @@ class IngestReport(_Record):
     chunks_embedded: int = 0
     chunks_from_cache: int = 0
     chunks_lexical_only: int = 0  # tables of contents and back-of-book indexes: BM25 only, not embedded
-    regrouped: int = 0  # documents whose readers changed (access file or collection default), not re-embedded
+    regrouped: int = 0  # documents whose readers changed (access file, POSIX permissions, default), not re-embedded
     ocr_pages: int = 0  # pages (of PDFs and image files) read by OCR in this run
     ocr_seconds: float = 0.0  # the parser time those pages took
     generation: int = 0
@@ -450,7 +478,8 @@ class IndexStatus(_Record):
         if self.lexical_index:
             lines.append(f"lexical index: {self.lexical_index}")
         lines += [f"sources:      {len(self.sources)}"]
-        lines += [f"  {s['collection']}: {s['root']}" for s in self.sources]
+        lines += [f"  {s['collection']}: {s['root']}" + (f" (permissions: {s['permissions']})" if s.get("permissions") else "")
+                  for s in self.sources]
         if self.sign_in:
             lines.append(f"sign-in:      {self.sign_in}")
         lines.append(f"failed files: {len(self.failures)}")

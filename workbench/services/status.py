@@ -30,7 +30,8 @@ def index_status(config: Config, reader: IndexReader | None, describe_embedder: 
     meta = reader.catalog.meta()
     return IndexStatus(**here,
         index_dir=str(config.index.dir), generation=reader.generation, documents=docs, chunks=chunks,
-        collections=reader.catalog.collections(), sources=tuple(reader.catalog.sources()),
+        collections=reader.catalog.collections(), sources=tuple({**src, "permissions": permissions_of(config, src["collection"])}
+                                                         for src in reader.catalog.sources()),
         failures=tuple(reader.catalog.failures()), embedding_model=meta.get("embedding_model", ""),
         embedding_dim=int(meta.get("embedding_dim", 0)), published_at=meta.get("published_at", ""),
         vector_index=_describe_index(reader.index_info, config.index.nprobe),
@@ -76,3 +77,12 @@ def sign_in_sources(config: Config) -> str:
     mapped = f"; {len(auth.groups)} directory groups mapped, refreshed every {auth.refresh_s:g} s" if (
         auth.ldap.url or auth.oidc.issuer) else ""
     return ", ".join(parts) + mapped
+
+
+def permissions_of(config: Config, collection: str) -> str:
+    """Where a source's readers come from, in words ([access] from, access files, collection default)."""
+    access = config.access
+    default = access.collections.get(collection)
+    if access.permissions_from == "posix":
+        return "POSIX owner, group, mode and ACLs (access files override)"
+    return "access files" + (f", else {', '.join(default)}" if default else ", else admins only")

@@ -1,0 +1,150 @@
+"""Who may read a file on a Linux file system: its owner, group, mode bits and POSIX ACL entries.
+
+`posix_readers(path, top)` is the set of POSIX identities that may read ``path``: read permission on
+the file, and search (``x``) permission on every folder from the file's own up to ``top`` (the
+source's root), intersected. An identity is ``u:NAME`` (a user), ``g:NAME`` (a group) or `ANYONE`
+(the "other" class: every user of the system). Permissions follow POSIX.1e: the owner's bits, named
+users and groups and the owning group limited by the ACL mask, then "other". Where POSIX would
+decide by the first matching class (an owner without read on a world-readable file may not read
+it), "other" counts only when every more specific class has the permission too; otherwise only the
+named identities count. So access fails closed: what cannot be expressed as "these users and
+groups" grants less, never more. An intersection of two different groups (a file readable by
+``finance`` in a folder searchable by ``staff`` only) grants nothing, because group membership is
+not known here.
+
+`posix_groups` maps the identities to workbench groups: `ANYONE` to `workbench.access.EVERYONE`
+(every signed-in user), a user to `workbench.access.user_group` (that one user), a group through
+``[access] posix_groups`` or else by its own name. Identities without a name (a uid with no passwd
+entry) or whose names are not valid workbench names grant nothing. `describe` says in words what
+each path component grants (for ``workbench access explain``).
+
+Leaves out: default ACLs (they shape new files, not who reads existing ones), SMB/NT ACLs, and
+anything above ``top``.
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import os
+import pwd
+import stat
+import struct
+from pathlib import Path
+
+ANYONE = "*"
+_ACL_XATTR = "system.posix_acl_access"
+_USER_OBJ, _USER, _GROUP_OBJ, _GROUP, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+R, X = 4, 1
+
+
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"#{uid}"
+
+
+def _group(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return f"#{gid}"
+
+
+def acl_of(path: Path) -> list[tuple[int, int, int]]:
+    """The ACL entries (tag, permission bits, id) of ``path``; [] when it has none beyond its mode."""
+    try:
+        raw = os.getxattr(path, _ACL_XATTR, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in (errno.ENODATA, errno.ENOTSUP, getattr(errno, "ENOATTR", errno.ENODATA)):
+            return []
+        raise
+    if len(raw) < 4 or struct.unpack_from("<I", raw)[0] != 2 or (len(raw) - 4) % 8:
+        raise ValueError(f"{path}: its POSIX ACL is not in a format this reader knows")
+    return [struct.unpack_from("<HHI", raw, off) for off in range(4, len(raw), 8)]
+
+
+def _classes(path: Path) -> tuple[list[tuple[str, int]], int]:
+    """(identity, permission bits) of every class that names someone, and the "other" bits."""
+    st = os.lstat(path)
+    acl = acl_of(path)
+    mask = next((perm for tag, perm, _ in acl if tag == _MASK), 7)
+    owner = [(f"u:{_user(st.st_uid)}", (st.st_mode >> 6) & 7)]
+    if not acl:
+        return owner + [(f"g:{_group(st.st_gid)}", (st.st_mode >> 3) & 7)], st.st_mode & 7
+    named = []
+    for tag, perm, ident in acl:
+        if tag == _USER:
+            named.append((f"u:{_user(ident)}", perm & mask))
+        elif tag == _GROUP_OBJ:
+            named.append((f"g:{_group(st.st_gid)}", perm & mask))
+        elif tag == _GROUP:
+            named.append((f"g:{_group(ident)}", perm & mask))
+    other = next((perm for tag, perm, _ in acl if tag == _OTHER), st.st_mode & 7)
+    return owner + named, other
+
+
+def readers_with(path: Path, bit: int) -> frozenset[str]:
+    """The identities that have permission ``bit`` (R or X) on ``path`` (see module for "other")."""
+    classes, other = _classes(path)
+    allowed = {who for who, perm in classes if perm & bit}
+    if other & bit and all(perm & bit for _, perm in classes):
+        allowed.add(ANYONE)
+    return frozenset(allowed)
+
+
+def intersect(a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
+    """Who is in both sets (`ANYONE` is everyone, so it leaves the other set as it is)."""
+    if ANYONE in a:
+        return a | b if ANYONE in b else b
+    if ANYONE in b:
+        return a
+    return a & b
+
+
+def posix_readers(path: str | os.PathLike, top: str | os.PathLike) -> frozenset[str]:
+    """Who may read ``path``: read on it, search on each folder from its own up to ``top``."""
+    path, top = Path(path), Path(top)
+    readers = readers_with(path, R)
+    folder = path.parent
+    while True:
+        readers = intersect(readers, readers_with(folder, X))
+        if folder == top or top not in folder.parents:
+            return readers
+        folder = folder.parent
+
+
+def posix_groups(readers: frozenset[str], table: dict[str, list[str]]) -> tuple[str, ...]:
+    """Workbench groups for POSIX ``readers`` (see module), in a stable order."""
+    from workbench.access import EVERYONE, NAME_RE, user_group
+
+    out: list[str] = []
+    for who in sorted(readers):
+        if who == ANYONE:
+            out.append(EVERYONE)
+        elif who.startswith("u:") and NAME_RE.match(who[2:]):
+            out.append(user_group(who[2:]))
+        elif who.startswith("g:"):
+            name = who[2:]
+            out.extend(table.get(name, [name] if NAME_RE.match(name) else []))
+    return tuple(dict.fromkeys(out))
+
+
+def describe(path: Path, bit: int) -> str:
+    """One line: ``path``'s owner, group, mode, ACL and who has ``bit`` on it."""
+    st = os.lstat(path)
+    acl = acl_of(path)
+    names = {_USER: lambda i: f"user:{_user(i)}", _GROUP: lambda i: f"group:{_group(i)}"}
+    extra = ", ".join(f"{names[t](i)}:{_rwx(p)}" for t, p, i in acl if t in names)
+    mask = next((f", mask {_rwx(p)}" for t, p, _ in acl if t == _MASK), "")
+    who = ", ".join(sorted("anyone" if w == ANYONE else w.replace("u:", "user ").replace("g:", "group ")
+                          for w in readers_with(path, bit))) or "nobody"
+    kind = "folder" if stat.S_ISDIR(st.st_mode) else "file"
+    return (f"{path} ({kind}): owner {_user(st.st_uid)}, group {_group(st.st_gid)}, mode "
+            f"{stat.filemode(st.st_mode)}{'; ACL ' + extra if extra else ''}{mask} → "
+            f"{'read' if bit == R else 'pass through'}: {who}")
+
+
+def _rwx(perm: int) -> str:
+    return "".join(c if perm & b else "-" for c, b in (("r", 4), ("w", 2), ("x", 1)))
