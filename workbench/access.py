@@ -187,6 +187,7 @@ class AccessRules:
         self.permissions_from = getattr(settings, "permissions_from", "files")
         self.posix_table = dict(getattr(settings, "posix_groups", {}) or {})
         self._cache: dict[Path, _Rules | None] = {}
+        self._passable: dict[Path, frozenset[str]] = {}  # with from = "posix": who may pass through each folder
 
     def _rules(self, folder: Path) -> _Rules | None:
         if folder not in self._cache:
@@ -211,10 +212,10 @@ class AccessRules:
 
     def groups_for(self, path: str | Path) -> tuple[str, ...]:
         """The groups that may read the file at ``path`` (a file under one of the sources)."""
-        return self.decide(path)[0]
+        return self.decide(path, explain=False)[0]
 
-    def decide(self, path: str | Path) -> tuple[tuple[str, ...], list[str]]:
-        """The groups that may read ``path``, and the steps that decided it, in words (for explain)."""
+    def decide(self, path: str | Path, explain: bool = True) -> tuple[tuple[str, ...], list[str]]:
+        """The groups that may read ``path``, and (``explain``) the steps that decided it, in words."""
         path = Path(path)
         top = self._top(path)
         folder = path.parent
@@ -238,19 +239,25 @@ class AccessRules:
                 break
             folder = folder.parent
         if self.permissions_from == "posix":
-            return self._posix(path, top, steps)
+            return self._posix(path, top, steps, explain)
         steps.append(f"no access file decides: the collection default of {self.collection!r}"
                      if self.default else "no access file decides and the collection has no default: admins only")
         return self.default, steps
 
-    def _posix(self, path: Path, top: Path, steps: list[str]) -> tuple[tuple[str, ...], list[str]]:
-        from workbench.sources.posix import R, X, describe, posix_groups, posix_readers
+    def _posix(self, path: Path, top: Path, steps: list[str], explain: bool) -> tuple[tuple[str, ...], list[str]]:
+        from workbench.sources.posix import R, X, describe, posix_groups, posix_readers, readers_with
+
+        def passable(folder: Path) -> frozenset[str]:
+            if folder not in self._passable:
+                self._passable[folder] = readers_with(folder, X)
+            return self._passable[folder]
 
         try:
-            readers = posix_readers(path, top)
-            steps.append(describe(path, R))
+            readers = posix_readers(path, top, passable)
             folder = path.parent
-            while True:
+            if explain:
+                steps.append(describe(path, R))
+            while explain:
                 steps.append(describe(folder, X))
                 if folder == top or top not in folder.parents:
                     break

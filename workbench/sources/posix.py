@@ -25,6 +25,7 @@ anything above ``top``.
 from __future__ import annotations
 
 import errno
+import functools
 import grp
 import os
 import pwd
@@ -38,6 +39,7 @@ _USER_OBJ, _USER, _GROUP_OBJ, _GROUP, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x08, 0x
 R, X = 4, 1
 
 
+@functools.lru_cache(maxsize=4096)
 def _user(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
@@ -45,6 +47,7 @@ def _user(uid: int) -> str:
         return f"#{uid}"
 
 
+@functools.lru_cache(maxsize=4096)
 def _group(gid: int) -> str:
     try:
         return grp.getgrgid(gid).gr_name
@@ -103,13 +106,15 @@ def intersect(a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
     return a & b
 
 
-def posix_readers(path: str | os.PathLike, top: str | os.PathLike) -> frozenset[str]:
-    """Who may read ``path``: read on it, search on each folder from its own up to ``top``."""
+def posix_readers(path: str | os.PathLike, top: str | os.PathLike, passable=None) -> frozenset[str]:
+    """Who may read ``path``: read on it, search on each folder from its own up to ``top``.
+    ``passable(folder)``, when given, answers `readers_with(folder, X)` (a caller's cache)."""
     path, top = Path(path), Path(top)
+    passable = passable or (lambda folder: readers_with(folder, X))
     readers = readers_with(path, R)
     folder = path.parent
     while True:
-        readers = intersect(readers, readers_with(folder, X))
+        readers = intersect(readers, passable(folder))
         if folder == top or top not in folder.parents:
             return readers
         folder = folder.parent
