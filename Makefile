@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 PIP_EXTRA := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 
-.PHONY: setup setup-llamacpp setup-browser setup-ocr setup-directory serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold bench-cluster bench-ocr bench-pages bench-spanish clean
+.PHONY: setup setup-llamacpp setup-browser setup-ocr setup-directory serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold bench-cluster bench-ocr bench-pages bench-smb bench-spanish clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,7 +63,13 @@ $(SETFACL):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq acl
 
-setup-directory: $(SLAPD) $(SETFACL)
+# the SMB share tests start a real Samba server (Debian's samba; smbclient's tools for checks)
+SMBD ?= /usr/sbin/smbd
+$(SMBD):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq samba smbclient
+
+setup-directory: $(SLAPD) $(SETFACL) $(SMBD)
 
 # the staff web app on http://127.0.0.1:7860/ (create a user first: see README, "The staff web app")
 serve: setup
@@ -117,6 +123,9 @@ bench-web-load: setup setup-llamacpp
 	$(PY) benchmarks/web_load.py $(ARGS)
 
 # page hit@1/5/10 on 21 long manuals (ARGS="--variants before identity default", ARGS=--answers)
+bench-smb: setup setup-directory
+	$(PY) benchmarks/smb_ingest.py $(ARGS)
+
 bench-pages: setup
 	$(PY) benchmarks/page_retrieval.py $(ARGS)
 

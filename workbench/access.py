@@ -238,7 +238,7 @@ class AccessRules:
             if folder == top or top not in folder.parents:
                 break
             folder = folder.parent
-        if self.permissions_from == "posix":
+        if self.permissions_from in ("native", "posix"):
             return self._posix(path, top, steps, explain)
         steps.append(f"no access file decides: the collection default of {self.collection!r}"
                      if self.default else "no access file decides and the collection has no default: admins only")
@@ -330,12 +330,15 @@ def explain(path: str | Path, config, sources: list[dict], indexed=None, princip
     """An `AccessExplanation` of ``path``: the rules read for it (access files, or POSIX owner, mode and
     ACLs with ``[access] from = "posix"``), the readers they give now, what the published index holds
     (``indexed``: its `Document`, if any) and, for ``principal``, whether they may read it now."""
-    from workbench.records import AccessExplanation
+    from workbench.sources.smb import is_share_url
 
+    if is_share_url(str(path)):
+        return _explain_share(str(path), config, sources, indexed, principal)
     path = Path(path).expanduser().resolve()
     roots: dict[str, list[Path]] = {}
     for s in sources:
-        roots.setdefault(s["collection"], []).append(Path(s["root"]))
+        if not is_share_url(s["root"]):
+            roots.setdefault(s["collection"], []).append(Path(s["root"]))
     collection = next((c for c, rs in roots.items() if any(_contains(r, path) for r in rs)), "")
     if indexed is not None:
         collection = indexed.collection
@@ -344,12 +347,34 @@ def explain(path: str | Path, config, sources: list[dict], indexed=None, princip
         groups, steps = rules.decide(path)
     else:
         groups, steps = (), ["no source of this index holds this file: ingest its folder first"]
+    return _explained(str(path), collection, config, steps, groups, indexed, principal)
+
+
+def _explain_share(url: str, config, sources: list[dict], indexed, principal):
+    """`explain` for a file on an SMB share: its NT ACLs (or the collection default)."""
+    from workbench.sources.smb import SmbShare
+
+    source = next((s for s in sources if url.startswith(s["root"].rstrip("/") + "/")), None)
+    if source is None:
+        return _explained(url, "", config, ["no source of this index holds this file: ingest its share first"], (),
+                          indexed, principal)
+    share = SmbShare(source["root"], source["collection"], config, config.access.collections.get(source["collection"], ()))
+    if share.native:
+        groups, steps = share.decide(url)
+    else:
+        groups, steps = share.default_groups, ["on shares, access files are not read: the collection default decides"]
+    return _explained(url, source["collection"], config, steps, groups, indexed, principal)
+
+
+def _explained(path: str, collection: str, config, steps, groups, indexed, principal):
+    from workbench.records import AccessExplanation
+
     doc_groups = tuple(indexed.groups) if indexed is not None else None
     user = principal.name if principal else ""
     readable = None
     if principal is not None:
-        probe = Document("explain", collection, str(path), "", "", "", 0, 0.0, "", tuple(groups))
+        probe = Document("explain", collection, path, "", "", "", 0, 0.0, "", tuple(groups))
         readable = can_read(principal, probe)
-    return AccessExplanation(str(path), collection, getattr(config.access, "permissions_from", "files"),
+    return AccessExplanation(path, collection, getattr(config.access, "permissions_from", "files"),
                              tuple(steps), tuple(groups), doc_groups, user,
                              tuple(principal.groups) if principal else (), readable)

@@ -258,10 +258,11 @@ class AnswerSettings(_Section):
 class AccessSettings(_Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    permissions_from: Literal["files", "posix"] = Field(
+    permissions_from: Literal["files", "native", "posix"] = Field(
         "files", alias="from", description="Where a file's readers come from: 'files' (access files and the "
-        "collection defaults) or 'posix' (the file's owner, group, mode bits and POSIX ACL entries, and search "
-        "permission on its folders; an access file that covers the file still wins).")
+        "collection defaults) or 'native' (what the file system keeps: on Linux folders the owner, group, mode "
+        "bits and POSIX ACL entries, and search permission on the folders, where an access file that covers the "
+        "file still wins; on SMB shares the NT ACLs, see [smb] sids). 'posix' is another name for 'native'.")
     posix_groups: dict[str, list[str]] = Field(
         default_factory=dict, description="With from = 'posix': POSIX group → workbench groups, e.g. "
         "{ \"fin-team\" = [\"finance\"] }. A group not listed maps to the workbench group of the same name.")
@@ -373,6 +374,39 @@ class OidcSettings(_Section):
     timeout_s: float = Field(10.0, gt=0, description="Timeout of each call to the provider, in seconds.")
 
 
+class SmbSettings(_Section):
+    username: str | None = Field(
+        None, description="The account that reads SMB shares (smb://server/share/path sources), e.g. "
+        "'svc-workbench': a read-only account that may read every file and its permissions.")
+    domain: str | None = Field(None, description="Its domain, e.g. 'CORP' (NetBIOS name); unset: none.")
+    password_env: str | None = Field(
+        None, description="Name of the environment variable holding its password (never the password itself).")
+    password_file: Path | None = Field(
+        None, description="Or a file (readable by the workbench's account only) holding the password.")
+    encrypt: Literal["auto", "always", "never"] = Field(
+        "auto", description="SMB 3 encryption: 'auto' encrypts when the server offers it, 'always' refuses a "
+        "server that does not. Signing is always required.")
+    timeout_s: float = Field(30.0, gt=0, description="Connection timeout, in seconds.")
+    sids: dict[str, list[str]] = Field(
+        default_factory=dict, description="With [access] from = \"native\": SID → readers, e.g. "
+        "{ \"S-1-5-21-…-1104\" = [\"finance\"], \"S-1-5-21-…-1001\" = [\"user:alice\"] }; values are "
+        "workbench groups, \"user:NAME\" (that one user) or \"everyone\". Everyone, Authenticated Users and "
+        "BUILTIN\\Users need no entry. A SID not listed grants nothing; a denied SID not listed denies everyone.")
+
+    @field_validator("sids")
+    @classmethod
+    def _readers(cls, table: dict[str, list[str]]) -> dict[str, list[str]]:
+        from workbench.access import check_name
+
+        for sid, readers in table.items():
+            if not sid.startswith("S-1-"):
+                raise ValueError(f"[smb] sids: {sid!r} is not a SID (S-1-5-21-...)")
+            for reader in readers:
+                if reader != "everyone":
+                    check_name(reader[5:] if reader.startswith("user:") else reader, f"reader in [smb] sids[{sid!r}]")
+        return table
+
+
 class AuthSettings(_Section):
     refresh_s: float = Field(
         900.0, gt=0, description="Open sessions of directory users re-read their groups at most this often: a user "
@@ -410,6 +444,7 @@ class Config(_Section):
     access: AccessSettings = AccessSettings()
     web: WebSettings = WebSettings()
     auth: AuthSettings = AuthSettings()
+    smb: SmbSettings = SmbSettings()
     source: Path | None = Field(None, description="The file this config was read from, if any.")
 
     def replace(self, section: str, **values) -> "Config":

@@ -118,6 +118,12 @@ class SignInError(WorkbenchError):
     check out (signature, issuer, audience, expiry, nonce), or a user name the workbench cannot use."""
 
 
+class SourceUnreachableError(WorkbenchError):
+    """A remote source (an SMB share) could not be reached or listed: its documents are kept as they are."""
+
+    exit_code = 69  # EX_UNAVAILABLE
+
+
 class FileCheck(str, Enum):
     """Why a file was not read as it is now (`FileCheckError.kind`)."""
 

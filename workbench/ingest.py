@@ -22,11 +22,11 @@ from workbench.analyze import UNDETERMINED, detect_language, terms
 from workbench.chunk import is_navigation, text_hash
 from workbench.config import Config
 from workbench.embed import Embedder, document_input
-from workbench.errors import WorkbenchError
+from workbench.errors import SourceUnreachableError, WorkbenchError
 from workbench.load.sandbox import parser_pool
 from workbench.executors import executor_for
 from workbench.records import Chunk, Document, FailureKind, FileFailure, IngestReport, ParseJob
-from workbench.sources import Source, source_for
+from workbench.sources import Source, is_share_url, source_for
 from workbench.index import IndexWriter
 from workbench.sync import SyncPlan, ToParse, plan_sync
 
@@ -227,18 +227,25 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
         w.catalog.set_meta(embedding_input=embedding_input, identity_weight=f"{weight:g}")
         roots: dict[str, list[Path]] = {}
         for s in w.catalog.sources():  # all of a collection's sources, so that nested ones agree on groups
-            roots.setdefault(s["collection"], []).append(Path(s["root"]))
-        access = {c: AccessRules(roots[c], c, config.access) for _, c in sources}
+            if not is_share_url(s["root"]):
+                roots.setdefault(s["collection"], []).append(Path(s["root"]))
+        access = {c: AccessRules(roots.get(c, []), c, config.access) for _, c in sources}
         planned: dict[str, tuple[ToParse, Source]] = {}
+        used: list[Source] = []
         for root, collection in sources:
-            source = source_for(root, collection, access[collection])
+            source = source_for(root, collection, access[collection], config)
+            used.append(source)
             if not source.exists():
                 n = len(w.catalog.source_documents(collection, source.root))
                 t.failed.append(FileFailure(source.root, f"source is missing; its {n} documents were kept "
                                             "(restore it, or remove the source)", collection,
                                             FailureKind.MISSING_SOURCE))
                 continue
-            files, skipped = source.scan(ing.include_hidden)
+            try:
+                files, skipped = source.scan(ing.include_hidden)
+            except SourceUnreachableError as exc:  # gone mid-listing: delete nothing, say so
+                t.failed.append(FileFailure(source.root, str(exc), collection, FailureKind.MISSING_SOURCE))
+                continue
             t.skipped += [FileFailure(s.path, s.reason, collection) for s in skipped]
             plan = plan_sync(files, w.catalog.source_documents(collection, source.root),
                              w.catalog.failure_signatures(collection, source.root), int(ing.max_file_mb * 2**20),
@@ -295,6 +302,8 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
         bar.close()
         for rules in access.values():  # broken access files, read while regrouping or for new files
             t.failed += rules.failures
+        for source in used:  # permissions a remote source could not read (those files are admins-only)
+            t.failed += getattr(source, "failures", [])
         generation = w.base or 0
         started_publish = time.perf_counter()
         if t.dirty:

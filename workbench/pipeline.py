@@ -89,7 +89,7 @@ class Workbench:
         self._llm_lock = threading.Lock()
         self._reader_lock = threading.Lock()
         self._uploads = Uploads(config, lambda: self.audit, self.ingest)
-        self._views = SourceViews(self.reader, lambda: self.audit)
+        self._views = SourceViews(self.reader, lambda: self.audit, lambda: self.config)
 
     def replace(self, config: Config | None = None, **parts) -> "Workbench":
         """A Workbench on the same index with the same parts, except ``config`` and the ``parts``
@@ -195,11 +195,12 @@ class Workbench:
         cluster's nodes, and this process writes the index.
         """
         from workbench.ingest import run_ingest
+        from workbench.sources import root_of
 
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
-        roots = [Path(p).expanduser().resolve() for p in paths]
-        missing = [str(r) for r in roots if not r.exists()]
+        roots = [root_of(p) for p in paths]
+        missing = [str(r) for r in roots if isinstance(r, Path) and not r.exists()]
         if missing:
             raise WorkbenchError(f"no such file or folder: {', '.join(missing)}")
         check_collection(collection)
@@ -239,7 +240,7 @@ class Workbench:
             raise WorkbenchError(f"nothing to re-index in {self.index_dir}: run `workbench ingest FOLDER` first")
         entry = self.audit.record(principal.name if principal else OPERATOR, "reindex", "started", outcome="started")
         report = run_ingest(self._ingest_config(cluster, ship_files), self.embedder,
-                            [(Path(s["root"]), s["collection"]) for s in sources], wait_s, progress)
+                            [(_root_of(s["root"]), s["collection"]) for s in sources], wait_s, progress)
         self.audit.finish(entry, "done", text=report.summary(), generation=report.generation)
         return report
 
@@ -260,7 +261,7 @@ class Workbench:
         principal = self.principal(user) if isinstance(user, str) else user
         reader = self.reader()
         sources = reader.catalog.sources() if reader is not None else []
-        resolved = str(Path(path).expanduser().resolve())
+        resolved = str(path) if str(path).lower().startswith("smb://") else str(Path(path).expanduser().resolve())
         indexed = None
         if reader is not None:
             indexed = next((d for d in reader.catalog.documents() if d.path == resolved and not d.part), None)
@@ -488,3 +489,9 @@ class Workbench:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+
+
+def _root_of(root: str):
+    from workbench.sources import root_of
+
+    return root_of(root)

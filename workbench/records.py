@@ -37,6 +37,8 @@ class _Record:
         return _to_dict(self)
 
 
+DENY = "!"  # a document's reader entry "!x" denies x (an NT deny ACE), whatever else allows it
+
 @dataclass(frozen=True, slots=True)
 class Block(_Record):
     """One structural unit a loader found: a paragraph, heading, table, slide text or sheet row.
@@ -212,7 +214,8 @@ class Filters(_Record):
                 and (not self.path_glob or fnmatch.fnmatchcase(doc.path, self.path_glob))
                 and (self.modified_after is None or doc.mtime >= self.modified_after)
                 and (self.modified_before is None or doc.mtime < self.modified_before)
-                and (self.groups is None or bool(set(doc.groups) & set(self.groups))))
+                and (self.groups is None or (bool(set(doc.groups) & set(self.groups))
+                                             and not {DENY + g for g in self.groups} & set(doc.groups))))
 
 
 @dataclass(frozen=True, slots=True)

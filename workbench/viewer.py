@@ -67,20 +67,28 @@ class Original:
         self.close()
 
 
-def open_original(doc: Document) -> Original:
+def open_original(doc: Document, opener=None) -> Original:
     """The file of ``doc`` opened for reading, if it is still the file that was indexed: reached through
     no symbolic link, a regular file with the size, modification time and content hash recorded at
-    ingest. NotFoundError saying why otherwise. Read (or serve) from the returned file only."""
+    ingest. NotFoundError saying why otherwise. Read (or serve) from the returned file only.
+    ``opener`` (`workbench.sources.opener_for`: a share's file) reads it where it lives instead,
+    checked against the recorded hash and size."""
     name = Path(doc.path).name
     try:
-        fd = open_checked(doc.path)
+        fd = opener(doc.path, doc.content_hash) if opener is not None else open_checked(doc.path)
     except FileCheckError as exc:
         gone = exc.kind is FileCheck.MISSING
+        changed = exc.kind is FileCheck.CHANGED
         raise NotFoundError(f"{name} is no longer in its folder (re-index to update the sources)" if gone else
-                            f"{name} is not served: {exc}") from None
+                            f"{name} changed since it was indexed; it is served again after the next re-index"
+                            if changed else f"{name} is not served: {exc}") from None
+    except WorkbenchError as exc:  # the share cannot be reached now
+        raise NotFoundError(f"{name} cannot be read from its share now: {exc}") from None
     try:
         st = os.fstat(fd)
-        if st.st_size != doc.size or abs(st.st_mtime - doc.mtime) > 1e-3 or hash_of(fd) != doc.content_hash:
+        same = st.st_size == doc.size and (opener is not None or (abs(st.st_mtime - doc.mtime) <= 1e-3
+                                                                  and hash_of(fd) == doc.content_hash))
+        if not same:
             raise NotFoundError(f"{name} changed since it was indexed; it is served again after the next re-index")
         os.lseek(fd, 0, os.SEEK_SET)
         return Original(os.fdopen(fd, "rb"), name, st.st_size)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from workbench.records import Chunk, Document, FailureKind, FileFailure, Filters, OcrPage
+from workbench.records import DENY, Chunk, Document, FailureKind, FileFailure, Filters, OcrPage
 
 SCHEMA_VERSION = "2"
 
@@ -94,10 +94,11 @@ def _where(filters: Filters) -> tuple[str, list]:
     if filters.modified_before is not None:
         parts.append("d.mtime < ?")
         params.append(filters.modified_before)
-    if filters.groups is not None:
-        parts.append("EXISTS (SELECT 1 FROM json_each(d.groups) g WHERE g.value IN "
-                     f"({','.join('?' * len(filters.groups)) or 'NULL'}))")
-        params += list(filters.groups)
+    if filters.groups is not None:  # one of the reader's entries, and none of them denied ("!" + entry)
+        marks = ",".join("?" * len(filters.groups)) or "NULL"
+        parts.append(f"EXISTS (SELECT 1 FROM json_each(d.groups) g WHERE g.value IN ({marks})) AND NOT EXISTS "
+                     f"(SELECT 1 FROM json_each(d.groups) g WHERE g.value IN ({marks}))")
+        params += list(filters.groups) + [DENY + g for g in filters.groups]
     return (" AND ".join(parts) or "1"), params
 
 

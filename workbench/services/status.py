@@ -30,7 +30,7 @@ def index_status(config: Config, reader: IndexReader | None, describe_embedder: 
     meta = reader.catalog.meta()
     return IndexStatus(**here,
         index_dir=str(config.index.dir), generation=reader.generation, documents=docs, chunks=chunks,
-        collections=reader.catalog.collections(), sources=tuple({**src, "permissions": permissions_of(config, src["collection"])}
+        collections=reader.catalog.collections(), sources=tuple({**src, "permissions": permissions_of(config, src["collection"], src["root"])}
                                                          for src in reader.catalog.sources()),
         failures=tuple(reader.catalog.failures()), embedding_model=meta.get("embedding_model", ""),
         embedding_dim=int(meta.get("embedding_dim", 0)), published_at=meta.get("published_at", ""),
@@ -79,10 +79,15 @@ def sign_in_sources(config: Config) -> str:
     return ", ".join(parts) + mapped
 
 
-def permissions_of(config: Config, collection: str) -> str:
+def permissions_of(config: Config, collection: str, root: str = "") -> str:
     """Where a source's readers come from, in words ([access] from, access files, collection default)."""
     access = config.access
     default = access.collections.get(collection)
-    if access.permissions_from == "posix":
+    if access.permissions_from in ("native", "posix"):
+        if root.startswith("smb://"):
+            return f"NT ACLs of the share ({len(config.smb.sids)} SIDs mapped in [smb] sids)"
         return "POSIX owner, group, mode and ACLs (access files override)"
+    if root.startswith("smb://"):
+        return "the collection default (access files are not read on shares)" + (
+            f": {', '.join(default)}" if default else ": admins only")
     return "access files" + (f", else {', '.join(default)}" if default else ", else admins only")

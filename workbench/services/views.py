@@ -24,8 +24,9 @@ MAX_CHUNK_ID = 2**63 - 1  # chunk ids are SQLite integers
 class SourceViews:
     """Views of the current generation (``reader()``), audited in ``audit()``."""
 
-    def __init__(self, reader: Callable[[], "IndexReader | None"], audit: Callable) -> None:
-        self.reader, self._audit_log = reader, audit
+    def __init__(self, reader: Callable[[], "IndexReader | None"], audit: Callable,
+                 config: Callable = lambda: None) -> None:
+        self.reader, self._audit_log, self.config = reader, audit, config  # config(): a share's [smb] account
 
     def _source(self, chunk_id: int, principal: Principal | None, action: str) -> tuple[SourceView, int]:
         """The view of a chunk ``principal`` may read; a refusal is audited as ``action`` ('refused')."""
@@ -85,10 +86,11 @@ class SourceViews:
         return original
 
     def _open_original(self, view: SourceView, principal, action: str, generation: int, chunk_id: int):
+        from workbench.sources import opener_for
         from workbench.viewer import open_original
 
         try:
-            return open_original(view.document)
+            return open_original(view.document, opener_for(view.document.path, self.config()))
         except NotFoundError as exc:
             self._audit_refused(principal, action, f"{view.document.path}: {exc}", generation, [chunk_id])
             raise
