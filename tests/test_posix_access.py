@@ -100,6 +100,7 @@ def test_a_changed_acl_changes_access_at_reindex_without_re_embedding(site):
     sh("setfacl", "-m", "m::---", str(docs / "acl.txt"))  # the mask takes the group entries' rights away
     report = wb.reindex(progress=False)
     assert report.regrouped == 2 and report.chunks_embedded == 0 and not report.changed
+    assert wb.status().access_changed == 2 and "access changed for 2 documents" in str(wb.status())
     assert finds(wb, STAFF, "LEDGER-7720")
     assert not finds(wb, STAFF, "ACL-5150") and finds(wb, DAEMON, "ACL-5150")  # the owner is not masked
     shutil.move(docs / "open.txt", docs / "closed" / "open.txt")  # moved into the closed folder

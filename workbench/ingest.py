@@ -307,6 +307,7 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
         generation = w.base or 0
         started_publish = time.perf_counter()
         if t.dirty:
+            w.catalog.set_meta(access_changed=str(t.regrouped))  # for `workbench status`
             generation = w.publish()
         t.time("publish", started_publish)
     notes = t.notes + list(executor.notes)

@@ -461,12 +461,14 @@ class IndexStatus(_Record):
     lexical_index: str = ""  # what answers BM25 queries: the catalog's FTS5 table or BM25 matrices
     ocr_low_confidence: tuple[str, ...] = ()  # pages read by OCR below [ocr] low_confidence: "path, page n: 41%"
     sign_in: str = ""  # where the web app's users come from: local accounts, an LDAP directory, an OpenID provider
+    access_changed: int = 0  # documents whose readers the last published sync changed (without re-embedding)
 
     def __str__(self) -> str:
         cols = ", ".join(f"{k} ({v} docs)" for k, v in sorted(self.collections.items())) or "none"
         lines = [
             f"index:        {self.index_dir}",
-            f"generation:   {self.generation} (published {self.published_at or 'never'})",
+            f"generation:   {self.generation} (published {self.published_at or 'never'}"
+            + (f"; access changed for {self.access_changed} documents" if self.access_changed else "") + ")",
             f"documents:    {self.documents}",
             f"chunks:       {self.chunks}",
             f"collections:  {cols}",

@@ -34,6 +34,7 @@ def index_status(config: Config, reader: IndexReader | None, describe_embedder: 
                                                          for src in reader.catalog.sources()),
         failures=tuple(reader.catalog.failures()), embedding_model=meta.get("embedding_model", ""),
         embedding_dim=int(meta.get("embedding_dim", 0)), published_at=meta.get("published_at", ""),
+        access_changed=int(meta.get("access_changed", 0) or 0),
         vector_index=_describe_index(reader.index_info, config.index.nprobe),
         lexical_index=_describe_lexical(reader.lexical_info),
         ocr_low_confidence=tuple(f"{path}, page {page}: {conf:.0f}%" for path, page, conf in
