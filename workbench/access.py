@@ -197,6 +197,13 @@ class AccessRules:
     def _read(self, path: Path) -> _Rules | None:
         if not path.is_file():
             return None
+        if self.permissions_from in ("native", "posix") and not _trusted(path):
+            self.failures.append(FileFailure(str(path), "access file ignored: with [access] from = \"native\" an "
+                                             "access file counts only when root or the workbench's account owns it "
+                                             "and nobody else may write it (else anyone who may write the folder "
+                                             "could grant readers); the POSIX permissions decide",
+                                             self.collection, FailureKind.ACCESS_FILE))
+            return None
         try:
             return _parse(tomllib.loads(path.read_text(encoding="utf-8")))
         except Exception as exc:  # noqa: BLE001 - any problem in the file closes what it covers
@@ -253,24 +260,30 @@ class AccessRules:
             return self._passable[folder]
 
         try:
-            readers = posix_readers(path, top, passable)
-            folder = path.parent
+            readers = posix_readers(path, passable)
             if explain:
                 steps.append(describe(path, R))
-            while explain:
-                steps.append(describe(folder, X))
-                if folder == top or top not in folder.parents:
-                    break
-                folder = folder.parent
+                steps += [describe(folder, X) for folder in path.parents]
         except (OSError, ValueError) as exc:  # unreadable permissions: closed
             steps.append(f"{path}: its permissions could not be read ({exc}): admins only")
             self.failures.append(FileFailure(str(path), f"permissions not readable, so admins only: {exc}",
                                              self.collection, FailureKind.ACCESS_FILE))
             return (), steps
         groups = posix_groups(readers, self.posix_table)
-        shown = ", ".join(sorted(readers)).replace("u:", "user ").replace("g:", "group ").replace("*", "anyone")
+        from workbench.sources.posix import _words
+
+        shown = ", ".join(sorted(_words(r) for r in readers))
         steps.append(f"POSIX readers along the path: {shown or 'nobody'} → workbench: {', '.join(groups) or 'admins only'}")
         return groups, steps
+
+
+def _trusted(path: Path) -> bool:
+    """Whether an access file was written by root or the workbench's account and only they may change it."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return st.st_uid in (0, os.getuid()) and not st.st_mode & 0o022
 
 
 def _file_entry(rel: str, entries: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[str, ...] | None:

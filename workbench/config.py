@@ -264,8 +264,19 @@ class AccessSettings(_Section):
         "bits and POSIX ACL entries, and search permission on the folders, where an access file that covers the "
         "file still wins; on SMB shares the NT ACLs, see [smb] sids). 'posix' is another name for 'native'.")
     posix_groups: dict[str, list[str]] = Field(
-        default_factory=dict, description="With from = 'posix': POSIX group → workbench groups, e.g. "
-        "{ \"fin-team\" = [\"finance\"] }. A group not listed maps to the workbench group of the same name.")
+        default_factory=dict, description="With from = 'native': POSIX group → workbench groups, e.g. "
+        "{ \"fin-team\" = [\"finance\"] }. A group not listed maps to the workbench group of the same name, "
+        "except system groups (gid below 1000), which grant only when listed.")
+
+    @field_validator("posix_groups")
+    @classmethod
+    def _groups(cls, table: dict[str, list[str]]) -> dict[str, list[str]]:
+        from workbench.access import check_name
+
+        for key, groups in table.items():
+            for group in groups:
+                check_name(group, f"workbench group in [access] posix_groups[{key!r}]")
+        return table
     file_name: str = Field(
         ".workbench-access", description="Name of the access files placed in source folders (TOML: "
         "groups = [...] for the folder and below, [files] \"name\" = [...] per file; see README).")
@@ -474,6 +485,9 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
         if ca_file is not None and not ca_file.expanduser().is_absolute():
             cfg = cfg.model_copy(update={"auth": cfg.auth.model_copy(update={
                 section: getattr(cfg.auth, section).model_copy(update={"ca_file": (base / ca_file).resolve()})})})
+    if cfg.smb.password_file is not None and not cfg.smb.password_file.expanduser().is_absolute():
+        cfg = cfg.model_copy(update={"smb": cfg.smb.model_copy(update={
+            "password_file": (base / cfg.smb.password_file).resolve()})})
     return cfg
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from workbench.access import AccessRules
 from workbench.sources.base import Source
 from workbench.sources.local import LocalFolder
-from workbench.sources.smb import SmbShare, is_share_url, parse_url, share_url
+from workbench.sources.smb import SmbShare, is_share_url, normal_root, parse_url, share_url
 
 __all__ = ["LocalFolder", "SmbShare", "Source", "is_share_url", "opener_for", "root_of", "source_for"]
 
@@ -27,7 +27,7 @@ __all__ = ["LocalFolder", "SmbShare", "Source", "is_share_url", "opener_for", "r
 def root_of(root: str | os.PathLike) -> str | Path:
     """A source root as given or stored: a share's URL as it is, a local path resolved."""
     if is_share_url(str(root)):
-        return str(root)
+        return normal_root(str(root))
     return Path(root).expanduser().resolve()
 
 

@@ -6,9 +6,10 @@ bounds-checked (a hostile server's bytes give ValueError, never a crash or a rea
 protected, those its folders pass down now (object-inherit for files, container-inherit for
 folders, inherit-only and no-propagate honoured), from the share's root down. The ACEs a file
 carries as inherited are replaced by what its folders give today, so a file moved to another
-folder gets that folder's access (the server may still hold the old ones).
+folder cannot keep readers its new folder does not give (the server may still hold the old ones).
 
-`readers` reads those ACEs fail-closed: an allow ACE granting read data (or generic read / all)
+`stored_and_inherited` combines both views of a moved file fail-closed: who both the stored and the
+recomputed ACEs allow, and who either denies. `readers` reads ACEs fail-closed: an allow ACE granting read data (or generic read / all)
 adds its SID; a deny ACE denying any of those adds "deny SID", whatever the order of the ACEs (so
 a deny wins even where Windows would let an earlier allow decide); a deny ACE whose kind or SID
 cannot be read denies everyone; a missing DACL (null) allows everyone, an empty one nobody.
@@ -37,6 +38,9 @@ READ_BITS = 0x00000001 | 0x80000000 | 0x10000000  # FILE_READ_DATA, GENERIC_READ
 EVERYONE_SIDS = {"S-1-1-0", "S-1-5-11", "S-1-5-32-545"}  # Everyone, Authenticated Users, BUILTIN\Users
 SKIPPED_SIDS = {"S-1-5-18", "S-1-3-0", "S-1-3-1", "S-1-5-32-544"}  # SYSTEM, CREATOR OWNER/GROUP, Administrators
 UNKNOWN = "?"  # the SID of an ACE whose layout this reader does not know
+OTHER_DENY = {0x06, 0x0A, 0x0C}  # ACCESS_DENIED_OBJECT, _CALLBACK, _CALLBACK_OBJECT ([MS-DTYP] 2.4.4.1)
+KNOWN_TYPES = {0x00, 0x01, 0x05, 0x09, 0x0B} | OTHER_DENY | {0x02, 0x03, 0x07, 0x08, 0x0D, 0x0E, 0x0F, 0x10}
+# (the allow kinds; the denies; audit and alarm kinds, which grant and deny nothing): any other denies everyone
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +67,12 @@ class SecurityDescriptor:
         return bool(self.control & SE_DACL_PROTECTED)
 
 
-def _sid(data: bytes, off: int) -> str:
-    if off + 8 > len(data):
+def _sid(data: bytes, off: int, end: int | None = None) -> str:
+    end = len(data) if end is None else end
+    if off + 8 > end:
         raise ValueError("a SID runs past the end of the security descriptor")
     rev, count = data[off], data[off + 1]
-    if rev != 1 or count > 15 or off + 8 + 4 * count > len(data):
+    if rev != 1 or count > 15 or off + 8 + 4 * count > end:
         raise ValueError("a SID in the security descriptor is not valid")
     authority = int.from_bytes(data[off + 2:off + 8], "big")
     subs = struct.unpack_from(f"<{count}I", data, off + 8)
@@ -95,7 +100,7 @@ def parse_sd(data: bytes) -> SecurityDescriptor:
         if size < 8 or pos + size > end:
             raise ValueError("an ACE has a size that does not fit the DACL")
         (mask,) = struct.unpack_from("<I", data, pos + 4)
-        sid = _sid(data[:pos + size], pos + 8) if kind in (ALLOW, DENY_TYPE) else UNKNOWN
+        sid = _sid(data, pos + 8, pos + size) if kind in (ALLOW, DENY_TYPE) else UNKNOWN
         aces.append(Ace(kind, flags, mask, sid))
         pos += size
     return SecurityDescriptor(owner, group, control, tuple(aces))
@@ -150,9 +155,27 @@ def readers(aces: tuple[Ace, ...] | None) -> tuple[frozenset[str], frozenset[str
             allowed.add(ace.sid)
         elif ace.type == DENY_TYPE and ace.mask & READ_BITS:
             denied.add(ace.sid)
-        elif ace.type not in (ALLOW, DENY_TYPE) and ace.type in (0x06, 0x0A, 0x0C, 0x0E, 0x10):  # deny kinds
+        elif ace.type in OTHER_DENY or ace.type not in KNOWN_TYPES:  # object/callback denies, unknown kinds
             denied.add(UNKNOWN)
     return frozenset(allowed), frozenset(denied)
+
+
+def stored_and_inherited(file_sd: SecurityDescriptor, folders: list[SecurityDescriptor]):
+    """(allowed, denied) SIDs that both the file's stored DACL and the one its folders give today
+    allow, and that either denies: a file moved to another folder keeps its old ACEs on the server
+    (Windows and Samba alike) while its new folder passes others down, so only who both allow may
+    read it (fail closed), until the server propagates the new folder's ACEs to it."""
+    stored = readers(file_sd.dacl)
+    today = readers(effective_aces(file_sd, folders))
+    return _both(stored[0], today[0]), stored[1] | today[1]
+
+
+def _both(a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
+    if a & EVERYONE_SIDS:
+        return b if not b & EVERYONE_SIDS else a | b
+    if b & EVERYONE_SIDS:
+        return a
+    return a & b
 
 
 def _entries_of(sid: str, table: dict[str, list[str]]) -> list[str] | None:

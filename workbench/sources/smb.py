@@ -22,15 +22,23 @@ import functools
 import hashlib
 import os
 import re
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from workbench.errors import ConfigError, FileCheck, FileCheckError, SourceUnreachableError
 from workbench.load import format_for, supported_suffixes
 from workbench.records import FailureKind, FileFailure, FileInfo
 
 HIDDEN, SYSTEM, REPARSE, DIRECTORY = 0x2, 0x4, 0x400, 0x10
+LINK_TAGS = {0xA000000C, 0xA0000003}  # IO_REPARSE_TAG_SYMLINK, _MOUNT_POINT: not followed (dedup, tiering: read)
+MAX_ENTRIES = 1_000_000  # a listing longer than this is a hostile or broken server: refused
 BLOCK = 1 << 20
 _HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}$")
+
+
+def normal_root(url: str) -> str:
+    """A share address in the one form the catalog stores (host lower case, port, encoded names);
+    ConfigError when it is not a usable share address."""
+    return share_url(*parse_url(url))
 
 
 def is_share_url(root) -> bool:
@@ -50,13 +58,34 @@ def parse_url(url: str) -> tuple[str, int, str, str]:
     if not _HOST.match(host) or not segments or parts.query or parts.fragment:
         raise ConfigError(f"{url!r} is not an SMB share address: write smb://server/share/folder "
                           "(smb://server:port/... for another port than 445)")
-    if any(s in (".", "..") or "\\" in s for s in segments):
-        raise ConfigError(f"{url!r}: '.', '..' and backslashes are not allowed in a share path")
+    if not all(usable_name(s) for s in segments):
+        raise ConfigError(f"{url!r}: '.', '..', slashes, backslashes and control characters are not allowed in "
+                          "the names of a share path")
     return host.lower(), parts.port or 445, segments[0], "/".join(segments[1:])
 
 
+def usable_name(name: str) -> bool:
+    """Whether ``name`` can be one file or folder name of a path (never '.', '..', a separator or NUL),
+    so that the path the workbench records is the file the server opens."""
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0") and name.isprintable()
+
+
 def share_url(host: str, port: int, share: str, rel: str = "") -> str:
-    return f"smb://{host}:{port}/{share}" + (f"/{rel}" if rel else "")
+    """The URL of ``rel`` (names separated by '/') on the share; each name percent-encoded, so a name
+    holding '%', '#' or '?' still names that one file."""
+    names = [share, *(rel.split("/") if rel else [])]
+    return f"smb://{host}:{port}/" + "/".join(quote(n, safe="") for n in names)
+
+
+_CACHES: dict[tuple, dict] = {}  # (host, port, account, encrypt) -> that account's smbclient connections
+
+
+def _close(cache: dict) -> None:
+    for connection in list(cache.values()):
+        try:
+            connection.disconnect()
+        except Exception:  # noqa: BLE001 - closing a broken connection
+            pass
 
 
 def _password(settings) -> str | None:
@@ -68,6 +97,9 @@ def _password(settings) -> str | None:
         return value
     if settings.password_file:
         try:
+            if os.stat(settings.password_file).st_mode & 0o077:
+                raise ConfigError(f"[smb] password_file {settings.password_file} may be read by other accounts: "
+                                  f"chmod 600 {settings.password_file}")
             return settings.password_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"[smb] password_file {settings.password_file} cannot be read ({exc.strerror})") from None
@@ -85,6 +117,7 @@ class SmbShare:
         self.native = config.access.permissions_from in ("native", "posix")
         self.default_groups = tuple(default_groups)
         self.permissions = "NT ACLs of the share" if self.native else "the collection default"
+        self.max_bytes = int(config.ingest.max_file_mb * 2**20)
         self._session: dict | None = None  # smbclient keywords once the session is registered
         self._folder_sds: dict[str, object] = {}
         self.failures: list[FileFailure] = []
@@ -94,26 +127,33 @@ class SmbShare:
 
     # ---- the connection ---------------------------------------------------------------------------
     def _kw(self) -> dict:
-        """smbclient's keyword arguments for this share's session (registered on first use): the port
-        and the account, so that this source never uses another session of the same process."""
+        """smbclient's keyword arguments for this share's session (registered on first use): the port,
+        the account, its encryption choice and a connection cache of this account's own, so that no
+        other session of the process (or a half-made one) is ever used, and a reconnection keeps the
+        same encryption."""
         if self._session is None:
             import smbclient
 
+            smbclient.ClientConfig(skip_dfs=True)  # never follow a server's referral to another host
             user = self.settings.username
             if user and self.settings.domain:
                 user = f"{self.settings.domain}\\{user}"
             password = _password(self.settings)
-            tries = {"always": [True], "never": [None], "auto": [True, None]}[self.settings.encrypt]
+            tries = {"always": [True], "never": [False], "auto": [True, False]}[self.settings.encrypt]
             for i, encrypt in enumerate(tries):  # auto: encrypted when the server offers it, else signed only
+                key = (self.host, self.port, user, encrypt)
+                cache = _CACHES.setdefault(key, {})
+                kw = {"port": self.port, "username": user, "password": password, "encrypt": encrypt,
+                      "connection_timeout": self.settings.timeout_s, "connection_cache": cache}
                 try:
-                    smbclient.register_session(self.host, username=user, password=password, port=self.port,
-                                               encrypt=encrypt, connection_timeout=self.settings.timeout_s,
-                                               require_signing=True)
+                    smbclient.register_session(self.host, require_signing=True, **kw)
                     break
                 except Exception as exc:  # noqa: BLE001 - network, authentication, protocol: all "unreachable"
+                    _CACHES.pop(key, None)  # never reuse a session that failed half-way
+                    _close(cache)
                     if i == len(tries) - 1 or "encrypt" not in str(exc).lower():
                         raise self._unreachable(exc) from None
-            self._session = {"port": self.port, "username": user, "password": password}
+            self._session = kw
         return self._session
 
     def _unreachable(self, exc: BaseException) -> SourceUnreachableError:
@@ -135,9 +175,14 @@ class SmbShare:
     def exists(self) -> bool:
         import smbclient.path
 
+        kw = self._kw() if self._session is not None else None
         try:
-            return smbclient.path.isdir(self.unc(self.base), **self._kw())
-        except Exception:  # noqa: BLE001 - unreachable is "missing": its documents are kept
+            kw = kw or self._kw()
+        except SourceUnreachableError:
+            return False  # unreachable is "missing": its documents are kept (a ConfigError is raised)
+        try:
+            return smbclient.path.isdir(self.unc(self.base), **kw)
+        except Exception:  # noqa: BLE001
             return False
 
     def scan(self, include_hidden: bool = False) -> tuple[list[FileInfo], list[FileFailure]]:
@@ -146,21 +191,32 @@ class SmbShare:
         files: list[FileInfo] = []
         skipped: list[FileFailure] = []
         todo = [self.base]
+        seen = 0
         try:
             kw = self._kw()
             while todo:
                 folder = todo.pop()
                 for entry in sorted(smbclient.scandir(self.unc(folder), **kw), key=lambda e: e.name):
+                    seen += 1
+                    if seen > MAX_ENTRIES:
+                        raise SourceUnreachableError(f"the share {self.root} lists more than {MAX_ENTRIES:,} entries: "
+                                                     "ingest a smaller folder of it")
                     info = entry.smb_info
+                    if not usable_name(entry.name):
+                        skipped.append(FileFailure(f"{self.root} ({entry.name!r})", "a name that cannot be one file "
+                                                   "name (a separator, '.', '..' or a control character)",
+                                                   kind=FailureKind.UNREADABLE))
+                        continue
                     rel = f"{folder}/{entry.name}" if folder else entry.name
                     url = share_url(self.host, self.port, self.share, rel)
                     hidden = entry.name.startswith(".") or info.file_attributes & (HIDDEN | SYSTEM)
                     if hidden and not include_hidden:
                         continue
-                    if info.file_attributes & REPARSE:
-                        skipped.append(FileFailure(url, "reparse point or link (not followed)", kind=FailureKind.SYMLINK))
+                    if info.file_attributes & REPARSE and info.ea_size in LINK_TAGS:  # EaSize holds the tag
+                        skipped.append(FileFailure(url, "link or mount point (not followed)", kind=FailureKind.SYMLINK))
                     elif info.file_attributes & DIRECTORY:
-                        todo.append(rel)
+                        if not info.file_attributes & REPARSE:
+                            todo.append(rel)
                     elif format_for(entry.name) is None:
                         skipped.append(FileFailure(url, f"unsupported file type (supported: {supported_suffixes()})",
                                                    kind=FailureKind.UNSUPPORTED))
@@ -177,14 +233,26 @@ class SmbShare:
 
         return smbclient.open_file(self.unc(path), mode="rb", share_access="r", **self._kw())
 
+    def _blocks(self, path: str):
+        """The bytes of ``path`` in blocks, at most ``max_bytes`` (more is refused: the server lied
+        about the size, or the file grew past ``[ingest] max_file_mb``)."""
+        total = 0
+        with self._read(path) as f:
+            while block := f.read(BLOCK):
+                total += len(block)
+                if total > self.max_bytes:
+                    raise FileCheckError(FileCheck.CHANGED, f"it is larger than {self.max_bytes // 2**20} MB "
+                                         "([ingest] max_file_mb) on the share")
+                yield block
+
     def content_hash(self, path: str) -> str:
         h = hashlib.blake2b(digest_size=16)
         try:
-            with self._read(path) as f:
-                while block := f.read(BLOCK):
-                    h.update(block)
+            for block in self._blocks(path):
+                h.update(block)
         except Exception as exc:  # noqa: BLE001 - the sync reports OSError as "cannot read"
-            raise OSError(f"cannot read {path} from the share ({type(exc).__name__})") from None
+            raise OSError(f"cannot read {path} from the share: {exc if isinstance(exc, FileCheckError) else type(exc).__name__}") \
+                from None
         return h.hexdigest()
 
     def open(self, path: str, content_hash: str | None = None) -> int:
@@ -192,10 +260,11 @@ class SmbShare:
         try:
             h = hashlib.blake2b(digest_size=16)
             try:
-                with self._read(path) as f:
-                    while block := f.read(BLOCK):
-                        h.update(block)
-                        os.write(fd, block)
+                for block in self._blocks(path):
+                    h.update(block)
+                    view = memoryview(block)
+                    while view:
+                        view = view[os.write(fd, view):]
             except FileCheckError:
                 raise
             except Exception as exc:  # noqa: BLE001
@@ -228,7 +297,7 @@ class SmbShare:
 
     def decide(self, path: str) -> tuple[tuple[str, ...], list[str]]:
         """The reader entries of ``path`` from its NT ACLs, and the steps that decided them, in words."""
-        from workbench.sources.ntacl import effective_aces, reader_entries, readers
+        from workbench.sources.ntacl import effective_aces, reader_entries, stored_and_inherited
 
         _, _, _, rel = parse_url(path)
         parts = rel.split("/")
@@ -241,7 +310,7 @@ class SmbShare:
                                              f"({type(exc).__name__})", self.collection, FailureKind.ACCESS_FILE))
             return (), [f"{path}: its security descriptor could not be read: admins only"]
         aces = effective_aces(file_sd, folders)
-        allowed, denied = readers(aces)
+        allowed, denied = stored_and_inherited(file_sd, folders)
         entries = reader_entries(allowed, denied, self.settings.sids)
         steps = [f"{path}: {len(file_sd.dacl or ())} ACEs on the file"
                  f"{' (protected: nothing inherited)' if file_sd.protected else ''}, "
