@@ -138,6 +138,20 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("name")
     u.add_argument("groups", help="comma-separated groups ('' for none)")
 
+    p = sub.add_parser("keys", help="personal API keys for other tools: create, list, revoke",
+                       description="A key acts as its user, with the user's groups now, for the scopes it holds. "
+                       "It is printed once; only its hash is kept (<index>/keys.sqlite).")
+    keys = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    k = keys.add_parser("create", parents=[common], help="a new key for a user (printed once)")
+    k.add_argument("--user", required=True, help="whose rights the key has")
+    k.add_argument("--name", required=True, help="what uses it, e.g. 'intranet portal'")
+    k.add_argument("--expires", default="90d", help="90d, 12h, 30m or 'never' (default 90d)")
+    k.add_argument("--scope", default=None, help="comma-separated: search, ask, read (default: all)")
+    k = keys.add_parser("list", parents=[common], help="keys: id, user, label, scopes, created, last used, expiry")
+    k.add_argument("--user", help="only this user's keys")
+    k = keys.add_parser("revoke", parents=[common], help="stop a key at once")
+    k.add_argument("id")
+
     p = sub.add_parser("access", help="explain who may read a file, and why",
                        description="Shows the rules read for a file (access files, or with [access] from = "
                        "\"posix\" its owner, group, mode and ACL entries and its folders'), the readers they give, "
@@ -188,6 +202,8 @@ def _run(args: argparse.Namespace) -> int:
         return _ask(wb, args)
     if args.command == "users":
         return _users(wb, args)
+    if args.command == "keys":
+        return _keys(wb, args)
     if args.command == "access":
         explained = wb.explain_access(args.path, args.as_user)
         _print_json(explained.to_dict()) if args.json else print(explained)
@@ -334,6 +350,30 @@ def _users(wb, args: argparse.Namespace) -> int:
     else:
         store.remove(args.name)
         print(f"removed {args.name}")
+    return 0
+
+
+def _keys(wb, args: argparse.Namespace) -> int:
+    from workbench.stores.keys import KeyStore, parse_duration, parse_scopes
+
+    store = KeyStore(wb.index_dir)
+    if args.action == "create":
+        wb.principal(args.user)  # the user must exist (locally or in the directory)
+        key, token = store.create(args.user, args.name, parse_scopes(args.scope), parse_duration(args.expires))
+        if args.json:
+            _print_json({**key.to_dict(), "key": token})
+        else:
+            print(f"{token}\n(shown once: store it now) id {key.id}, user {key.user}, scopes {','.join(key.scopes)}")
+        return 0
+    if args.action == "list":
+        found = store.list(args.user)
+        if args.json:
+            _print_json([k.to_dict() for k in found])
+        else:
+            print("\n".join(str(k) for k in found) if found else "no keys yet: `workbench keys create`")
+        return 0
+    store.revoke(args.id)
+    print(f"revoked {args.id}")
     return 0
 
 

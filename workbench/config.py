@@ -326,6 +326,8 @@ class WebSettings(_Section):
     questions_per_user: int = Field(
         2, ge=1, description="Questions one user may have waiting or being answered at once; more are "
         "refused, so one user cannot fill the queue for everyone.")
+    api_calls_per_minute: int = Field(
+        60, ge=1, description="REST API calls one key may make a minute (bursts up to that); more get 429.")
     max_request_kb: float = Field(
         64.0, gt=0, description="Largest request body the app reads (questions, sign-in), in KB; uploads "
         "are bounded by max_upload_mb per file instead.")

@@ -46,7 +46,7 @@ from workbench_web.gate import EventGate, Refusal
 SAFE_METHODS = {"GET", "HEAD"}
 FOREIGN_SITES = {"cross-site", "same-site"}
 JOIN, CANCEL, UPLOAD = "/gradio_api/queue/join", "/gradio_api/cancel", "/gradio_api/upload"
-POST_PATHS = {"/login", JOIN, CANCEL, "/gradio_api/reset", UPLOAD}
+POST_PATHS = {"/login", JOIN, CANCEL, "/gradio_api/reset", UPLOAD, "/api/v1/search"}  # the last: keys only
 EVENT_STREAM, HEARTBEAT = "/gradio_api/queue/data", "/gradio_api/heartbeat/"
 OIDC_START, OIDC_CALLBACK = "/login/oidc", "/login/oidc/callback"  # the provider sends the browser back here
 # what the app's pages GET (exact paths, then prefixes); every other route of Gradio answers 404

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from workbench import Workbench, WorkbenchError
 from workbench.net import is_loopback
+from workbench_web.api import add_api_routes
 from workbench_web.gate import EventGate, shapes_of
 from workbench_web.guard import WebGuard, origin_of, public_origins
 from workbench_web.pages import CSS, build_app
@@ -61,6 +62,7 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
     add_error_pages(app)
     add_viewer_routes(app, wb, identity.principal_of)
     add_signin_routes(app, wb, identity, throttle, https)
+    add_api_routes(app, wb)
     if oidc is not None:
         add_oidc_routes(app, wb, identity, oidc, https)
     app = mount_page(app, demo, wb, identity, uploads)

@@ -1,0 +1,165 @@
+"""Personal API keys: who a program acts as, with which scopes, until when, in ``<index>/keys.sqlite``.
+
+`KeyStore.create` makes a key for a user and returns it once (``wbk_<id>_<secret>``, 32 random
+bytes): only the SHA-256 of the secret is stored, so a copy of the store does not give the keys
+(a hash of a high-entropy secret needs no slow hashing). `KeyStore.check` answers whose key a
+request holds: a known id, the right secret (compared in constant time), not revoked, not
+expired, and the scope asked for; it records when a key was last used. A key acts as its user
+with the user's groups *now* (the caller resolves the user: a removed user's keys stop working).
+Leaves out: rate limits and routes (`workbench_web.api`), and the user's own rights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.access import check_name
+from workbench.errors import InvalidInputError, NotFoundError
+from workbench.records import _Record
+from workbench.stores.sidecar import sidecar
+
+SCOPES = ("search", "ask", "read")
+PREFIX = "wbk_"
+_KEY = re.compile(r"^wbk_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS keys (
+  id TEXT PRIMARY KEY,
+  user TEXT NOT NULL,
+  label TEXT NOT NULL,
+  scopes TEXT NOT NULL,
+  secret_sha256 TEXT NOT NULL,
+  created_at REAL NOT NULL,
+  expires_at REAL,
+  last_used REAL,
+  revoked_at REAL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey(_Record):
+    """One key as listed (never its secret)."""
+
+    id: str
+    user: str
+    label: str
+    scopes: tuple[str, ...]
+    created_at: float
+    expires_at: float | None = None
+    last_used: float | None = None
+    revoked_at: float | None = None
+
+    def __str__(self) -> str:
+        def when(t):
+            return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
+
+        state = "revoked" if self.revoked_at else "expired" if self.expires_at and self.expires_at < time.time() else "active"
+        return (f"{self.id}\t{self.user}\t{self.label}\t{','.join(self.scopes)}\tcreated {when(self.created_at)}\t"
+                f"last used {when(self.last_used)}\texpires {when(self.expires_at)}\t{state}")
+
+
+def parse_duration(text: str | None) -> float | None:
+    """Seconds of '90d', '12h', '30m' (None for None or 'never'); InvalidInputError otherwise."""
+    if text is None or text == "never":
+        return None
+    match = re.fullmatch(r"(\d{1,5})([dhm])", text.strip())
+    if not match:
+        raise InvalidInputError(f"expiry {text!r}: write a number and d, h or m, e.g. 90d, or 'never'")
+    return int(match.group(1)) * {"d": 86400, "h": 3600, "m": 60}[match.group(2)]
+
+
+def parse_scopes(text: str | None) -> tuple[str, ...]:
+    """('search', 'ask', ...) from 'search,ask' (all when None); InvalidInputError for unknown scopes."""
+    if text is None:
+        return SCOPES
+    scopes = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown or not scopes:
+        raise InvalidInputError(f"scopes {text!r}: use some of {', '.join(SCOPES)}")
+    return scopes
+
+
+class KeyStore:
+    """Create, list, revoke and check the API keys of one index (see module)."""
+
+    def __init__(self, index_dir: str | Path, clock=time.time) -> None:
+        self.path = Path(index_dir) / "keys.sqlite"
+        self.clock = clock
+
+    def _connect(self):
+        return sidecar(self.path, _SCHEMA, wal=True)
+
+    def create(self, user: str, label: str, scopes=SCOPES, expires_s: float | None = None) -> tuple[ApiKey, str]:
+        """A new key of ``user``: the listed record and the key itself, which is shown this once."""
+        check_name(user)
+        label = (label or "").strip()
+        if not label or len(label) > 100 or not label.isprintable():
+            raise InvalidInputError("a key needs a label (1-100 printable characters) saying what uses it")
+        key_id = "".join(secrets.choice("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(12))
+        secret = secrets.token_urlsafe(32)
+        now = self.clock()
+        with self._connect() as conn:
+            conn.execute("INSERT INTO keys (id, user, label, scopes, secret_sha256, created_at, expires_at) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)", (key_id, user, label, ",".join(scopes),
+                                                          hashlib.sha256(secret.encode()).hexdigest(), now,
+                                                          now + expires_s if expires_s else None))
+        return self.get(key_id), f"{PREFIX}{key_id}_{secret}"
+
+    def get(self, key_id: str) -> ApiKey | None:
+        if not self.path.exists():
+            return None
+        with self._connect() as conn:
+            row = conn.execute("SELECT id, user, label, scopes, created_at, expires_at, last_used, revoked_at "
+                               "FROM keys WHERE id=?", (key_id,)).fetchone()
+        return _key(row) if row else None
+
+    def list(self, user: str | None = None) -> list[ApiKey]:
+        if not self.path.exists():
+            return []
+        sql = "SELECT id, user, label, scopes, created_at, expires_at, last_used, revoked_at FROM keys"
+        with self._connect() as conn:
+            rows = conn.execute(sql + (" WHERE user=?" if user else "") + " ORDER BY created_at",
+                                (user,) if user else ()).fetchall()
+        return [_key(r) for r in rows]
+
+    def revoke(self, key_id: str, user: str | None = None) -> None:
+        """Revoke ``key_id`` (only ``user``'s, when given); NotFoundError when there is no such key."""
+        with self._connect() as conn:
+            cur = conn.execute("UPDATE keys SET revoked_at=coalesce(revoked_at, ?) WHERE id=?"
+                               + (" AND user=?" if user else ""), (self.clock(), key_id, *((user,) if user else ())))
+        if cur.rowcount == 0:
+            raise NotFoundError(f"no key {key_id!r}: see `workbench keys list`")
+
+    def check(self, token: str | None, scope: str) -> tuple[ApiKey | None, str]:
+        """(the key, "") when ``token`` is a live key with ``scope``; else (None or the key, why not)."""
+        match = _KEY.match(token or "")
+        if not match or not self.path.exists():
+            return None, "not a key of this server"
+        key_id, secret = match.groups()
+        with self._connect() as conn:
+            row = conn.execute("SELECT secret_sha256 FROM keys WHERE id=?", (key_id,)).fetchone()
+        given = hashlib.sha256(secret.encode()).hexdigest()
+        if row is None or not hmac.compare_digest(row[0], given):
+            return None, "not a key of this server"
+        key = self.get(key_id)
+        now = self.clock()
+        if key.revoked_at is not None:
+            return None, "this key was revoked"
+        if key.expires_at is not None and key.expires_at <= now:
+            return None, "this key has expired"
+        if scope not in key.scopes:
+            return key, f"this key may not {scope} (its scopes: {', '.join(key.scopes)})"
+        if key.last_used is None or now - key.last_used > 60:  # at most one write a minute per key
+            with self._connect() as conn:
+                conn.execute("UPDATE keys SET last_used=? WHERE id=?", (now, key_id))
+        return key, ""
+
+
+def _key(row) -> ApiKey:
+    return ApiKey(row[0], row[1], row[2], tuple(s for s in row[3].split(",") if s), row[4], row[5], row[6], row[7])
