@@ -482,16 +482,15 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
     if not index_dir.is_absolute():
         index_dir = (base / index_dir).resolve()
     cfg = cfg.with_index_dir(index_dir)
-    for section in ("ldap", "oidc"):  # CA files named relative to the config file
-        ca_file = getattr(cfg.auth, section).ca_file
-        if ca_file is not None and not ca_file.expanduser().is_absolute():
-            cfg = cfg.model_copy(update={"auth": cfg.auth.model_copy(update={
-                section: getattr(cfg.auth, section).model_copy(update={"ca_file": (base / ca_file).resolve()})})})
-    if cfg.smb.password_file is not None and not cfg.smb.password_file.expanduser().is_absolute():
-        cfg = cfg.model_copy(update={"smb": cfg.smb.model_copy(update={
-            "password_file": (base / cfg.smb.password_file).resolve()})})
+    for section, sub, key in (("auth", "ldap", "ca_file"), ("auth", "oidc", "ca_file"), ("smb", None, "password_file")):
+        outer = getattr(cfg, section)  # files named relative to the config file
+        inner = getattr(outer, sub) if sub else outer
+        value = getattr(inner, key)
+        if value is not None and not value.expanduser().is_absolute():
+            inner = inner.model_copy(update={key: (base / value).resolve()})
+            outer = outer.model_copy(update={sub: inner}) if sub else inner
+            cfg = cfg.model_copy(update={section: outer})
     return cfg
-
 
 def load_config(path: str | os.PathLike | None = None) -> Config:
     """Read settings from ``path``, else $WORKBENCH_CONFIG, else ./workbench.toml, else defaults.

@@ -233,6 +233,7 @@ class Workbench:
         """Re-sync every source ingested before (safe from cron: one writer at a time); audited.
         ``cluster``/``ship_files`` as for `ingest`."""
         from workbench.ingest import run_ingest
+        from workbench.sources import root_of
 
         reader = self.reader()
         sources = reader.catalog.sources() if reader else []
@@ -240,7 +241,7 @@ class Workbench:
             raise WorkbenchError(f"nothing to re-index in {self.index_dir}: run `workbench ingest FOLDER` first")
         entry = self.audit.record(principal.name if principal else OPERATOR, "reindex", "started", outcome="started")
         report = run_ingest(self._ingest_config(cluster, ship_files), self.embedder,
-                            [(_root_of(s["root"]), s["collection"]) for s in sources], wait_s, progress)
+                            [(root_of(s["root"]), s["collection"]) for s in sources], wait_s, progress)
         self.audit.finish(entry, "done", text=report.summary(), generation=report.generation)
         return report
 
@@ -489,9 +490,3 @@ class Workbench:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
-
-
-def _root_of(root: str):
-    from workbench.sources import root_of
-
-    return root_of(root)

@@ -174,22 +174,11 @@ class OidcClient:
 
     def complete(self, pending: Pending, code: str) -> SignedIn:
         """Exchange ``code`` for tokens and check the ID token (SignInError when anything is off)."""
-        import httpx
-
         if self.clock() - pending.started > PENDING_S:
             raise SignInError("the sign-in took too long at the provider: start again")
-        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_uri,
-                "code_verifier": pending.verifier, "client_id": self.settings.client_id}
-        auth = (self.settings.client_id, self._secret) if self._secret else None
-        try:
-            with self._http() as http:
-                response = http.post(self.metadata()["token_endpoint"], data=form, auth=auth)
-        except httpx.HTTPError as exc:
-            raise DirectoryUnavailableError(f"the OpenID provider's token endpoint did not answer ({type(exc).__name__})") \
-                from None
-        if response.status_code != 200:
-            raise SignInError(f"the provider refused the sign-in code ({response.status_code}): start again")
-        tokens = _json_object(response, "the token endpoint")
+        tokens = self._token_call({"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_uri,
+                                   "code_verifier": pending.verifier},
+                                  lambda status: f"the provider refused the sign-in code ({status}): start again")
         if not isinstance(tokens.get("id_token"), str):
             raise SignInError("the provider sent no ID token: check that the 'openid' scope is allowed for this client")
         claims = self.check_id_token(tokens["id_token"], pending.nonce)
@@ -200,6 +189,23 @@ class OidcClient:
             groups = self._groups_of(info) if info is not None else None
         return SignedIn(self._name_of(claims), str(claims["sub"]), groups, tokens["id_token"], access,
                         str(tokens.get("refresh_token") or ""))
+
+    def _token_call(self, form: dict, refused) -> dict:
+        """The token endpoint's JSON answer to ``form`` (this client's id and secret added);
+        SignInError(``refused(status)``) when it says no, DirectoryUnavailableError when it is down."""
+        import httpx
+
+        auth = (self.settings.client_id, self._secret) if self._secret else None
+        try:
+            with self._http() as http:
+                response = http.post(self.metadata()["token_endpoint"], data={**form, "client_id": self.settings.client_id},
+                                     auth=auth)
+        except httpx.HTTPError as exc:
+            raise DirectoryUnavailableError(f"the OpenID provider's token endpoint did not answer ({type(exc).__name__})") \
+                from None
+        if response.status_code != 200:
+            raise SignInError(refused(response.status_code))
+        return _json_object(response, "the token endpoint")
 
     def check_id_token(self, id_token: str, nonce: str | None, subject: str | None = None) -> dict:
         """The claims of ``id_token`` once signature, issuer, audience, expiry and nonce check out;
@@ -306,20 +312,8 @@ class OidcClient:
         (checked, same subject; {} when the provider sent none)."""
         import dataclasses
 
-        import httpx
-
-        form = {"grant_type": "refresh_token", "refresh_token": signed_in.refresh_token,
-                "client_id": self.settings.client_id}
-        auth = (self.settings.client_id, self._secret) if self._secret else None
-        try:
-            with self._http() as http:
-                response = http.post(self.metadata()["token_endpoint"], data=form, auth=auth)
-        except httpx.HTTPError as exc:
-            raise DirectoryUnavailableError(f"the OpenID provider's token endpoint did not answer ({type(exc).__name__})") \
-                from None
-        if response.status_code != 200:
-            raise SignInError(f"the provider no longer renews {signed_in.name}'s sign-in: sign in again")
-        tokens = _json_object(response, "the token endpoint")
+        tokens = self._token_call({"grant_type": "refresh_token", "refresh_token": signed_in.refresh_token},
+                                  lambda status: f"the provider no longer renews {signed_in.name}'s sign-in: sign in again")
         claims = {}
         if isinstance(tokens.get("id_token"), str):
             claims = self.check_id_token(tokens["id_token"], None, subject=signed_in.subject)

@@ -8,6 +8,7 @@ would use and the CPU. Leaves out: formatting (`IndexStatus.summary`, the web ap
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from workbench.config import Config
 from workbench.errors import WorkbenchError
@@ -30,7 +31,7 @@ def index_status(config: Config, reader: IndexReader | None, describe_embedder: 
     meta = reader.catalog.meta()
     return IndexStatus(**here,
         index_dir=str(config.index.dir), generation=reader.generation, documents=docs, chunks=chunks,
-        collections=reader.catalog.collections(), sources=tuple({**src, "permissions": permissions_of(config, src["collection"], src["root"])}
+        collections=reader.catalog.collections(), sources=tuple({**src, "permissions": permissions_of(config, src)}
                                                          for src in reader.catalog.sources()),
         failures=tuple(reader.catalog.failures()), embedding_model=meta.get("embedding_model", ""),
         embedding_dim=int(meta.get("embedding_dim", 0)), published_at=meta.get("published_at", ""),
@@ -80,15 +81,11 @@ def sign_in_sources(config: Config) -> str:
     return ", ".join(parts) + mapped
 
 
-def permissions_of(config: Config, collection: str, root: str = "") -> str:
-    """Where a source's readers come from, in words ([access] from, access files, collection default)."""
-    access = config.access
-    default = access.collections.get(collection)
-    if access.permissions_from in ("native", "posix"):
-        if root.startswith("smb://"):
-            return f"NT ACLs of the share ({len(config.smb.sids)} SIDs mapped in [smb] sids)"
-        return "POSIX owner, group, mode and ACLs (access files override)"
-    if root.startswith("smb://"):
-        return "the collection default (access files are not read on shares)" + (
-            f": {', '.join(default)}" if default else ": admins only")
-    return "access files" + (f", else {', '.join(default)}" if default else ", else admins only")
+def permissions_of(config: Config, source: dict) -> str:
+    """Where a catalogued source's readers come from, as the source itself says (nothing is read)."""
+    from workbench.access import AccessRules
+    from workbench.sources import root_of, source_for
+
+    root, collection = root_of(source["root"]), source["collection"]
+    rules = AccessRules([root] if isinstance(root, Path) else [], collection, config.access)
+    return source_for(root, collection, rules, config).permissions

@@ -20,13 +20,19 @@ from workbench.records import FailureKind, FileFailure, FileInfo
 class LocalFolder:
     """A folder or file under ``root`` in ``collection``, readable as ``rules`` say."""
 
-    permissions = "access files"
-
     def __init__(self, root: str | os.PathLike, collection: str, rules: AccessRules) -> None:
         self.path = Path(root)
         self.root = str(root)
         self.collection = collection
         self.rules = rules
+
+    @property
+    def permissions(self) -> str:
+        """Where its readers come from, in words (for `workbench status`)."""
+        if self.rules.permissions_from in ("native", "posix"):
+            return "POSIX owner, group, mode and ACLs (access files override)"
+        default = self.rules.default
+        return "access files" + (f", else {', '.join(default)}" if default else ", else admins only")
 
     def exists(self) -> bool:
         return self.path.exists()

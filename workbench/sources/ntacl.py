@@ -160,13 +160,13 @@ def readers(aces: tuple[Ace, ...] | None) -> tuple[frozenset[str], frozenset[str
     return frozenset(allowed), frozenset(denied)
 
 
-def stored_and_inherited(file_sd: SecurityDescriptor, folders: list[SecurityDescriptor]):
-    """(allowed, denied) SIDs that both the file's stored DACL and the one its folders give today
-    allow, and that either denies: a file moved to another folder keeps its old ACEs on the server
-    (Windows and Samba alike) while its new folder passes others down, so only who both allow may
-    read it (fail closed), until the server propagates the new folder's ACEs to it."""
+def stored_and_inherited(file_sd: SecurityDescriptor, today_aces: tuple[Ace, ...] | None):
+    """(allowed, denied) SIDs that both the file's stored DACL and ``today_aces`` (`effective_aces`:
+    what its folders give today) allow, and that either denies: a file moved to another folder keeps
+    its old ACEs on the server (Windows and Samba alike) while its new folder passes others down, so
+    only who both allow may read it (fail closed), until the server propagates the new folder's ACEs."""
     stored = readers(file_sd.dacl)
-    today = readers(effective_aces(file_sd, folders))
+    today = readers(today_aces)
     return _both(stored[0], today[0]), stored[1] | today[1]
 
 

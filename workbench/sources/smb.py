@@ -116,7 +116,9 @@ class SmbShare:
         self.settings = config.smb
         self.native = config.access.permissions_from in ("native", "posix")
         self.default_groups = tuple(default_groups)
-        self.permissions = "NT ACLs of the share" if self.native else "the collection default"
+        default = ", ".join(self.default_groups) or "admins only"
+        self.permissions = (f"NT ACLs of the share ({len(self.settings.sids)} SIDs mapped in [smb] sids)" if self.native
+                            else f"the collection default (access files are not read on shares): {default}")
         self.max_bytes = int(config.ingest.max_file_mb * 2**20)
         self._session: dict | None = None  # smbclient keywords once the session is registered
         self._folder_sds: dict[str, object] = {}
@@ -310,7 +312,7 @@ class SmbShare:
                                              f"({type(exc).__name__})", self.collection, FailureKind.ACCESS_FILE))
             return (), [f"{path}: its security descriptor could not be read: admins only"]
         aces = effective_aces(file_sd, folders)
-        allowed, denied = stored_and_inherited(file_sd, folders)
+        allowed, denied = stored_and_inherited(file_sd, aces)
         entries = reader_entries(allowed, denied, self.settings.sids)
         steps = [f"{path}: {len(file_sd.dacl or ())} ACEs on the file"
                  f"{' (protected: nothing inherited)' if file_sd.protected else ''}, "
