@@ -91,6 +91,9 @@ def test_calls_are_limited_per_key_and_other_sites_cannot_call(site):
     limited = search(site, mine, "canteen")
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
     assert search(site, other, "canteen").status_code == 200  # another key is not held up
+    twice = httpx.post(site["url"] + "api/v1/search", json={"query": "canteen"}, timeout=30,  # a proxy and the app
+                       headers=[("Authorization", "Bearer x"), ("Authorization", f"Bearer {other}")])  # could differ
+    assert twice.status_code == 400 and "authorization sent more than once" in twice.text
     foreign = httpx.post(site["url"] + "api/v1/search", json={"query": "canteen"}, timeout=30,
                          headers={"Authorization": f"Bearer {other}", "Origin": "https://evil.example"})
     assert foreign.status_code == 403

@@ -56,7 +56,7 @@ GET_PATHS = {"/", "/config", "/logout", "/favicon.ico", "/robots.txt", "/theme.c
 GET_PREFIXES = ("/assets/", "/static/", "/svelte/", HEARTBEAT, "/source/", "/gradio_api/file=")
 ADMIN_GET = ("/gradio_api/file=", "/gradio_api/upload_progress")  # the admin's own uploads only
 # headers whose value decides something here or in the app: a request repeating one is refused
-SINGLE_HEADERS = {"host", "origin", "cookie", "content-length", "content-type", "transfer-encoding", "x-forwarded-user",
+SINGLE_HEADERS = {"host", "origin", "cookie", "authorization", "content-length", "content-type", "transfer-encoding", "x-forwarded-user",
                   "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "sec-fetch-site",
                   "sec-fetch-mode", "sec-fetch-dest", "x-workbench-proxy-secret"}
 FRAME_DESTS = {"iframe", "frame", "embed", "object", "fencedframe"}
