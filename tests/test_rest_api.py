@@ -41,7 +41,7 @@ def search(site, token: str | None, query: str = "bonus pool 2027", **body) -> h
 
 
 def texts(response) -> str:
-    return " ".join(h["text"] for h in response.json()["hits"])
+    return " ".join(h["chunk"]["text"] for h in response.json()["hits"])
 
 
 def test_a_key_searches_as_its_user_and_only_what_they_may_read(site):
@@ -49,7 +49,8 @@ def test_a_key_searches_as_its_user_and_only_what_they_may_read(site):
     found = search(site, fay, k=3)
     assert found.status_code == 200 and "CANARY-FIN-5521" in texts(found)
     hit = found.json()["hits"][0]
-    assert {"chunk_id", "path", "page", "score", "text", "source"} <= hit.keys()
+    assert {"chunk", "score", "rank", "dense_score", "lexical_score"} <= hit.keys()
+    assert {"chunk_id", "path", "page", "text", "headings"} <= hit["chunk"].keys()
     staff = search(site, sam, k=10)
     assert staff.status_code == 200 and "CANARY-FIN-5521" not in texts(staff)  # the leak canary
     assert "CANARY-STAFF-1180" in texts(search(site, sam, "canteen opening time"))

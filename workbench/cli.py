@@ -120,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to listen on (default [web] host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default [web] port, 7860)")
 
+    p = sub.add_parser("mcp", parents=[common], help="serve the documents to a local MCP client over stdio",
+                       description="Serve the MCP tools search, ask and read_passage over stdio, for an MCP "
+                       "client on this machine (a desktop assistant, an agent). Acts as the operator (reads "
+                       "everything) unless --as-user names a user. Over the network, use `workbench serve` "
+                       "(/mcp) with a personal key instead.")
+    p.add_argument("--as-user", metavar="NAME", help="only what this user (web-app or directory) may read")
+
     p = sub.add_parser("users", help="manage the web app's users: add, list, remove, passwd, groups",
                        description="Users live in <index>/users.sqlite with argon2id password hashes. "
                        "Members of the [web] admin_group (default 'admin') may upload and re-index.")
@@ -221,6 +228,11 @@ def _run(args: argparse.Namespace) -> int:
         serve = _app("staff")
 
         serve(wb, host=args.host, port=args.port)
+        return 0
+    if args.command == "mcp":
+        from workbench.services.mcp import serve_stdio
+
+        serve_stdio(wb, _acting(wb, args))
         return 0
     if args.command == "llm-serve":
         from workbench.serve_llm import serve, server_api_key

@@ -40,6 +40,7 @@ from workbench.services.views import SourceViews
 if TYPE_CHECKING:
     from workbench.embed import Embedder
     from workbench.generate import LLM
+    from workbench.remote import RemoteWorkbench
     from workbench.rerank import Reranker
     from workbench.viewer import Original
 
@@ -109,6 +110,15 @@ class Workbench:
         if index_dir is not None:
             cfg = cfg.with_index_dir(index_dir)
         return cls(cfg)
+
+    @staticmethod
+    def connect(url: str, key: str | None = None, **options) -> "RemoteWorkbench":
+        """A workbench server's documents through its REST API, with a personal key (``key``, else the
+        ``WORKBENCH_KEY`` environment variable): search, ask, ask_stream, source and original_file
+        return the same records as here, for what the key's user may read (`workbench.remote`)."""
+        from workbench.remote import RemoteWorkbench
+
+        return RemoteWorkbench(url, key, **options)
 
     def __repr__(self) -> str:
         return f"Workbench(index={str(self.index_dir)!r}, generation={current_generation(self.index_dir)})"

@@ -1,50 +1,47 @@
-"""The REST API for other tools: ``POST /api/v1/search`` with a personal key, as the key's user.
+"""The REST API for other tools, under ``/api/v1/``, with a personal key, as the key's user.
 
-A program sends ``Authorization: Bearer wbk_...`` (a key from ``workbench keys create``): the key
-must be live and hold the scope of the call (`workbench.stores.keys.KeyStore.check`), and its user
-must still exist; the call then acts as that user with their groups *now* (so directory changes,
-removals included, apply at once), through the same `Workbench.search` as the app, inside
-retrieval's access rule. Each call is audited like a search in the app, with the key (id and label)
-as the identity source. Calls are limited per key (``[web] api_calls_per_minute``, a token bucket);
-bodies are bounded by the guard. No cookies are read, and a page of another site cannot call it
-(the guard refuses foreign origins). Leaves out, for now: ``ask`` (streamed), reading a passage,
-downloads, an OpenAPI page, an MCP server, keys in the web app.
+A program sends ``Authorization: Bearer wbk_...`` (a key from ``workbench keys create`` or the app's
+"API keys" tab). `workbench.services.apicalls.KeyCalls` checks it: live, holding the call's scope,
+its user still there (a directory user's groups re-read when due), within the key's rate. The call
+then acts as that user through the same `Workbench` methods as the app, inside retrieval's access
+rule, audited like the app's call with the key (id and label) as the identity source:
+
+- ``POST /api/v1/search`` (scope search): ``{"query", "k", "collection", "mode"}`` → the hits with
+  document, page, passage and scores (`workbench.wire`);
+- ``POST /api/v1/ask`` (scope ask): ``{"question", "collection", "history"}`` → server-sent events:
+  ``token`` events with the text as it is generated, then one ``answer`` event (the `Answer` with
+  citations; the evidence gate and refusals of the app), or one ``error`` event;
+- ``GET /api/v1/passages/{chunk_id}`` (scope read): the passage with the text around it and its
+  document (a `SourceView`); ``GET /api/v1/passages/{chunk_id}/file``: the indexed file, only if it
+  is still the one indexed;
+- ``GET /api/v1/openapi.json``: the description of these routes, for a signed-in user or any live key.
+
+Refusals are JSON ``{"error": ...}`` with 400, 401, 403, 404 or 429 (with Retry-After). No cookie is
+read for the calls above; bodies are bounded and pages of other sites refused by the guard, and no
+CORS headers are sent for any origin but the app's own. Leaves out: keys themselves
+(`workbench.stores.keys`), MCP (`workbench_web.mcp`).
 """
 
+
 import asyncio
-import dataclasses
+import json
 import threading
-import time
+from contextlib import ExitStack
+from urllib.parse import quote
 
-from workbench import Workbench, WorkbenchError
+from workbench import Answer, Filters, Workbench, WorkbenchError
 from workbench.errors import NotFoundError
-from workbench.stores.keys import KeyStore
+from workbench.services.apicalls import CallRefused, KeyCalls
+from workbench.wire import answer_to_wire, hits_to_wire, to_wire
 from workbench_web.guard import SECURE_HEADERS
+from workbench_web.mcp import bearer
 
-SEARCH = "/api/v1/search"
+PREFIX = "/api/v1"
+SEARCH, ASK, OPENAPI = f"{PREFIX}/search", f"{PREFIX}/ask", f"{PREFIX}/openapi.json"
+PASSAGES = f"{PREFIX}/passages/"
 MAX_K = 50
-
-
-class RateLimit:
-    """A token bucket per key: ``per_minute`` calls a minute, bursts up to that."""
-
-    def __init__(self, per_minute: int, clock=time.monotonic) -> None:
-        self.per_minute, self.clock = per_minute, clock
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, key_id: str) -> float:
-        """0 when a call may go ahead now (it is counted), else seconds to wait."""
-        now = self.clock()
-        rate = self.per_minute / 60.0
-        with self._lock:
-            tokens, last = self._buckets.get(key_id, (float(self.per_minute), now))
-            tokens = min(float(self.per_minute), tokens + (now - last) * rate)
-            if tokens < 1.0:
-                self._buckets[key_id] = (tokens, now)
-                return (1.0 - tokens) / rate
-            self._buckets[key_id] = (tokens - 1.0, now)
-            return 0.0
+MODES = (None, "hybrid", "dense", "lexical")
+MAX_HISTORY = 6  # earlier (question, answer) pairs a follow-up may carry
 
 
 def _error(status: int, message: str, headers: dict | None = None):
@@ -53,50 +50,63 @@ def _error(status: int, message: str, headers: dict | None = None):
     return JSONResponse({"error": message}, status_code=status, headers={**SECURE_HEADERS, **(headers or {})})
 
 
-def add_api_routes(app, wb: Workbench) -> None:
-    """POST /api/v1/search on ``app`` (see module)."""
+def _refused(exc: CallRefused):
+    extra = {}
+    if exc.status == 401:
+        extra["WWW-Authenticate"] = 'Bearer realm="workbench", error="invalid_token"'
+    if exc.status == 429:
+        extra["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return _error(exc.status, str(exc), extra)
+
+
+def _collection(value) -> tuple[bool, str | None]:
+    return (value is None or isinstance(value, str)), value or None
+
+
+def _history(value) -> list[tuple[str, str]] | None:
+    """Earlier turns as (question, answer) pairs, or None when ``value`` is not such a list."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_HISTORY:
+        return None
+    pairs = []
+    for turn in value:
+        if not (isinstance(turn, list) and len(turn) == 2 and all(isinstance(t, str) for t in turn)):
+            return None
+        pairs.append((turn[0], turn[1]))
+    return pairs
+
+
+async def _json_object(request):
+    try:
+        body = await request.json()
+    except (ValueError, RecursionError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def add_api_routes(app, wb: Workbench, calls: KeyCalls, signed_in=lambda request: None) -> None:
+    """The routes of the module on ``app``. ``signed_in(request)``: the name of the request's signed-in
+    user, or None (the OpenAPI description is theirs too)."""
     from fastapi import Request
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, StreamingResponse
 
-    keys = KeyStore(wb.index_dir)
-    limit = RateLimit(wb.config.web.api_calls_per_minute)
-
-    def caller(request: Request, scope: str):
-        """(principal, key, None) for a live key with ``scope``, else (None, None, the refusal)."""
-        header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
-        if not token:
-            return None, None, _error(401, "send your key: Authorization: Bearer wbk_...",
-                                      {"WWW-Authenticate": 'Bearer realm="workbench"'})
-        key, why = keys.check(token, scope)
-        if key is None:
-            return None, None, _error(401, why, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        if why:
-            return None, key, _error(403, why)
-        if wb.users.get(key.user) is None:
-            return None, key, _error(401, f"the key's user {key.user!r} no longer exists")
-        wait = limit.take(key.id)
-        if wait > 0:
-            return None, key, _error(429, f"too many calls with this key: try again in {wait:.0f} s",
-                                     {"Retry-After": str(max(1, round(wait)))})
-        principal = wb.principal(key.user)
-        return dataclasses.replace(principal, source=f"api key {key.id} ({key.label})"[:40]), key, None
+    async def caller(request: Request, scope: str):
+        return await asyncio.to_thread(calls.act_as, bearer(dict(request.headers)), scope)
 
     @app.post(SEARCH)
     async def search(request: Request):
-        principal, _, refused = await asyncio.to_thread(caller, request, "search")
-        if refused is not None:
-            return refused
         try:
-            body = await request.json()
-        except ValueError:
-            return _error(400, "the body must be JSON: {\"query\": \"...\", \"k\": 5}")
-        if not isinstance(body, dict) or not isinstance(body.get("query"), str) or not body["query"].strip():
+            principal = (await caller(request, "search")).principal
+        except CallRefused as exc:
+            return _refused(exc)
+        body = await _json_object(request)
+        if body is None or not isinstance(body.get("query"), str) or not body["query"].strip():
             return _error(400, "the body must be a JSON object with a non-empty \"query\" string")
-        k, collection, mode = body.get("k", 5), body.get("collection"), body.get("mode")
+        k, (ok, collection), mode = body.get("k", 5), _collection(body.get("collection")), body.get("mode")
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
             return _error(400, f"k must be a whole number from 1 to {MAX_K}")
-        if collection is not None and not isinstance(collection, str) or mode not in (None, "hybrid", "dense", "lexical"):
+        if not ok or mode not in MODES:
             return _error(400, "collection must be a string, mode one of hybrid, dense, lexical")
         try:
             hits = await asyncio.to_thread(wb.search, body["query"], k, collection, mode, None, principal)
@@ -104,13 +114,104 @@ def add_api_routes(app, wb: Workbench) -> None:
             return _error(404, str(exc))
         except WorkbenchError as exc:
             return _error(400, str(exc))
-        return JSONResponse({"generation": hits.trace.generation if hits.trace else None,
-                             "hits": [_hit(h) for h in hits]}, headers=SECURE_HEADERS)
+        return JSONResponse(hits_to_wire(hits), headers=SECURE_HEADERS)
 
+    @app.post(ASK)
+    async def ask(request: Request):
+        try:
+            principal = (await caller(request, "ask")).principal
+        except CallRefused as exc:
+            return _refused(exc)
+        body = await _json_object(request)
+        if body is None or not isinstance(body.get("question"), str) or not body["question"].strip():
+            return _error(400, "the body must be a JSON object with a non-empty \"question\" string")
+        (ok, collection), history = _collection(body.get("collection")), _history(body.get("history"))
+        if not ok or history is None:
+            return _error(400, f"collection must be a string, history a list of at most {MAX_HISTORY} "
+                               "[question, answer] pairs of strings")
+        place = ExitStack()
+        try:
+            place.enter_context(calls.asking(principal))
+        except CallRefused as exc:
+            return _refused(exc)
+        filters = Filters(collections=(collection,)) if collection else None
+        events: asyncio.Queue = asyncio.Queue()  # unbounded: an answer is at most [llm] max_new_tokens pieces
+        loop, stop = asyncio.get_running_loop(), threading.Event()
 
-def _hit(hit) -> dict:
-    chunk = hit.chunk
-    return {"rank": hit.rank, "score": hit.score, "dense_score": hit.dense_score, "lexical_score": hit.lexical_score,
-            "chunk_id": chunk.chunk_id, "collection": chunk.collection, "path": chunk.path, "page": chunk.page,
-            "sheet": chunk.sheet, "headings": list(chunk.headings), "text": chunk.text,
-            "source": f"/source/{chunk.chunk_id}"}
+        def put(item) -> None:
+            if not stop.is_set():
+                loop.call_soon_threadsafe(events.put_nowait, item)
+
+        def answer() -> None:
+            try:
+                for item in wb.ask_stream(body["question"], history=history, filters=filters, principal=principal):
+                    if stop.is_set():  # the client went away: stop generating
+                        return
+                    put(("answer", answer_to_wire(item)) if isinstance(item, Answer) else ("token", {"text": item}))
+            except WorkbenchError as exc:
+                put(("error", {"error": str(exc)}))
+            except Exception:  # noqa: BLE001 - the client gets a fixed sentence, the log the rest
+                import traceback
+
+                traceback.print_exc()
+                put(("error", {"error": "the question could not be answered: an administrator should check "
+                                        "the server's log"}))
+            finally:
+                put(None)
+                place.close()
+
+        worker = threading.Thread(target=answer, daemon=True, name="api-ask")
+        worker.start()
+
+        async def stream():
+            try:
+                while (item := await events.get()) is not None:
+                    name, data = item
+                    yield f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+            finally:
+                stop.set()
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={**SECURE_HEADERS, "X-Accel-Buffering": "no"})
+
+    @app.get(PASSAGES + "{chunk_id}")
+    async def passage(chunk_id: int, request: Request):
+        try:
+            principal = (await caller(request, "read")).principal
+            view = await asyncio.to_thread(wb.source, chunk_id, principal)
+        except CallRefused as exc:
+            return _refused(exc)
+        except NotFoundError as exc:
+            return _error(404, str(exc))
+        return JSONResponse({**to_wire(view), "file": f"{PASSAGES}{chunk_id}/file",
+                             "viewer": f"/source/{chunk_id}"}, headers=SECURE_HEADERS)
+
+    @app.get(PASSAGES + "{chunk_id}/file")
+    async def download(chunk_id: int, request: Request):
+        try:
+            principal = (await caller(request, "read")).principal
+            opened = await asyncio.to_thread(wb.original_file, chunk_id, principal)
+        except CallRefused as exc:
+            return _refused(exc)
+        except NotFoundError as exc:
+            return _error(404, str(exc))
+
+        def blocks():
+            with opened:
+                while block := opened.file.read(1 << 16):
+                    yield block
+
+        return StreamingResponse(blocks(), media_type="application/octet-stream", headers={
+            **SECURE_HEADERS, "Content-Length": str(opened.size),
+            "Content-Disposition": f"attachment; filename*=utf-8''{quote(opened.name)}"})
+
+    @app.get(OPENAPI)
+    async def openapi(request: Request):
+        if signed_in(request) is None:
+            try:
+                await asyncio.to_thread(calls.act_as, bearer(dict(request.headers)), None)
+            except CallRefused as exc:
+                return _refused(exc)
+        from workbench_web.openapi import description
+
+        return JSONResponse(description(wb.config.web.public_url), headers=SECURE_HEADERS)

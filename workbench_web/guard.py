@@ -18,7 +18,8 @@ source viewer). It
   connections and forms to the app only), sends CORS headers for the app's own origins only
   (Gradio's reflect-any-origin headers are removed);
 - lets through only the routes the app's pages use (an allow-list: GET pages, assets, the event
-  stream and the source viewer; POST sign-in, the question queue, cancel, reset, and uploads for
+  stream, the source viewer and the API's reads; POST sign-in, the question queue, cancel, reset, the
+  API's calls and MCP (keys only), and uploads for
   administrators only). Everything else Gradio offers (its API description, deep links, file and
   proxy routes, run history, monitoring, ``/token``) answers 404;
 - caps request bodies (``[web] max_request_kb``; uploads are capped per file by Gradio), and hands
@@ -46,14 +47,15 @@ from workbench_web.gate import EventGate, Refusal
 SAFE_METHODS = {"GET", "HEAD"}
 FOREIGN_SITES = {"cross-site", "same-site"}
 JOIN, CANCEL, UPLOAD = "/gradio_api/queue/join", "/gradio_api/cancel", "/gradio_api/upload"
-POST_PATHS = {"/login", JOIN, CANCEL, "/gradio_api/reset", UPLOAD, "/api/v1/search"}  # the last: keys only
+API_POST = {"/api/v1/search", "/api/v1/ask", "/mcp"}  # programs with a key (`workbench_web.api`, `.mcp`)
+POST_PATHS = {"/login", JOIN, CANCEL, "/gradio_api/reset", UPLOAD, *API_POST}
 EVENT_STREAM, HEARTBEAT = "/gradio_api/queue/data", "/gradio_api/heartbeat/"
 OIDC_START, OIDC_CALLBACK = "/login/oidc", "/login/oidc/callback"  # the provider sends the browser back here
 # what the app's pages GET (exact paths, then prefixes); every other route of Gradio answers 404
 GET_PATHS = {"/", "/config", "/logout", "/favicon.ico", "/robots.txt", "/theme.css", "/gradio_api/theme.css",
              EVENT_STREAM, "/gradio_api/startup-events", "/gradio_api/upload_progress", "/manifest.json",
-             OIDC_START, OIDC_CALLBACK}
-GET_PREFIXES = ("/assets/", "/static/", "/svelte/", HEARTBEAT, "/source/", "/gradio_api/file=")
+             OIDC_START, OIDC_CALLBACK, "/api/v1/openapi.json", "/mcp"}
+GET_PREFIXES = ("/assets/", "/static/", "/svelte/", HEARTBEAT, "/source/", "/gradio_api/file=", "/api/v1/passages/")
 ADMIN_GET = ("/gradio_api/file=", "/gradio_api/upload_progress")  # the admin's own uploads only
 # headers whose value decides something here or in the app: a request repeating one is refused
 SINGLE_HEADERS = {"host", "origin", "cookie", "authorization", "content-length", "content-type", "transfer-encoding", "x-forwarded-user",

@@ -6,7 +6,8 @@ with the proxy's secret), uploads get a private folder under the index, the page
 source viewer (`workbench_web.viewer`), sign-in and sign-out (`workbench_web.signin`, and through the
 OpenID provider `workbench_web.oidc`; sessions of directory users re-read their groups), the Gradio app
 mounted at / with Gradio's own routes reading our sessions (`workbench_web.sessions.GradioTokens`),
-and around everything the guard (`workbench_web.guard`) with the event gate (`workbench_web.gate`),
+the REST API and the MCP server for personal keys (`workbench_web.api`, `workbench_web.mcp`), and
+around everything the guard (`workbench_web.guard`) with the event gate (`workbench_web.gate`),
 which caps each user's questions in flight (`questions_of`).
 
 Safe defaults of the mounted app: no SSR/node server, no MCP, no PWA, no monitoring or run history,
@@ -20,9 +21,11 @@ from pathlib import Path
 
 from workbench import Workbench, WorkbenchError
 from workbench.net import is_loopback
+from workbench.services.apicalls import KeyCalls
 from workbench_web.api import add_api_routes
 from workbench_web.gate import EventGate, shapes_of
 from workbench_web.guard import WebGuard, origin_of, public_origins
+from workbench_web.mcp import add_mcp_route
 from workbench_web.pages import CSS, build_app
 from workbench_web.sessions import GradioTokens, LoginThrottle, SessionStore
 from workbench_web.oidc import add_oidc_routes, oidc_client, refresher
@@ -62,7 +65,9 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
     add_error_pages(app)
     add_viewer_routes(app, wb, identity.principal_of)
     add_signin_routes(app, wb, identity, throttle, https)
-    add_api_routes(app, wb)
+    calls = KeyCalls(wb)
+    add_api_routes(app, wb, calls, signed_in=lambda request: identity.guard_user(dict(request.headers)))
+    add_mcp_route(app, wb, calls)
     if oidc is not None:
         add_oidc_routes(app, wb, identity, oidc, https)
     app = mount_page(app, demo, wb, identity, uploads)

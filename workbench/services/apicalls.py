@@ -1,0 +1,140 @@
+"""Who a program's call acts as: a personal key checked, its user's groups now, its rate.
+
+`KeyCalls.act_as(token, scope)` is the one door of the REST API (`workbench_web.api`) and the MCP
+server over HTTP (`workbench.services.mcp`): the key must be live and hold the scope
+(`workbench.stores.keys.KeyStore.check`), its user must still exist, and a directory user's groups
+are re-read from LDAP/AD when they are older than ``[auth] refresh_s`` (as a signed-in session's
+are), so a user removed from the directory or from a group loses that at the next call after the
+refresh is due. An OpenID-only user's groups are those their last sign-in or session refresh read.
+Calls are limited per key (``[web] api_calls_per_minute``, a token bucket), and questions
+being answered per user (`KeyCalls.asking`, ``[web] questions_per_user``). The principal that
+comes out carries the key (id and label) as its identity source, so the audit log says which key
+made each call. Leaves out: HTTP (status codes are only suggested by `CallRefused.status`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+import threading
+from contextlib import contextmanager
+import time
+
+from workbench.errors import NotFoundError, WorkbenchError
+from workbench.records import Principal
+from workbench.stores.keys import ApiKey, KeyStore
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """A checked call: the principal it acts as (the key as its identity source) and the key."""
+
+    principal: Principal
+    key: ApiKey
+
+    def may(self, scope: str) -> None:
+        """CallRefused(403) unless the key holds ``scope``."""
+        if scope not in self.key.scopes:
+            raise CallRefused(403, f"this key may not {scope} (its scopes: {', '.join(self.key.scopes)})")
+
+
+class CallRefused(WorkbenchError):
+    """A call that may not go ahead: ``status`` is the HTTP status it maps to (401, 403, 429),
+    ``retry_after`` the seconds to wait for 429."""
+
+    def __init__(self, status: int, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.status, self.retry_after = status, retry_after
+
+
+class RateLimit:
+    """A token bucket per key: ``per_minute`` calls a minute, bursts up to that."""
+
+    def __init__(self, per_minute: int, clock=time.monotonic) -> None:
+        self.per_minute, self.clock = per_minute, clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key_id: str) -> float:
+        """0 when a call may go ahead now (it is counted), else seconds to wait."""
+        now = self.clock()
+        rate = self.per_minute / 60.0
+        with self._lock:
+            tokens, last = self._buckets.get(key_id, (float(self.per_minute), now))
+            tokens = min(float(self.per_minute), tokens + (now - last) * rate)
+            if tokens < 1.0:
+                self._buckets[key_id] = (tokens, now)
+                return (1.0 - tokens) / rate
+            self._buckets[key_id] = (tokens - 1.0, now)
+            return 0.0
+
+
+class KeyCalls:
+    """The key checks of one workbench (see module); thread-safe."""
+
+    def __init__(self, wb, clock=time.monotonic) -> None:
+        self.wb = wb
+        self.keys = KeyStore(wb.index_dir)
+        self.limit = RateLimit(wb.config.web.api_calls_per_minute, clock)
+        self.clock = clock
+        self._checked: dict[str, float] = {}  # user name -> when their directory groups were last re-read
+        self._asking: dict[str, int] = {}  # user name -> questions being answered through keys now
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def asking(self, principal: Principal):
+        """Hold one of the user's ``[web] questions_per_user`` places while a question is answered
+        (CallRefused 429 when all are taken), so one key cannot keep the model busy for everyone."""
+        cap = self.wb.config.web.questions_per_user
+        with self._lock:
+            if self._asking.get(principal.name, 0) >= cap:
+                raise CallRefused(429, f"{cap} question(s) of yours are being answered: wait for them "
+                                       "([web] questions_per_user)", 5.0)
+            self._asking[principal.name] = self._asking.get(principal.name, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._asking[principal.name] -= 1
+
+    def act_as(self, token: str | None, scope: str | None) -> Caller:
+        """Who a call with ``token`` acts as, for ``scope`` ('search', 'ask', 'read'; None: any, the
+        caller checks `Caller.may` later, as the MCP server does per tool).
+
+        CallRefused: 401 (no key, unknown, revoked, expired, its user gone), 403 (the key lacks
+        ``scope``), 429 (too many calls with this key: ``retry_after``). Blocking (reads SQLite and
+        maybe the directory): call it from a worker thread in async code.
+        """
+        if not token:
+            raise CallRefused(401, "send your key: Authorization: Bearer wbk_...")
+        key, why = self.keys.check(token, scope or "")
+        if key is None:
+            raise CallRefused(401, why)
+        if why and scope is not None:
+            raise CallRefused(403, why)
+        self._refresh(key.user)
+        try:
+            principal = self.wb.principal(key.user) if self.wb.users.get(key.user) is not None else None
+        except NotFoundError:
+            principal = None
+        if principal is None:
+            raise CallRefused(401, f"the key's user {key.user!r} no longer exists")
+        wait = self.limit.take(key.id)
+        if wait > 0:
+            raise CallRefused(429, f"too many calls with this key: try again in {wait:.0f} s", wait)
+        return Caller(dataclasses.replace(principal, source=f"api key {key.id} ({key.label})"[:40]), key)
+
+    def _refresh(self, name: str) -> None:
+        """Re-read a directory user's groups when ``[auth] refresh_s`` has passed since the last time
+        (a user gone from the directory is removed here, so the call is then refused)."""
+        user = self.wb.users.get(name)
+        if user is None or user.source == "local":
+            return
+        now = self.clock()
+        with self._lock:
+            if now - self._checked.get(name, -1e18) < self.wb.config.auth.refresh_s:
+                return
+            self._checked[name] = now
+        # an OpenID user's groups are the provider's (read at sign-in and by their sessions): a key holds
+        # no provider token to ask with, so those stay as last read
+        self.wb.accounts.refresh(name, subject=user.subject, groups_from_claim=user.source == "oidc")
