@@ -217,3 +217,46 @@ def test_mcp_over_stdio_as_a_user_and_as_the_operator(site):
     assert CANARY in operator["search"].structured_content["hits"][0]["text"]
     assert not operator["read"].is_error and operator["read"].structured_content["link"] is None  # no public_url
     assert any(u == "sam" and s == "local" for u, s, _, _ in audit_rows(site, "search"))
+
+
+def test_staff_make_and_revoke_their_own_key_in_the_app(site):
+    from playwright.sync_api import sync_playwright
+    from webkit import launch_browser, login, new_context, shot
+
+    others = run_cli("keys", "create", "--user", "fay", "--name", "fay's other", "--config", str(site["cfg"]), "--json")
+    fay_key = json.loads(others.stdout)
+    with sync_playwright() as p:
+        browser = launch_browser(p)
+        try:
+            page = login(new_context(browser), site["url"], "sam", PASSWORD)
+            page.get_by_role("tab", name="API keys").click()
+            page.locator("#wb-key-label input, #wb-key-label textarea").first.fill("my ticket script")
+            page.locator("#wb-key-create").click()
+            box = page.locator("#wb-key-new textarea, #wb-key-new input").first
+            box.wait_for(timeout=30_000)
+            page.wait_for_function("() => /^wbk_/.test((document.querySelector('#wb-key-new textarea') || "
+                                   "document.querySelector('#wb-key-new input')).value)", timeout=30_000)
+            secret = box.input_value()
+            page.wait_for_selector("#wb-keys:has-text('my ticket script')", timeout=30_000)
+            shot(page, "api-keys-created")
+            found = httpx.post(site["url"] + "api/v1/search", json={"query": "canteen opening"}, timeout=60,
+                               headers={"Authorization": f"Bearer {secret}"})
+            assert found.status_code == 200 and "CANARY-STAFF-1180" in json.dumps(found.json())
+            key_id = secret.split("_")[1]
+            # another user's key id is not sam's to revoke: it keeps working
+            page.locator("#wb-key-revoke-id input, #wb-key-revoke-id textarea").first.fill(fay_key["id"])
+            page.locator("#wb-key-revoke").click()
+            page.wait_for_selector("#wb-key-note:has-text('You have no key')", timeout=30_000)
+            assert httpx.post(site["url"] + "api/v1/search", json={"query": "bonus"}, timeout=60,
+                              headers={"Authorization": f"Bearer {fay_key['key']}"}).status_code == 200
+            page.locator("#wb-key-revoke-id input, #wb-key-revoke-id textarea").first.fill(key_id)
+            page.locator("#wb-key-revoke").click()
+            page.wait_for_selector("#wb-key-note:has-text('revoked')", timeout=30_000)
+            page.wait_for_selector("#wb-keys:has-text('revoked')", timeout=30_000)
+        finally:
+            browser.close()
+    assert httpx.post(site["url"] + "api/v1/search", json={"query": "canteen"}, timeout=60,
+                      headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+    with sqlite3.connect(site["index"] / "audit.sqlite") as db:
+        entries = [t for (t,) in db.execute("SELECT text FROM audit WHERE user='sam' AND action='key'")]
+    assert any(f"created key {key_id}" in t for t in entries) and any(f"revoked key {key_id}" in t for t in entries)

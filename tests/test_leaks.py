@@ -73,7 +73,7 @@ def corpus(tmp_path_factory, embedder):
         if groups:
             (docs / col / ".workbench-access").write_text(f"groups = {json.dumps(list(groups))}\n")
     cfg = base / "workbench.toml"
-    cfg.write_text('[index]\ndir = "index"\n[llm]\nmax_new_tokens = 40\n')
+    cfg.write_text('[index]\ndir = "index"\n[llm]\nmax_new_tokens = 40\n[web]\napi_calls_per_minute = 100000\n')
     wb = Workbench(Config().with_index_dir(base / "index").replace("llm", max_new_tokens=40), embedder=embedder)
     for col in ("staff", *GROUPS):
         assert wb.ingest(docs / col, collection=col, progress=False).ok
@@ -207,6 +207,61 @@ def test_the_web_app_over_http_leaks_nothing(corpus):
                     text = json.dumps(messages, default=str)
                     leaked = _leaked(text, allowed) | ({c for c in CODE.findall(text) if c != code} - allowed)
                     _count(tally, "http:ask", bool(leaked), f"{name} asked in {col}: {leaked}")
+    finally:
+        server.stop()
+    assert tally["leaks"] == 0, tally.get("examples")
+
+
+def test_keys_through_the_rest_api_and_mcp_leak_nothing(corpus):
+    """Each user's own key, through every REST route and every MCP tool: the canaries of other groups
+    by query, tampered collection and chunk id, and questions aimed at them."""
+    import anyio
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from conftest import run_cli
+
+    tally = corpus["tally"]
+    server = Server(corpus["cfg"])
+    try:
+        for name, group in USERS.items():
+            me = Principal(name, (group,))
+            allowed = _readable_codes(me)
+            made = run_cli("keys", "create", "--user", name, "--name", "leak probe", "--config", str(corpus["cfg"]), "--json")
+            headers = {"Authorization": f"Bearer {json.loads(made.stdout)['key']}"}
+            forbidden = [c for c in CANARIES if c not in allowed]
+            with httpx.Client(base_url=server.url, timeout=300, headers=headers) as http:
+                for code in forbidden:
+                    chunk = corpus["chunks"][code]
+                    for query in _queries(code):
+                        for body in ({"query": query, "k": 10}, {"query": query, "k": 10, "collection": CANARIES[code][0]}):
+                            text = http.post("api/v1/search", json=body).text
+                            _count(tally, "rest:search", bool(set(CODE.findall(text)) - allowed), f"{name} {body}")
+                    for route in (f"api/v1/passages/{chunk.chunk_id}", f"api/v1/passages/{chunk.chunk_id}/file"):
+                        r = http.get(route)
+                        leaked = r.status_code != 404 or code.encode() in r.content or r.content.startswith(b"%PDF")
+                        _count(tally, "rest:passages", leaked, f"{name} {route} {r.status_code}")
+                for code in forbidden[:2]:
+                    text = http.post("api/v1/ask", json={"question": _question(code), "collection": CANARIES[code][0]}).text
+                    _count(tally, "rest:ask", bool(_leaked(text, allowed) | ({c for c in CODE.findall(text) if c != code}
+                                                                            - allowed)), f"{name} asked {code}")
+
+            async def probe(headers=headers, forbidden=forbidden, allowed=allowed, name=name):
+                async with httpx2.AsyncClient(headers=headers, timeout=300) as http, \
+                        Client(streamable_http_client(server.url + "mcp", http_client=http)) as client:
+                    for code in forbidden:
+                        for query in _queries(code)[:3]:
+                            found = await client.call_tool("search", {"query": query, "k": 10})
+                            text = json.dumps(found.structured_content)
+                            _count(tally, "mcp:search", bool(set(CODE.findall(text)) - allowed), f"{name} {query!r}")
+                        read = await client.call_tool("read_passage", {"chunk_id": corpus["chunks"][code].chunk_id})
+                        _count(tally, "mcp:read_passage", not read.is_error or code in str(read.content), f"{name} {code}")
+                    asked = await client.call_tool("ask", {"question": _question(forbidden[0])})
+                    text = json.dumps(asked.structured_content)
+                    _count(tally, "mcp:ask", bool(_leaked(text, allowed) | ({c for c in CODE.findall(text)
+                                                                             if c != forbidden[0]} - allowed)), name)
+            anyio.run(probe)
     finally:
         server.stop()
     assert tally["leaks"] == 0, tally.get("examples")

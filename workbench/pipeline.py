@@ -441,6 +441,13 @@ class Workbench:
         return AuditLog(self.index_dir)
 
     @property
+    def keys(self):
+        """The `KeyStore` of this index (``<index>/keys.sqlite``): personal API keys."""
+        from workbench.stores.keys import KeyStore
+
+        return KeyStore(self.index_dir)
+
+    @property
     def feedback(self):
         """The `FeedbackStore` of this index (``<index>/feedback.sqlite``)."""
         from workbench.stores.feedback import FeedbackStore

@@ -172,6 +172,44 @@ class Handlers:
             return "Thank you: your feedback was saved.", ""
         return handler
 
+    # ---- the user's own API keys --------------------------------------------------------------
+    def _key_rows(self, name: str) -> list[list[str]]:
+        return [row for key in self.wb.keys.list(name) if (row := render.key_row(key))]
+
+    def my_keys(self, request: gr.Request):
+        return self._key_rows(self.principal(request).name)
+
+    def create_key(self, label: str, scopes: str, expires: str, request: gr.Request):
+        """A new key of the signed-in user (never another's): shown once, audited."""
+        from workbench.stores.keys import SELF_SERVICE_KEYS, parse_duration, parse_scopes
+
+        principal = self.principal(request)
+        keys = self.wb.keys
+        try:
+            if expires not in ("30d", "90d", "365d"):
+                raise WorkbenchError("choose when the key expires")
+            live = [k for k in keys.list(principal.name) if k.live]
+            if len(live) >= SELF_SERVICE_KEYS:
+                raise WorkbenchError(f"you have {len(live)} live keys: revoke one you no longer use first")
+            key, secret = keys.create(principal.name, label if isinstance(label, str) else "",
+                                      parse_scopes(scopes if isinstance(scopes, str) else ""), parse_duration(expires))
+        except WorkbenchError as exc:
+            return gr.Textbox(value="", visible=False), gr.skip(), render.escape_markdown(str(exc)), gr.skip()
+        self.wb.audit.record(principal, "key", f"created key {key.id} ({key.label}) with {','.join(key.scopes)}")
+        return (gr.Textbox(value=secret, visible=True), self._key_rows(principal.name),
+                f"Key **{key.id}** created. Copy it now: it is not shown again.", "")
+
+    def revoke_key(self, key_id: str, request: gr.Request):
+        """Revoke one of the signed-in user's own keys (another user's id is 'no such key')."""
+        principal = self.principal(request)
+        key_id = (key_id or "").strip() if isinstance(key_id, str) else ""
+        try:
+            self.wb.keys.revoke(key_id, user=principal.name)
+        except (NotFoundError, WorkbenchError):
+            return gr.skip(), f"You have no key {render.escape_markdown(key_id[:40])!s}.", gr.skip()
+        self.wb.audit.record(principal, "key", f"revoked key {key_id}")
+        return self._key_rows(principal.name), f"Key **{render.escape_markdown(key_id)}** revoked: it stops at once.", ""
+
     # ---- administrators -----------------------------------------------------------------------
     def status_now(self, request: gr.Request):
         self.admin(request, "index status")

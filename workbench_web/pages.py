@@ -2,7 +2,8 @@
 which event of which control calls which handler.
 
 `build_app(workbench)` lays out a header (title, who is signed in, sign out), a notice line, the
-Ask tab (collection, chat, question, feedback buttons, the Sources panel) and the Admin tab (add
+Ask tab (collection, chat, question, feedback buttons, the Sources panel), the API keys tab (the
+user's own personal keys: create, list, revoke) and the Admin tab (add
 documents, index status and re-indexing, the feedback table; shown to admins only), then wires each
 control's event to `workbench_web.handlers.Handlers`. Questions share the LLM's concurrency
 (`concurrency_for`) in the "llm" group; admin work runs one at a time; the rest never waits behind
@@ -53,6 +54,27 @@ class AskTab:
 
 
 @dataclass(slots=True)
+class KeysTab:
+    """The API keys tab: the user's own keys, a new one, revoking one."""
+
+    tab: Any
+    label: Any
+    scopes: Any
+    expires: Any
+    create: Any
+    shown: Any
+    table: Any
+    revoke_id: Any
+    revoke: Any
+    note: Any
+
+
+KEY_SCOPES = [("search, ask and read passages", "search,ask,read"), ("search only", "search"),
+              ("search and ask", "search,ask")]
+KEY_EXPIRY = [("30 days", "30d"), ("90 days", "90d"), ("1 year", "365d")]
+
+
+@dataclass(slots=True)
 class AdminTab:
     """The Admin tab and its components that events read or write."""
 
@@ -90,11 +112,13 @@ def build_app(wb: Workbench) -> "gr.Blocks":
         notice = gr.Markdown("", elem_id="wb-notice")
         with gr.Tabs():
             ask = ask_tab(wb)
+            keys = keys_tab()
             admin = admin_tab(wb)
         handlers, limit = Handlers(wb, demo), concurrency_for(wb)
         demo.load(handlers.on_load, None, [who, notice, ask.collection, admin.tab], **QUICK)
         wire_ask(handlers, ask, answer_state, conversation_state, limit)
         wire_admin(handlers, admin, ask)
+        wire_keys(handlers, keys)
     demo.queue(max_size=web.queue_size, default_concurrency_limit=limit, api_open=False)
     return demo
 
@@ -139,6 +163,32 @@ def ask_tab(wb: Workbench) -> AskTab:
     return AskTab(collection, chat, question, send, new_chat, up, down, comment, feedback_note, sources)
 
 
+def keys_tab() -> KeysTab:
+    """The API keys tab: personal keys for scripts and MCP clients (acting as this user), made and revoked here."""
+    import gradio as gr
+
+    with gr.Tab("API keys", id="keys") as tab:
+        gr.Markdown("A key lets a script, a portal or an MCP client search and ask **as you**: it sees exactly "
+                    "the documents you may read. Keep it secret; revoke it when it is no longer used.")
+        with gr.Row():
+            label = gr.Textbox(label="What will use it", placeholder="e.g. ticket system, my notebook", max_length=100,
+                               elem_id="wb-key-label", scale=3)
+            scopes = gr.Dropdown(label="It may", choices=KEY_SCOPES, value=KEY_SCOPES[0][1], elem_id="wb-key-scopes",
+                                 interactive=True, scale=2)
+            expires = gr.Dropdown(label="Expires after", choices=KEY_EXPIRY, value="90d", elem_id="wb-key-expires",
+                                  interactive=True, scale=1)
+        create = gr.Button("Create key", variant="primary", elem_id="wb-key-create")
+        shown = gr.Textbox(label="Your new key (shown once: copy it now)", interactive=False, buttons=["copy"],
+                           elem_id="wb-key-new", visible=False)
+        table = gr.Dataframe(headers=["Key id", "Used by", "May", "Created", "Last used", "Expires", "State"],
+                             interactive=False, elem_id="wb-keys", wrap=True)
+        with gr.Row():
+            revoke_id = gr.Textbox(label="Key id to revoke", max_length=40, elem_id="wb-key-revoke-id", scale=3)
+            revoke = gr.Button("Revoke", variant="stop", elem_id="wb-key-revoke", scale=1)
+        note = gr.Markdown("", elem_id="wb-key-note")
+    return KeysTab(tab, label, scopes, expires, create, shown, table, revoke_id, revoke, note)
+
+
 def admin_tab(wb: Workbench) -> AdminTab:
     """The Admin tab (hidden until an admin loads the page): add documents, the index, the feedback table."""
     import gradio as gr
@@ -181,6 +231,14 @@ def wire_ask(handlers, ask: AskTab, answer_state, conversation_state, limit: int
                                                          ask.question, ask.feedback_note], **QUICK)
     ask.up.click(handlers.rate(1), [answer_state, ask.comment], [ask.feedback_note, ask.comment], **QUICK)
     ask.down.click(handlers.rate(-1), [answer_state, ask.comment], [ask.feedback_note, ask.comment], **QUICK)
+
+
+def wire_keys(handlers, keys: KeysTab) -> None:
+    """The user's keys on opening the tab; creating and revoking one (the handlers act for the signed-in user only)."""
+    keys.tab.select(handlers.my_keys, None, [keys.table], **QUICK)
+    keys.create.click(handlers.create_key, [keys.label, keys.scopes, keys.expires],
+                      [keys.shown, keys.table, keys.note, keys.label], **QUICK)
+    keys.revoke.click(handlers.revoke_key, [keys.revoke_id], [keys.table, keys.note, keys.revoke_id], **QUICK)
 
 
 def wire_admin(handlers, admin: AdminTab, ask: AskTab) -> None:

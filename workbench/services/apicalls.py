@@ -22,7 +22,7 @@ import time
 
 from workbench.errors import NotFoundError, WorkbenchError
 from workbench.records import Principal
-from workbench.stores.keys import ApiKey, KeyStore
+from workbench.stores.keys import ApiKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,7 @@ class KeyCalls:
 
     def __init__(self, wb, clock=time.monotonic) -> None:
         self.wb = wb
-        self.keys = KeyStore(wb.index_dir)
+        self.keys = wb.keys
         self.limit = RateLimit(wb.config.web.api_calls_per_minute, clock)
         self.clock = clock
         self._checked: dict[str, float] = {}  # user name -> when their directory groups were last re-read

@@ -25,6 +25,7 @@ from workbench.records import _Record
 from workbench.stores.sidecar import sidecar
 
 SCOPES = ("search", "ask", "read")
+SELF_SERVICE_KEYS = 20  # live keys a user may hold when making their own in the web app
 PREFIX = "wbk_"
 _KEY = re.compile(r"^wbk_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$")
 _SCHEMA = """
@@ -55,11 +56,20 @@ class ApiKey(_Record):
     last_used: float | None = None
     revoked_at: float | None = None
 
+    @property
+    def state(self) -> str:
+        """'active', 'revoked' or 'expired' (now)."""
+        return "revoked" if self.revoked_at else "expired" if self.expires_at and self.expires_at < time.time() else "active"
+
+    @property
+    def live(self) -> bool:
+        return self.state == "active"
+
     def __str__(self) -> str:
         def when(t):
             return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
 
-        state = "revoked" if self.revoked_at else "expired" if self.expires_at and self.expires_at < time.time() else "active"
+        state = self.state
         return (f"{self.id}\t{self.user}\t{self.label}\t{','.join(self.scopes)}\tcreated {when(self.created_at)}\t"
                 f"last used {when(self.last_used)}\texpires {when(self.expires_at)}\t{state}")
 
