@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 PIP_EXTRA := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 
-.PHONY: setup setup-llamacpp setup-browser setup-ocr setup-directory serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold bench-cluster bench-ocr bench-pages bench-smb bench-spanish clean
+.PHONY: setup setup-llamacpp setup-browser setup-ocr setup-directory serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold bench-cluster bench-ocr bench-pages bench-smb bench-spanish bench-api clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -125,6 +125,10 @@ bench-web-load: setup setup-llamacpp
 # page hit@1/5/10 on 21 long manuals (ARGS="--variants before identity default", ARGS=--answers)
 bench-smb: setup setup-directory
 	$(PY) benchmarks/smb_ingest.py $(ARGS)
+
+# REST /api/v1/search with a key at 1, 8 and 32 clients against the same searches through the Python API
+bench-api: setup
+	$(PY) benchmarks/api_search.py $(ARGS)
 
 bench-pages: setup
 	$(PY) benchmarks/page_retrieval.py $(ARGS)

@@ -80,8 +80,12 @@ def test_ask_streams_the_answer_as_the_keys_user(site):
     assert CANARY not in text and "4.2 million" not in text and "Payroll memo" not in text
     narrow = httpx.post(site["url"] + "api/v1/ask", headers=auth(site, "sam-search"), json={"question": "x"}, timeout=30)
     assert narrow.status_code == 403 and "may not ask" in narrow.json()["error"]
+    with sqlite3.connect(site["index"] / "audit.sqlite") as db:  # a known key refused is audited
+        assert db.execute("SELECT count(*) FROM audit WHERE user='sam' AND action='refused' AND source LIKE 'api key%' "
+                          "AND text LIKE '%may not ask%'").fetchone()[0] >= 1
     for bad in ({"question": ""}, {"question": "x", "history": "nope"}, {"question": "x", "history": [["a"]]},
-                {"question": "x", "collection": 5}, ["question"]):
+                {"question": "x", "collection": 5}, ["question"],
+                {"question": "x", "history": [["y" * 60_000, "z"]]}):  # a question too long to ask, as history
         assert httpx.post(site["url"] + "api/v1/ask", headers=auth(site, "sam"), json=bad, timeout=30).status_code == 400
 
 
@@ -133,8 +137,9 @@ def test_the_python_client_returns_the_local_records(site, embedder):
         mine = local.search("bonus pool 2027", k=2, principal=fay)
         assert isinstance(hits, Hits) and [h.chunk for h in hits] == [h.chunk for h in mine]
         assert [round(h.score, 5) for h in hits] == [round(h.score, 5) for h in mine]
-        view = remote.source(site["chunks"]["finance"])
-        assert isinstance(view, SourceView) and view == local.source(site["chunks"]["finance"], fay)
+        view, here = remote.source(site["chunks"]["finance"]), local.source(site["chunks"]["finance"], fay)
+        assert isinstance(view, SourceView) and (view.chunk, view.before, view.after) == (here.chunk, here.before, here.after)
+        assert view.document.path == here.document.path and view.document.groups == ()  # readers are not sent
         assert remote.original_file(site["chunks"]["finance"]) == FINANCE_TEXT.encode()
         pieces = []
         answer = remote.ask("How big is the bonus pool for 2027?", on_token=pieces.append)
@@ -187,6 +192,10 @@ def test_mcp_over_http_with_keys(site):
     assert sam["read"].is_error and "no source" in sam["read"].content[0].text
     narrow = _mcp_http(site["url"], site["keys"]["sam-search"], site["chunks"]["staff"])
     assert not narrow["search"].is_error and narrow["read"].is_error and "may not read" in narrow["read"].content[0].text
+    listed = run_cli("keys", "list", "--config", str(site["cfg"]), "--json").stdout
+    assert all(k["last_used"] for k in json.loads(listed) if k["label"] == "sam-search")  # MCP use is recorded
+    for method in ("GET", "DELETE"):  # no standing stream to hold open, no session to end
+        assert httpx.request(method, site["url"] + "mcp", headers=auth(site, "fay"), timeout=30).status_code in (404, 405)
     refused = httpx.post(site["url"] + "mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, timeout=30,
                          headers={"Accept": "application/json, text/event-stream"})
     assert refused.status_code == 401 and "Bearer" in refused.headers["www-authenticate"]
@@ -260,3 +269,13 @@ def test_staff_make_and_revoke_their_own_key_in_the_app(site):
     with sqlite3.connect(site["index"] / "audit.sqlite") as db:
         entries = [t for (t,) in db.execute("SELECT text FROM audit WHERE user='sam' AND action='key'")]
     assert any(f"created key {key_id}" in t for t in entries) and any(f"revoked key {key_id}" in t for t in entries)
+
+
+def test_an_answer_left_unread_is_audited_as_cancelled(site, embedder, llm):
+    wb = Workbench.open(site["cfg"]).replace(embedder=embedder, llm=llm)
+    answering = wb.ask_stream("When does the canteen open?", principal=wb.principal("sam"))
+    assert isinstance(next(answering), str)
+    answering.close()  # as the REST API does when the client goes away
+    with sqlite3.connect(site["index"] / "audit.sqlite") as db:
+        outcome = db.execute("SELECT outcome FROM audit WHERE action='ask' ORDER BY id DESC LIMIT 1").fetchone()[0]
+    assert outcome == "cancelled"

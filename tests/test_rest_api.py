@@ -81,6 +81,9 @@ def test_keys_that_must_not_work_do_not(site):
     assert search(site, gus).status_code == 200
     assert run_cli("users", "remove", "gus", "--config", str(site["cfg"])).returncode == 0
     assert search(site, gus).status_code == 401  # a removed user's keys stop at once
+    add_user(site["cfg"], "gus", "finance", PASSWORD)  # a new account under the old name
+    reused = search(site, gus)
+    assert reused.status_code == 401 and "CANARY-FIN" not in reused.text  # does not inherit the old keys
     listed = run_cli("keys", "list", "--config", str(site["cfg"])).stdout
     assert "revoked" in listed and "expired" in listed and gus not in listed  # the secret is never listed
 

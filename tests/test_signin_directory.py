@@ -144,3 +144,28 @@ def test_as_user_resolves_a_colleague_through_the_directory(site):
     sign_in_line = next(line for line in status.splitlines() if line.startswith("sign-in:"))
     assert "local accounts" in sign_in_line and site["directory"].url in sign_in_line
     assert site["provider"].issuer in sign_in_line
+
+
+def test_a_directory_users_key_follows_the_directory(site):
+    """A key of an LDAP user: their groups are re-read when [auth] refresh_s (1 s here) has passed, so a
+    group removed in the directory, then the user removed, stop the key's reads at the next call."""
+    import json
+
+    directory, cfg, env = site["directory"], str(site["cfg"]), site["env"]
+    directory.add_user("kurt", "kurt-pass-1", groups=("staff", "finance"))
+    assert sign_in(site, "kurt", "kurt-pass-1").last.status_code == 200  # directory users are stored at sign-in
+    made = run_cli("keys", "create", "--user", "kurt", "--name", "kurt's script", "--config", cfg, "--json", env=env)
+    assert made.returncode == 0, made.stderr
+    headers = {"Authorization": f"Bearer {json.loads(made.stdout)['key']}"}
+
+    def finance_hits() -> int:
+        r = httpx.post(site["url"] + "api/v1/search", json={"query": "bonus pool 2027", "k": 5}, headers=headers, timeout=60)
+        assert r.status_code == 200, r.text
+        return sum("CANARY-FIN-5521" in h["chunk"]["text"] for h in r.json()["hits"])
+
+    assert finance_hits() == 1
+    directory.remove_from_group("kurt", "finance")
+    assert eventually(lambda: finance_hits() == 0)
+    directory.remove_user("kurt")
+    assert eventually(lambda: httpx.post(site["url"] + "api/v1/search", json={"query": "canteen"}, headers=headers,
+                                         timeout=60).status_code == 401)

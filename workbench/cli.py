@@ -370,8 +370,14 @@ def _keys(wb, args: argparse.Namespace) -> int:
 
     store = KeyStore(wb.index_dir)
     if args.action == "create":
-        wb.principal(args.user)  # the user must exist (locally or in the directory)
-        key, token = store.create(args.user, args.name, parse_scopes(args.scope), parse_duration(args.expires))
+        user = wb.users.get(args.user)
+        if user is None:
+            from workbench.errors import NotFoundError
+
+            raise NotFoundError(f"no user {args.user!r} in the workbench: a directory user signs in to the app once "
+                                "first (see `workbench users list`)")
+        key, token = store.create(args.user, args.name, parse_scopes(args.scope), parse_duration(args.expires),
+                                  user_since=user.created_at)
         if args.json:
             _print_json({**key.to_dict(), "key": token})
         else:

@@ -404,11 +404,20 @@ class Workbench:
         parts = dict(search=lambda q, n: self.search_with_trace(q, k=n, filters=allowed)[0], llm=lambda: self.llm,
                      settings=self.config.answer, max_new_tokens=self.config.llm.max_new_tokens,
                      ocr_below=self.config.ocr.low_confidence)
-        for item in answer_stream(question, history=history, k=k, on_sources=on_sources, **parts):
-            if isinstance(item, Answer) and entry:
-                self.audit.finish(entry[0], "refused" if item.refused else "answered",
-                                  [h.chunk.chunk_id for h in item.hits])
-            yield item
+        try:
+            for item in answer_stream(question, history=history, k=k, on_sources=on_sources, **parts):
+                if isinstance(item, Answer) and entry:
+                    self.audit.finish(entry[0], "refused" if item.refused else "answered",
+                                      [h.chunk.chunk_id for h in item.hits])
+                yield item
+        except GeneratorExit:  # closed before the answer was complete: the asker went away
+            if entry:
+                self.audit.finish(entry[0], "cancelled")
+            raise
+        except Exception:
+            if entry:
+                self.audit.finish(entry[0], "failed")
+            raise
 
     def ask(self, question: str, history: Sequence[tuple[str, str]] = (), k: int | None = None,
             filters: Filters | None = None, on_token: Callable[[str], None] | None = None,

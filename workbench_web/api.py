@@ -30,7 +30,7 @@ from contextlib import ExitStack
 from urllib.parse import quote
 
 from workbench import Answer, Filters, Workbench, WorkbenchError
-from workbench.errors import NotFoundError
+from workbench.errors import EmptyIndexError, NotFoundError
 from workbench.services.apicalls import CallRefused, KeyCalls
 from workbench.wire import answer_to_wire, hits_to_wire, to_wire
 from workbench_web.guard import SECURE_HEADERS
@@ -42,6 +42,8 @@ PASSAGES = f"{PREFIX}/passages/"
 MAX_K = 50
 MODES = (None, "hybrid", "dense", "lexical")
 MAX_HISTORY = 6  # earlier (question, answer) pairs a follow-up may carry
+MAX_ANSWER_CHARS = 8000  # of each earlier answer a follow-up carries
+NO_DOCUMENTS = "there are no documents to search yet: ask an administrator to add some"
 
 
 def _error(status: int, message: str, headers: dict | None = None):
@@ -63,8 +65,9 @@ def _collection(value) -> tuple[bool, str | None]:
     return (value is None or isinstance(value, str)), value or None
 
 
-def _history(value) -> list[tuple[str, str]] | None:
-    """Earlier turns as (question, answer) pairs, or None when ``value`` is not such a list."""
+def _history(value, max_question: int) -> list[tuple[str, str]] | None:
+    """Earlier turns as (question, answer) pairs, or None when ``value`` is not such a list or a turn is
+    longer than a question may be (``max_question``) or an answer (`MAX_ANSWER_CHARS`)."""
     if value is None:
         return []
     if not isinstance(value, list) or len(value) > MAX_HISTORY:
@@ -72,6 +75,8 @@ def _history(value) -> list[tuple[str, str]] | None:
     pairs = []
     for turn in value:
         if not (isinstance(turn, list) and len(turn) == 2 and all(isinstance(t, str) for t in turn)):
+            return None
+        if len(turn[0]) > max_question or len(turn[1]) > MAX_ANSWER_CHARS:
             return None
         pairs.append((turn[0], turn[1]))
     return pairs
@@ -96,25 +101,30 @@ def add_api_routes(app, wb: Workbench, calls: KeyCalls, signed_in=lambda request
 
     @app.post(SEARCH)
     async def search(request: Request):
+        token, body = bearer(dict(request.headers)), await _json_object(request)
+
+        def call():  # one worker thread for the key check and the search (each hop costs a thread switch)
+            principal = calls.act_as(token, "search").principal
+            if body is None or not isinstance(body.get("query"), str) or not body["query"].strip():
+                return _error(400, "the body must be a JSON object with a non-empty \"query\" string")
+            k, (ok, collection), mode = body.get("k", 5), _collection(body.get("collection")), body.get("mode")
+            if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+                return _error(400, f"k must be a whole number from 1 to {MAX_K}")
+            if not ok or mode not in MODES:
+                return _error(400, "collection must be a string, mode one of hybrid, dense, lexical")
+            return JSONResponse(hits_to_wire(wb.search(body["query"], k, collection, mode, None, principal)),
+                                headers=SECURE_HEADERS)
+
         try:
-            principal = (await caller(request, "search")).principal
+            return await asyncio.to_thread(call)
         except CallRefused as exc:
             return _refused(exc)
-        body = await _json_object(request)
-        if body is None or not isinstance(body.get("query"), str) or not body["query"].strip():
-            return _error(400, "the body must be a JSON object with a non-empty \"query\" string")
-        k, (ok, collection), mode = body.get("k", 5), _collection(body.get("collection")), body.get("mode")
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
-            return _error(400, f"k must be a whole number from 1 to {MAX_K}")
-        if not ok or mode not in MODES:
-            return _error(400, "collection must be a string, mode one of hybrid, dense, lexical")
-        try:
-            hits = await asyncio.to_thread(wb.search, body["query"], k, collection, mode, None, principal)
         except NotFoundError as exc:
             return _error(404, str(exc))
+        except EmptyIndexError:  # its message names the server's folders
+            return _error(404, NO_DOCUMENTS)
         except WorkbenchError as exc:
             return _error(400, str(exc))
-        return JSONResponse(hits_to_wire(hits), headers=SECURE_HEADERS)
 
     @app.post(ASK)
     async def ask(request: Request):
@@ -125,10 +135,12 @@ def add_api_routes(app, wb: Workbench, calls: KeyCalls, signed_in=lambda request
         body = await _json_object(request)
         if body is None or not isinstance(body.get("question"), str) or not body["question"].strip():
             return _error(400, "the body must be a JSON object with a non-empty \"question\" string")
-        (ok, collection), history = _collection(body.get("collection")), _history(body.get("history"))
+        max_question = wb.config.answer.max_question_chars
+        (ok, collection), history = _collection(body.get("collection")), _history(body.get("history"), max_question)
         if not ok or history is None:
             return _error(400, f"collection must be a string, history a list of at most {MAX_HISTORY} "
-                               "[question, answer] pairs of strings")
+                               f"[question, answer] pairs of strings (questions up to {max_question:,} characters, "
+                               f"answers up to {MAX_ANSWER_CHARS:,})")
         place = ExitStack()
         try:
             place.enter_context(calls.asking(principal))
@@ -143,11 +155,15 @@ def add_api_routes(app, wb: Workbench, calls: KeyCalls, signed_in=lambda request
                 loop.call_soon_threadsafe(events.put_nowait, item)
 
         def answer() -> None:
+            answering = wb.ask_stream(body["question"], history=history, filters=filters, principal=principal)
             try:
-                for item in wb.ask_stream(body["question"], history=history, filters=filters, principal=principal):
-                    if stop.is_set():  # the client went away: stop generating
+                for item in answering:
+                    if stop.is_set():  # the client went away: stop generating (audited as cancelled)
+                        answering.close()
                         return
                     put(("answer", answer_to_wire(item)) if isinstance(item, Answer) else ("token", {"text": item}))
+            except EmptyIndexError:
+                put(("error", {"error": NO_DOCUMENTS}))
             except WorkbenchError as exc:
                 put(("error", {"error": str(exc)}))
             except Exception:  # noqa: BLE001 - the client gets a fixed sentence, the log the rest
@@ -176,21 +192,23 @@ def add_api_routes(app, wb: Workbench, calls: KeyCalls, signed_in=lambda request
 
     @app.get(PASSAGES + "{chunk_id}")
     async def passage(chunk_id: int, request: Request):
+        token = bearer(dict(request.headers))
         try:
-            principal = (await caller(request, "read")).principal
-            view = await asyncio.to_thread(wb.source, chunk_id, principal)
+            view = await asyncio.to_thread(lambda: wb.source(chunk_id, calls.act_as(token, "read").principal))
         except CallRefused as exc:
             return _refused(exc)
         except NotFoundError as exc:
             return _error(404, str(exc))
-        return JSONResponse({**to_wire(view), "file": f"{PASSAGES}{chunk_id}/file",
+        shown = to_wire(view)
+        shown["document"].pop("groups")  # who else may read it is not the caller's business
+        return JSONResponse({**shown, "file": f"{PASSAGES}{chunk_id}/file",
                              "viewer": f"/source/{chunk_id}"}, headers=SECURE_HEADERS)
 
     @app.get(PASSAGES + "{chunk_id}/file")
     async def download(chunk_id: int, request: Request):
+        token = bearer(dict(request.headers))
         try:
-            principal = (await caller(request, "read")).principal
-            opened = await asyncio.to_thread(wb.original_file, chunk_id, principal)
+            opened = await asyncio.to_thread(lambda: wb.original_file(chunk_id, calls.act_as(token, "read").principal))
         except CallRefused as exc:
             return _refused(exc)
         except NotFoundError as exc:

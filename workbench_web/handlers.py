@@ -191,9 +191,13 @@ class Handlers:
             live = [k for k in keys.list(principal.name) if k.live]
             if len(live) >= SELF_SERVICE_KEYS:
                 raise WorkbenchError(f"you have {len(live)} live keys: revoke one you no longer use first")
+            account = self.wb.users.get(principal.name)
+            if account is None:
+                raise NotFoundError("your account was removed")
             key, secret = keys.create(principal.name, label if isinstance(label, str) else "",
-                                      parse_scopes(scopes if isinstance(scopes, str) else ""), parse_duration(expires))
-        except WorkbenchError as exc:
+                                      parse_scopes(scopes if isinstance(scopes, str) else ""), parse_duration(expires),
+                                      user_since=account.created_at)
+        except WorkbenchError as exc:  # NotFoundError included
             return gr.Textbox(value="", visible=False), gr.skip(), render.escape_markdown(str(exc)), gr.skip()
         self.wb.audit.record(principal, "key", f"created key {key.id} ({key.label}) with {','.join(key.scopes)}")
         return (gr.Textbox(value=secret, visible=True), self._key_rows(principal.name),

@@ -1,8 +1,8 @@
 """The MCP server at ``/mcp`` (streamable HTTP), for programs holding a personal key.
 
 `add_mcp_route(app, wb, calls)` serves `workbench.services.mcp.mcp_server` through the official
-SDK's streamable HTTP transport, stateless (each request stands alone: there is no MCP session a
-stolen session id could join). In front of it, `KeyDoor` lets through only requests whose
+SDK's streamable HTTP transport, stateless and POST only (each request stands alone: there is no MCP
+session a stolen session id could join, and no standing stream or subscription to hold open). In front of it, `KeyDoor` lets through only requests whose
 ``Authorization: Bearer wbk_...`` is a live key of a user who still exists, within the key's rate
 (`workbench.services.apicalls.KeyCalls`); anything else gets 401/429 with the reason, and never
 reaches the SDK. Each tool then checks the key holds its scope and acts as the key's user. The
@@ -82,7 +82,8 @@ def add_mcp_route(app, wb, calls: KeyCalls) -> None:
     server.streamable_http_app(streamable_http_path=PATH, stateless_http=True,
                                transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
     manager = server.session_manager
-    app.add_route(PATH, KeyDoor(StreamableHTTPASGIApp(manager), calls), methods=["GET", "POST", "DELETE"])
+    # POST only: no standing event stream (GET) to hold open, no session to end (DELETE): 405
+    app.add_route(PATH, KeyDoor(StreamableHTTPASGIApp(manager), calls), methods=["POST"])
     before = app.router.lifespan_context
 
     @asynccontextmanager

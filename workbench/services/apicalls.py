@@ -15,6 +15,7 @@ made each call. Leaves out: HTTP (status codes are only suggested by `CallRefuse
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 import threading
 from contextlib import contextmanager
@@ -107,22 +108,36 @@ class KeyCalls:
         """
         if not token:
             raise CallRefused(401, "send your key: Authorization: Bearer wbk_...")
-        key, why = self.keys.check(token, scope or "")
+        key, why = self.keys.check(token, scope)
         if key is None:
             raise CallRefused(401, why)
-        if why and scope is not None:
-            raise CallRefused(403, why)
-        self._refresh(key.user)
-        try:
-            principal = self.wb.principal(key.user) if self.wb.users.get(key.user) is not None else None
-        except NotFoundError:
-            principal = None
-        if principal is None:
-            raise CallRefused(401, f"the key's user {key.user!r} no longer exists")
-        wait = self.limit.take(key.id)
+        wait = self.limit.take(key.id)  # refused calls of a known key count too
         if wait > 0:
             raise CallRefused(429, f"too many calls with this key: try again in {wait:.0f} s", wait)
-        return Caller(dataclasses.replace(principal, source=f"api key {key.id} ({key.label})"[:40]), key)
+        if why:
+            self._audit_refused(key, why)
+            raise CallRefused(401 if not key.live else 403, why)
+        self._refresh(key.user)
+        user = self.wb.users.get(key.user)
+        if user is None or key.user_since is None or user.created_at != key.user_since:
+            # gone, or the name now belongs to another account made later: the old keys are not its keys
+            why = f"the key's user {key.user!r} no longer exists" if user is None else \
+                "this key belongs to an earlier account of that name: create a new one"
+            self._audit_refused(key, why)
+            raise CallRefused(401, why)
+        try:
+            principal = self.wb.principal(key.user)
+        except NotFoundError:
+            raise CallRefused(401, f"the key's user {key.user!r} no longer exists") from None
+        return Caller(dataclasses.replace(principal, source=_source(key)), key)
+
+    def _audit_refused(self, key: ApiKey, why: str) -> None:
+        """A known key refused (revoked, expired, lacking the scope, its user gone) goes in the audit log."""
+        try:
+            self.wb.audit.record(Principal(key.user, source=_source(key)), "refused", f"api key {key.id}: {why}",
+                                 outcome="refused")
+        except Exception as exc:  # noqa: BLE001 - the refusal stands whether or not it could be written
+            print(f"workbench: audit log not writable: {exc}", file=sys.stderr)
 
     def _refresh(self, name: str) -> None:
         """Re-read a directory user's groups when ``[auth] refresh_s`` has passed since the last time
@@ -138,3 +153,7 @@ class KeyCalls:
         # an OpenID user's groups are the provider's (read at sign-in and by their sessions): a key holds
         # no provider token to ask with, so those stay as last read
         self.wb.accounts.refresh(name, subject=user.subject, groups_from_claim=user.source == "oidc")
+
+
+def _source(key: ApiKey) -> str:
+    return f"api key {key.id} ({key.label})"[:40]

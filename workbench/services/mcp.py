@@ -43,7 +43,8 @@ def mcp_server(wb, who: Callable[[Any, str], Principal | None], link: Callable[[
     from mcp.server.mcpserver import Context, MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
-    server = MCPServer("workbench", instructions=INSTRUCTIONS, log_level="WARNING")
+    # no subscriptions: a client could otherwise hold a listening stream open for ever
+    server = MCPServer("workbench", instructions=INSTRUCTIONS, log_level="WARNING", subscriptions=False)
 
     async def run(ctx: Context, scope: str, work: Callable[[Principal | None], Any]) -> Any:
         def call():

@@ -16,6 +16,7 @@ import hmac
 import re
 import secrets
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from workbench.stores.sidecar import sidecar
 SCOPES = ("search", "ask", "read")
 SELF_SERVICE_KEYS = 20  # live keys a user may hold when making their own in the web app
 PREFIX = "wbk_"
+_COLUMNS = "id, user, label, scopes, created_at, expires_at, last_used, revoked_at, user_since"
 _KEY = re.compile(r"^wbk_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
@@ -38,7 +40,8 @@ CREATE TABLE IF NOT EXISTS keys (
   created_at REAL NOT NULL,
   expires_at REAL,
   last_used REAL,
-  revoked_at REAL
+  revoked_at REAL,
+  user_since REAL
 );
 """
 
@@ -55,6 +58,7 @@ class ApiKey(_Record):
     expires_at: float | None = None
     last_used: float | None = None
     revoked_at: float | None = None
+    user_since: float | None = None  # the account the key was made for (its creation time); see `KeyStore.create`
 
     @property
     def state(self) -> str:
@@ -102,11 +106,20 @@ class KeyStore:
         self.path = Path(index_dir) / "keys.sqlite"
         self.clock = clock
 
+    @contextmanager
     def _connect(self):
-        return sidecar(self.path, _SCHEMA, wal=True)
+        with sidecar(self.path, _SCHEMA, wal=True) as conn:
+            if "user_since" not in {r[1] for r in conn.execute("PRAGMA table_info(keys)")}:  # an older store
+                conn.execute("ALTER TABLE keys ADD COLUMN user_since REAL")
+            yield conn
 
-    def create(self, user: str, label: str, scopes=SCOPES, expires_s: float | None = None) -> tuple[ApiKey, str]:
-        """A new key of ``user``: the listed record and the key itself, which is shown this once."""
+    def create(self, user: str, label: str, scopes=SCOPES, expires_s: float | None = None,
+               user_since: float | None = None) -> tuple[ApiKey, str]:
+        """A new key of ``user``: the listed record and the key itself, which is shown this once.
+
+        ``user_since``: when that user's account was created (`workbench.stores.users.User.created_at`);
+        the key works only while the account under that name is still the same one, so an account
+        removed and a new one made under the same name does not inherit the old keys."""
         check_name(user)
         label = (label or "").strip()
         if not label or len(label) > 100 or not label.isprintable():
@@ -115,28 +128,35 @@ class KeyStore:
         secret = secrets.token_urlsafe(32)
         now = self.clock()
         with self._connect() as conn:
-            conn.execute("INSERT INTO keys (id, user, label, scopes, secret_sha256, created_at, expires_at) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?)", (key_id, user, label, ",".join(scopes),
-                                                          hashlib.sha256(secret.encode()).hexdigest(), now,
-                                                          now + expires_s if expires_s else None))
+            conn.execute("INSERT INTO keys (id, user, label, scopes, secret_sha256, created_at, expires_at, user_since) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (key_id, user, label, ",".join(scopes),
+                                                             hashlib.sha256(secret.encode()).hexdigest(), now,
+                                                             now + expires_s if expires_s else None, user_since))
         return self.get(key_id), f"{PREFIX}{key_id}_{secret}"
 
     def get(self, key_id: str) -> ApiKey | None:
         if not self.path.exists():
             return None
         with self._connect() as conn:
-            row = conn.execute("SELECT id, user, label, scopes, created_at, expires_at, last_used, revoked_at "
-                               "FROM keys WHERE id=?", (key_id,)).fetchone()
+            row = conn.execute(f"SELECT {_COLUMNS} FROM keys WHERE id=?", (key_id,)).fetchone()
         return _key(row) if row else None
 
     def list(self, user: str | None = None) -> list[ApiKey]:
         if not self.path.exists():
             return []
-        sql = "SELECT id, user, label, scopes, created_at, expires_at, last_used, revoked_at FROM keys"
+        sql = f"SELECT {_COLUMNS} FROM keys"
         with self._connect() as conn:
             rows = conn.execute(sql + (" WHERE user=?" if user else "") + " ORDER BY created_at",
                                 (user,) if user else ()).fetchall()
         return [_key(r) for r in rows]
+
+    def revoke_all(self, user: str) -> int:
+        """Revoke every key of ``user`` (their account was removed); how many were live."""
+        if not self.path.exists():
+            return 0
+        with self._connect() as conn:
+            return conn.execute("UPDATE keys SET revoked_at=? WHERE user=? AND revoked_at IS NULL",
+                                (self.clock(), user)).rowcount
 
     def revoke(self, key_id: str, user: str | None = None) -> None:
         """Revoke ``key_id`` (only ``user``'s, when given); NotFoundError when there is no such key."""
@@ -146,8 +166,11 @@ class KeyStore:
         if cur.rowcount == 0:
             raise NotFoundError(f"no key {key_id!r}: see `workbench keys list`")
 
-    def check(self, token: str | None, scope: str) -> tuple[ApiKey | None, str]:
-        """(the key, "") when ``token`` is a live key with ``scope``; else (None or the key, why not)."""
+    def check(self, token: str | None, scope: str | None) -> tuple[ApiKey | None, str]:
+        """(the key, "") when ``token`` is a live key with ``scope`` (None: any); else (None, why) for a
+        token that is no key of this store, (the key, why) for a revoked or expired key (`ApiKey.live`
+        is false) or one lacking the scope. A live key's use is recorded (``last_used``, at most once
+        a minute) even when it lacks the scope."""
         match = _KEY.match(token or "")
         if not match or not self.path.exists():
             return None, "not a key of this server"
@@ -160,16 +183,17 @@ class KeyStore:
         key = self.get(key_id)
         now = self.clock()
         if key.revoked_at is not None:
-            return None, "this key was revoked"
+            return key, "this key was revoked"
         if key.expires_at is not None and key.expires_at <= now:
-            return None, "this key has expired"
-        if scope not in key.scopes:
-            return key, f"this key may not {scope} (its scopes: {', '.join(key.scopes)})"
+            return key, "this key has expired"
         if key.last_used is None or now - key.last_used > 60:  # at most one write a minute per key
             with self._connect() as conn:
                 conn.execute("UPDATE keys SET last_used=? WHERE id=?", (now, key_id))
+        if scope is not None and scope not in key.scopes:
+            return key, f"this key may not {scope} (its scopes: {', '.join(key.scopes)})"
         return key, ""
 
 
 def _key(row) -> ApiKey:
-    return ApiKey(row[0], row[1], row[2], tuple(s for s in row[3].split(",") if s), row[4], row[5], row[6], row[7])
+    return ApiKey(row[0], row[1], row[2], tuple(s for s in row[3].split(",") if s), row[4], row[5], row[6], row[7],
+                  row[8])

@@ -155,7 +155,10 @@ class UserStore:
             raise WorkbenchError(f"{name!r} signs in through the directory ({user.source}): {instead}")
 
     def remove(self, name: str, subject: str | None = None) -> None:
-        """Delete ``name`` (only while it is ``subject``'s, when given); NotFoundError when absent."""
+        """Delete ``name`` (only while it is ``subject``'s, when given) and revoke their API keys;
+        NotFoundError when absent."""
+        from workbench.stores.keys import KeyStore
+
         with self._connect() as conn:
             if subject is None:
                 cur = conn.execute("DELETE FROM users WHERE name=?", (name,))
@@ -163,6 +166,7 @@ class UserStore:
                 cur = conn.execute("DELETE FROM users WHERE name=? AND subject=?", (name, subject))
         if cur.rowcount == 0:
             raise NotFoundError(f"no user {name!r}: see `workbench users list`")
+        KeyStore(self.path.parent).revoke_all(name)
 
     def get(self, name: str | None) -> User | None:
         if not name or not self.path.exists():
