@@ -18,7 +18,7 @@ from webkit import Server, add_user, signed_in
 
 from conftest import run_cli
 from workbench import Answer, Hits, NotFoundError, SourceView, Workbench
-from workbench.remote import RemoteError
+from workbench.errors import RemoteError
 
 PASSWORD = "a long enough password"
 CANARY = "CANARY-FIN-5521"

@@ -124,6 +124,23 @@ class SourceUnreachableError(WorkbenchError):
     exit_code = 69  # EX_UNAVAILABLE
 
 
+class CallRefused(WorkbenchError):
+    """A program's call with a personal key may not go ahead (`workbench.services.apicalls`): ``status``
+    is the HTTP status it maps to (401, 403, 429), ``retry_after`` the seconds to wait for 429."""
+
+    def __init__(self, status: int, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.status, self.retry_after = status, retry_after
+
+
+class RemoteError(WorkbenchError):
+    """A workbench server refused or failed a call of `workbench.remote`: ``status`` (HTTP) and its reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{message} (HTTP {status})")
+        self.status = status
+
+
 class FileCheck(str, Enum):
     """Why a file was not read as it is now (`FileCheckError.kind`)."""
 

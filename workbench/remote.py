@@ -17,17 +17,9 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 
-from workbench.errors import NotFoundError, WorkbenchError
+from workbench.errors import NotFoundError, RemoteError, WorkbenchError
 from workbench.records import Answer, Filters, Hits, SourceView
 from workbench.wire import from_wire, hits_from_wire
-
-
-class RemoteError(WorkbenchError):
-    """The server refused or failed a call: ``status`` (HTTP) and its reason."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{message} (HTTP {status})")
-        self.status = status
 
 
 class RemoteWorkbench:

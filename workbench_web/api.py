@@ -30,8 +30,8 @@ from contextlib import ExitStack
 from urllib.parse import quote
 
 from workbench import Answer, Filters, Workbench, WorkbenchError
-from workbench.errors import EmptyIndexError, NotFoundError
-from workbench.services.apicalls import CallRefused, KeyCalls
+from workbench.errors import CallRefused, EmptyIndexError, NotFoundError
+from workbench.services.apicalls import KeyCalls
 from workbench.wire import answer_to_wire, hits_to_wire, to_wire
 from workbench_web.guard import SECURE_HEADERS
 from workbench_web.mcp import bearer

@@ -18,7 +18,8 @@ import asyncio
 import json
 from contextlib import asynccontextmanager
 
-from workbench.services.apicalls import Caller, CallRefused, KeyCalls
+from workbench.errors import CallRefused
+from workbench.services.apicalls import Caller, KeyCalls
 from workbench.services.mcp import mcp_server
 
 PATH = "/mcp"

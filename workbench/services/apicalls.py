@@ -21,7 +21,7 @@ import threading
 from contextlib import contextmanager
 import time
 
-from workbench.errors import NotFoundError, WorkbenchError
+from workbench.errors import CallRefused, NotFoundError
 from workbench.records import Principal
 from workbench.stores.keys import ApiKey
 
@@ -37,15 +37,6 @@ class Caller:
         """CallRefused(403) unless the key holds ``scope``."""
         if scope not in self.key.scopes:
             raise CallRefused(403, f"this key may not {scope} (its scopes: {', '.join(self.key.scopes)})")
-
-
-class CallRefused(WorkbenchError):
-    """A call that may not go ahead: ``status`` is the HTTP status it maps to (401, 403, 429),
-    ``retry_after`` the seconds to wait for 429."""
-
-    def __init__(self, status: int, message: str, retry_after: float = 0.0) -> None:
-        super().__init__(message)
-        self.status, self.retry_after = status, retry_after
 
 
 class RateLimit:
