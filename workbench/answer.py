@@ -138,3 +138,16 @@ def answer_stream(question: str, *, search: Callable[[str, int], Hits], llm: Cal
                         time_to_first_token_s=first or elapsed, total_s=time.perf_counter() - started,
                         tokens_per_s=completion / max(elapsed - (first or 0), 1e-6) if completion > 1 else 0.0))
 
+
+
+def final_answer(stream: Iterator[str | Answer], on_token: Callable[[str], None] | None = None) -> Answer | None:
+    """The `Answer` that ends an answer stream (`answer_stream`, `Workbench.ask_stream`, a remote one),
+    handing each text piece before it to ``on_token``."""
+    answer = None
+    for item in stream:
+        if isinstance(item, str):
+            if on_token is not None:
+                on_token(item)
+        else:
+            answer = item
+    return answer

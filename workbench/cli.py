@@ -366,9 +366,9 @@ def _users(wb, args: argparse.Namespace) -> int:
 
 
 def _keys(wb, args: argparse.Namespace) -> int:
-    from workbench.stores.keys import KeyStore, parse_duration, parse_scopes
+    from workbench.stores.keys import parse_duration, parse_scopes
 
-    store = KeyStore(wb.index_dir)
+    store = wb.keys
     if args.action == "create":
         user = wb.users.get(args.user)
         if user is None:

@@ -423,14 +423,9 @@ class Workbench:
             filters: Filters | None = None, on_token: Callable[[str], None] | None = None,
             principal: Principal | None = None) -> Answer:
         """The grounded `Answer` to ``question`` (``on_token(piece)`` sees the text as it streams)."""
-        answer = None
-        for item in self.ask_stream(question, history, k, filters, principal):
-            if isinstance(item, str):
-                if on_token is not None:
-                    on_token(item)
-            else:
-                answer = item
-        return answer
+        from workbench.answer import final_answer
+
+        return final_answer(self.ask_stream(question, history, k, filters, principal), on_token)
 
     # ---- people, feedback and sources (the web app's needs) -------------------------------------
     @property

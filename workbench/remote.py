@@ -98,14 +98,9 @@ class RemoteWorkbench:
     def ask(self, question: str, history: Sequence[tuple[str, str]] = (), filters: Filters | None = None,
             on_token=None) -> Answer:
         """The grounded `Answer` (``on_token(piece)`` sees the text as it streams)."""
-        answer = None
-        for item in self.ask_stream(question, history, filters):
-            if isinstance(item, str):
-                if on_token is not None:
-                    on_token(item)
-            else:
-                answer = item
-        return answer
+        from workbench.answer import final_answer
+
+        return final_answer(self.ask_stream(question, history, filters), on_token)
 
     def source(self, chunk_id: int) -> SourceView:
         """The passage with the text around it and its document (NotFoundError: none, or not yours)."""

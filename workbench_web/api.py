@@ -27,20 +27,17 @@ import asyncio
 import json
 import threading
 from contextlib import ExitStack
-from urllib.parse import quote
 
 from workbench import Answer, Filters, Workbench, WorkbenchError
 from workbench.errors import CallRefused, EmptyIndexError, NotFoundError
-from workbench.services.apicalls import KeyCalls
+from workbench.services.apicalls import KeyCalls, search_refusal
 from workbench.wire import answer_to_wire, hits_to_wire, to_wire
 from workbench_web.guard import SECURE_HEADERS
-from workbench_web.mcp import bearer
+from workbench_web.viewer import file_response
 
 PREFIX = "/api/v1"
 SEARCH, ASK, OPENAPI = f"{PREFIX}/search", f"{PREFIX}/ask", f"{PREFIX}/openapi.json"
 PASSAGES = f"{PREFIX}/passages/"
-MAX_K = 50
-MODES = (None, "hybrid", "dense", "lexical")
 MAX_HISTORY = 6  # earlier (question, answer) pairs a follow-up may carry
 MAX_ANSWER_CHARS = 8000  # of each earlier answer a follow-up carries
 NO_DOCUMENTS = "there are no documents to search yet: ask an administrator to add some"
@@ -52,13 +49,24 @@ def _error(status: int, message: str, headers: dict | None = None):
     return JSONResponse({"error": message}, status_code=status, headers={**SECURE_HEADERS, **(headers or {})})
 
 
-def _refused(exc: CallRefused):
+def bearer(headers) -> str:
+    """The token of an ``Authorization: Bearer ...`` header ('' when there is none)."""
+    value = headers.get("authorization", "")
+    return value[7:].strip() if value[:7].lower() == "bearer " else ""
+
+
+def refusal_headers(exc: CallRefused) -> dict[str, str]:
+    """What a refused key call's answer tells the client: how to authenticate (401), when to retry (429)."""
     extra = {}
     if exc.status == 401:
         extra["WWW-Authenticate"] = 'Bearer realm="workbench", error="invalid_token"'
     if exc.status == 429:
         extra["Retry-After"] = str(max(1, round(exc.retry_after)))
-    return _error(exc.status, str(exc), extra)
+    return extra
+
+
+def _refused(exc: CallRefused):
+    return _error(exc.status, str(exc), refusal_headers(exc))
 
 
 def _collection(value) -> tuple[bool, str | None]:
@@ -96,22 +104,17 @@ def add_api_routes(app, wb: Workbench, calls: KeyCalls, signed_in=lambda request
     from fastapi import Request
     from fastapi.responses import JSONResponse, StreamingResponse
 
-    async def caller(request: Request, scope: str):
-        return await asyncio.to_thread(calls.act_as, bearer(dict(request.headers)), scope)
-
     @app.post(SEARCH)
     async def search(request: Request):
-        token, body = bearer(dict(request.headers)), await _json_object(request)
+        token, body = bearer(request.headers), await _json_object(request)
 
         def call():  # one worker thread for the key check and the search (each hop costs a thread switch)
             principal = calls.act_as(token, "search").principal
             if body is None or not isinstance(body.get("query"), str) or not body["query"].strip():
                 return _error(400, "the body must be a JSON object with a non-empty \"query\" string")
             k, (ok, collection), mode = body.get("k", 5), _collection(body.get("collection")), body.get("mode")
-            if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
-                return _error(400, f"k must be a whole number from 1 to {MAX_K}")
-            if not ok or mode not in MODES:
-                return _error(400, "collection must be a string, mode one of hybrid, dense, lexical")
+            if why := search_refusal(k, mode) or ("" if ok else "collection must be a string"):
+                return _error(400, why)
             return JSONResponse(hits_to_wire(wb.search(body["query"], k, collection, mode, None, principal)),
                                 headers=SECURE_HEADERS)
 
@@ -129,7 +132,7 @@ def add_api_routes(app, wb: Workbench, calls: KeyCalls, signed_in=lambda request
     @app.post(ASK)
     async def ask(request: Request):
         try:
-            principal = (await caller(request, "ask")).principal
+            principal = (await asyncio.to_thread(calls.act_as, bearer(request.headers), "ask")).principal
         except CallRefused as exc:
             return _refused(exc)
         body = await _json_object(request)
@@ -192,7 +195,7 @@ def add_api_routes(app, wb: Workbench, calls: KeyCalls, signed_in=lambda request
 
     @app.get(PASSAGES + "{chunk_id}")
     async def passage(chunk_id: int, request: Request):
-        token = bearer(dict(request.headers))
+        token = bearer(request.headers)
         try:
             view = await asyncio.to_thread(lambda: wb.source(chunk_id, calls.act_as(token, "read").principal))
         except CallRefused as exc:
@@ -206,28 +209,20 @@ def add_api_routes(app, wb: Workbench, calls: KeyCalls, signed_in=lambda request
 
     @app.get(PASSAGES + "{chunk_id}/file")
     async def download(chunk_id: int, request: Request):
-        token = bearer(dict(request.headers))
+        token = bearer(request.headers)
         try:
             opened = await asyncio.to_thread(lambda: wb.original_file(chunk_id, calls.act_as(token, "read").principal))
         except CallRefused as exc:
             return _refused(exc)
         except NotFoundError as exc:
             return _error(404, str(exc))
-
-        def blocks():
-            with opened:
-                while block := opened.file.read(1 << 16):
-                    yield block
-
-        return StreamingResponse(blocks(), media_type="application/octet-stream", headers={
-            **SECURE_HEADERS, "Content-Length": str(opened.size),
-            "Content-Disposition": f"attachment; filename*=utf-8''{quote(opened.name)}"})
+        return file_response(opened, inline=False)
 
     @app.get(OPENAPI)
     async def openapi(request: Request):
         if signed_in(request) is None:
             try:
-                await asyncio.to_thread(calls.act_as, bearer(dict(request.headers)), None)
+                await asyncio.to_thread(calls.act_as, bearer(request.headers), None)
             except CallRefused as exc:
                 return _refused(exc)
         from workbench_web.openapi import description

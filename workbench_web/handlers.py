@@ -174,7 +174,7 @@ class Handlers:
 
     # ---- the user's own API keys --------------------------------------------------------------
     def _key_rows(self, name: str) -> list[list[str]]:
-        return [row for key in self.wb.keys.list(name) if (row := render.key_row(key))]
+        return [render.key_row(key) for key in self.wb.keys.list(name)]
 
     def my_keys(self, request: gr.Request):
         return self._key_rows(self.principal(request).name)

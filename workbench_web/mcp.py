@@ -21,15 +21,11 @@ from contextlib import asynccontextmanager
 from workbench.errors import CallRefused
 from workbench.services.apicalls import Caller, KeyCalls
 from workbench.services.mcp import mcp_server
+from workbench_web.api import bearer, refusal_headers
+from workbench_web.guard import headers_of
 
 PATH = "/mcp"
 CALLER = "workbench.caller"  # where KeyDoor leaves the checked `Caller` in the request's scope
-
-
-def bearer(headers: dict[str, str]) -> str:
-    """The token of an ``Authorization: Bearer ...`` header ('' when there is none)."""
-    value = headers.get("authorization", "")
-    return value[7:].strip() if value[:7].lower() == "bearer " else ""
 
 
 class KeyDoor:
@@ -39,15 +35,10 @@ class KeyDoor:
         self.app, self.calls = app, calls
 
     async def __call__(self, scope, receive, send) -> None:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
         try:
-            caller = await asyncio.to_thread(self.calls.act_as, bearer(headers), None)
+            caller = await asyncio.to_thread(self.calls.act_as, bearer(headers_of(scope)), None)
         except CallRefused as exc:
-            extra = []
-            if exc.status == 401:
-                extra.append((b"www-authenticate", b'Bearer realm="workbench", error="invalid_token"'))
-            if exc.status == 429:
-                extra.append((b"retry-after", str(max(1, round(exc.retry_after))).encode()))
+            extra = [(k.lower().encode(), v.encode()) for k, v in refusal_headers(exc).items()]
             body = json.dumps({"error": str(exc)}).encode()
             await send({"type": "http.response.start", "status": exc.status,
                         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),

@@ -157,7 +157,7 @@ def source_page(view, file_href: str, image_href: str | None) -> str:
 
 def key_row(key) -> list[str]:
     """One row of the API keys table (never the secret; the label is shown as plain text by the Dataframe)."""
-    def when(t):
-        return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
+    from workbench.stores.keys import when
+
     return [key.id, key.label, ", ".join(key.scopes), when(key.created_at), when(key.last_used),
             when(key.expires_at) if key.expires_at else "never", key.state]

@@ -43,7 +43,7 @@ def add_error_pages(app) -> None:
 def add_viewer_routes(app, wb: Workbench, principal_of: Callable) -> None:
     """/source/{chunk_id}, its page.png and its file on ``app``, for ``principal_of(request)``."""
     from fastapi import Request
-    from fastapi.responses import HTMLResponse, Response, StreamingResponse
+    from fastapi.responses import HTMLResponse, Response
 
     @app.get("/source/{chunk_id}", response_class=HTMLResponse)
     def source_page(chunk_id: int, request: Request):
@@ -62,14 +62,20 @@ def add_viewer_routes(app, wb: Workbench, principal_of: Callable) -> None:
     def original(chunk_id: int, request: Request):
         """The checked file, streamed from the descriptor that was checked (never reopened by path)."""
         opened = wb.original_file(chunk_id, principal_of(request))
-        inline = opened.name.lower().endswith(".pdf")
+        return file_response(opened, inline=opened.name.lower().endswith(".pdf"))
 
-        def chunks():
-            with opened:
-                while block := opened.file.read(1 << 16):
-                    yield block
 
-        disposition = f"{'inline' if inline else 'attachment'}; filename*=utf-8''{quote(opened.name)}"
-        return StreamingResponse(chunks(), media_type="application/pdf" if inline else "application/octet-stream",
-                                 headers={**SECURE_HEADERS, "Content-Disposition": disposition,
-                                          "Content-Length": str(opened.size)})
+def file_response(opened, inline: bool):
+    """A checked `workbench.viewer.Original`, streamed from the descriptor that was checked (never reopened
+    by path) and closed at the end: shown in the browser (``inline``, a PDF) or as a download."""
+    from fastapi.responses import StreamingResponse
+
+    def blocks():
+        with opened:
+            while block := opened.file.read(1 << 16):
+                yield block
+
+    disposition = f"{'inline' if inline else 'attachment'}; filename*=utf-8''{quote(opened.name)}"
+    return StreamingResponse(blocks(), media_type="application/pdf" if inline else "application/octet-stream",
+                             headers={**SECURE_HEADERS, "Content-Disposition": disposition,
+                                      "Content-Length": str(opened.size)})

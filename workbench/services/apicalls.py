@@ -21,7 +21,8 @@ import threading
 from contextlib import contextmanager
 import time
 
-from workbench.errors import CallRefused, NotFoundError
+from workbench.access import principal_for
+from workbench.errors import CallRefused
 from workbench.records import Principal
 from workbench.stores.keys import ApiKey
 
@@ -37,6 +38,20 @@ class Caller:
         """CallRefused(403) unless the key holds ``scope``."""
         if scope not in self.key.scopes:
             raise CallRefused(403, f"this key may not {scope} (its scopes: {', '.join(self.key.scopes)})")
+
+
+MAX_K = 50  # passages one program's search may ask for
+MODES = ("hybrid", "dense", "lexical")
+
+
+def search_refusal(k, mode) -> str:
+    """'' when ``k`` and ``mode`` are what a program's search may ask for (REST and MCP alike), else
+    the sentence saying what is allowed."""
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        return f"k must be a whole number from 1 to {MAX_K}"
+    if mode is not None and mode not in MODES:
+        return f"mode must be one of {', '.join(MODES)}"
+    return ""
 
 
 class RateLimit:
@@ -108,18 +123,14 @@ class KeyCalls:
         if why:
             self._audit_refused(key, why)
             raise CallRefused(401 if not key.live else 403, why)
-        self._refresh(key.user)
-        user = self.wb.users.get(key.user)
+        user = self._current(key.user)
         if user is None or key.user_since is None or user.created_at != key.user_since:
             # gone, or the name now belongs to another account made later: the old keys are not its keys
             why = f"the key's user {key.user!r} no longer exists" if user is None else \
                 "this key belongs to an earlier account of that name: create a new one"
             self._audit_refused(key, why)
             raise CallRefused(401, why)
-        try:
-            principal = self.wb.principal(key.user)
-        except NotFoundError:
-            raise CallRefused(401, f"the key's user {key.user!r} no longer exists") from None
+        principal = principal_for(user, self.wb.config.web.admin_group)
         return Caller(dataclasses.replace(principal, source=_source(key)), key)
 
     def _audit_refused(self, key: ApiKey, why: str) -> None:
@@ -130,20 +141,21 @@ class KeyCalls:
         except Exception as exc:  # noqa: BLE001 - the refusal stands whether or not it could be written
             print(f"workbench: audit log not writable: {exc}", file=sys.stderr)
 
-    def _refresh(self, name: str) -> None:
-        """Re-read a directory user's groups when ``[auth] refresh_s`` has passed since the last time
-        (a user gone from the directory is removed here, so the call is then refused)."""
+    def _current(self, name: str):
+        """The stored user ``name`` now (None when gone): a directory user's groups are re-read first when
+        ``[auth] refresh_s`` has passed since the last time (one gone from the directory is removed)."""
         user = self.wb.users.get(name)
         if user is None or user.source == "local":
-            return
+            return user
         now = self.clock()
         with self._lock:
             if now - self._checked.get(name, -1e18) < self.wb.config.auth.refresh_s:
-                return
+                return user
             self._checked[name] = now
         # an OpenID user's groups are the provider's (read at sign-in and by their sessions): a key holds
         # no provider token to ask with, so those stay as last read
         self.wb.accounts.refresh(name, subject=user.subject, groups_from_claim=user.source == "oidc")
+        return self.wb.users.get(name)
 
 
 def _source(key: ApiKey) -> str:

@@ -22,9 +22,8 @@ from typing import Any
 
 from workbench.errors import NotFoundError, WorkbenchError
 from workbench.records import Principal
+from workbench.services.apicalls import search_refusal
 
-MAX_K = 50
-MODES = ("hybrid", "dense", "lexical")
 INSTRUCTIONS = ("Searches and answers from the organization's documents that the signed-in user may read. "
                 "Use `search` to find passages, `ask` for an answer with numbered citations, and "
                 "`read_passage` to read a cited passage in its context. Cite the file and page.")
@@ -62,10 +61,8 @@ def mcp_server(wb, who: Callable[[Any, str], Principal | None], link: Callable[[
                      mode: str | None = None) -> dict[str, Any]:
         if not query.strip():
             raise ToolError("query must not be empty")
-        if not 1 <= k <= MAX_K:
-            raise ToolError(f"k must be from 1 to {MAX_K}")
-        if mode is not None and mode not in MODES:
-            raise ToolError(f"mode must be one of {', '.join(MODES)}")
+        if why := search_refusal(k, mode):
+            raise ToolError(why)
 
         def work(principal):
             hits = wb.search(query, k, collection, mode, None, principal)

@@ -70,12 +70,14 @@ class ApiKey(_Record):
         return self.state == "active"
 
     def __str__(self) -> str:
-        def when(t):
-            return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
-
         state = self.state
         return (f"{self.id}\t{self.user}\t{self.label}\t{','.join(self.scopes)}\tcreated {when(self.created_at)}\t"
                 f"last used {when(self.last_used)}\texpires {when(self.expires_at)}\t{state}")
+
+
+def when(t: float | None) -> str:
+    """A key's time for people: '2026-12-07 21:25' (local time), '-' for none."""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
 
 
 def parse_duration(text: str | None) -> float | None:
