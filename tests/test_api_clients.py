@@ -97,6 +97,7 @@ def test_passages_and_files_only_for_their_readers(site):
     got = httpx.get(site["url"] + f"api/v1/passages/{fin}/file", headers=auth(site, "fay"), timeout=30)
     assert got.status_code == 200 and got.content == FINANCE_TEXT.encode()
     assert "attachment" in got.headers["content-disposition"]
+    assert 'filename="finance.txt"' in got.headers["content-disposition"]  # what curl -OJ saves it as
     for route in (f"api/v1/passages/{fin}", f"api/v1/passages/{fin}/file"):
         refused = httpx.get(site["url"] + route, headers=auth(site, "sam"), timeout=30)
         assert refused.status_code == 404 and CANARY not in refused.text

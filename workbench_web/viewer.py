@@ -75,7 +75,9 @@ def file_response(opened, inline: bool):
             while block := opened.file.read(1 << 16):
                 yield block
 
-    disposition = f"{'inline' if inline else 'attachment'}; filename*=utf-8''{quote(opened.name)}"
+    # filename= for clients that read only that one (curl -OJ), in ASCII; filename* carries the real name
+    plain = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in opened.name)
+    disposition = f"{'inline' if inline else 'attachment'}; filename=\"{plain}\"; filename*=utf-8''{quote(opened.name)}"
     return StreamingResponse(blocks(), media_type="application/pdf" if inline else "application/octet-stream",
                              headers={**SECURE_HEADERS, "Content-Disposition": disposition,
                                       "Content-Length": str(opened.size)})
