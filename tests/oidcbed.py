@@ -32,13 +32,13 @@ TABLE = {"staff": ["staff"], "finance-team": ["finance"]}
 class OidcProvider:
     """``python -m oidc_provider_mock`` on a free loopback port (a context manager)."""
 
-    def __init__(self, log: Path, token_max_age_s: int = 3600) -> None:
+    def __init__(self, log: Path, token_max_age_s: int = 3600, require_nonce: bool = True) -> None:
         self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         self._log = open(log, "w")
         claims = [json.dumps({"sub": sub, **c}) for sub, c in PEOPLE.items()]
         args = [sys.executable, "-m", "oidc_provider_mock", "-p", str(self.port), "-H", "127.0.0.1",
-                "--require-registration", "--require-nonce", "-e", str(token_max_age_s)]
+                "--require-registration", *(["--require-nonce"] if require_nonce else []), "-e", str(token_max_age_s)]
         for c in claims:
             args += ["--user-claims", c]
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)

@@ -385,6 +385,11 @@ class OidcSettings(_Section):
     button: str = Field("Sign in with your organization account", description="Text of the sign-in link.")
     ca_file: Path | None = Field(None, description="PEM file of the CA that signed the provider's certificate.")
     timeout_s: float = Field(10.0, gt=0, description="Timeout of each call to the provider, in seconds.")
+    mcp_sign_in: bool = Field(
+        False, description="Let MCP clients sign in through this provider (the MCP authorization flow): /mcp "
+        "then also accepts the provider's access tokens, checked at its userinfo endpoint, and publishes "
+        "/.well-known/oauth-protected-resource/mcp naming the provider. The provider must let MCP clients "
+        "register (dynamic client registration) or have them registered. Off: MCP clients use personal keys.")
 
 
 class SmbSettings(_Section):

@@ -54,7 +54,8 @@ OIDC_START, OIDC_CALLBACK = "/login/oidc", "/login/oidc/callback"  # the provide
 # what the app's pages GET (exact paths, then prefixes); every other route of Gradio answers 404
 GET_PATHS = {"/", "/config", "/logout", "/favicon.ico", "/robots.txt", "/theme.css", "/gradio_api/theme.css",
              EVENT_STREAM, "/gradio_api/startup-events", "/gradio_api/upload_progress", "/manifest.json",
-             OIDC_START, OIDC_CALLBACK, "/api/v1/openapi.json"}
+             OIDC_START, OIDC_CALLBACK, "/api/v1/openapi.json",
+             "/.well-known/oauth-protected-resource/mcp"}  # MCP clients' sign-in (`workbench_web.mcp`)
 GET_PREFIXES = ("/assets/", "/static/", "/svelte/", HEARTBEAT, "/source/", "/gradio_api/file=", "/api/v1/passages/")
 ADMIN_GET = ("/gradio_api/file=", "/gradio_api/upload_progress")  # the admin's own uploads only
 # headers whose value decides something here or in the app: a request repeating one is refused

@@ -67,7 +67,7 @@ def create_server(wb: Workbench, host: str | None = None, port: int | None = Non
     add_signin_routes(app, wb, identity, throttle, https)
     calls = KeyCalls(wb)
     add_api_routes(app, wb, calls, signed_in=lambda request: identity.guard_user(dict(request.headers)))
-    add_mcp_route(app, wb, calls)
+    add_mcp_route(app, wb, calls, oidc)
     if oidc is not None:
         add_oidc_routes(app, wb, identity, oidc, https)
     app = mount_page(app, demo, wb, identity, uploads)

@@ -257,8 +257,9 @@ class OidcClient:
         items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
         return tuple(str(g)[:512] for g in items if isinstance(g, str))[:1000]
 
-    def _userinfo(self, access_token: str, subject: str) -> dict | None:
-        """The userinfo answer (None when the token is no longer accepted); its sub must be ``subject``."""
+    def _userinfo(self, access_token: str, subject: str | None) -> dict | None:
+        """The userinfo answer (None when the token is no longer accepted); its sub must be ``subject``
+        (None: any subject, which must then be a non-empty string)."""
         endpoint = self.metadata().get("userinfo_endpoint")
         if not endpoint:
             return None
@@ -276,9 +277,25 @@ class OidcClient:
         if response.status_code != 200:
             raise DirectoryUnavailableError(f"the OpenID provider's userinfo answered {response.status_code}")
         info = _json_object(response, "the userinfo endpoint")
+        if subject is None and isinstance(info.get("sub"), str) and info["sub"]:
+            return info
         if info.get("sub") != subject:
             raise SignInError("the provider's userinfo names another subject than the ID token")
         return info
+
+    def token_user(self, access_token: str) -> SignedIn | None:
+        """Who the provider says holds ``access_token`` (an MCP client's bearer token), asked at its
+        userinfo endpoint: name and groups read as at sign-in. None when the provider does not accept
+        the token (unknown, expired, revoked). SignInError when it names no usable user;
+        DirectoryUnavailableError when it cannot be asked (or offers no userinfo endpoint). The token's
+        audience is not checked: the provider accepts at its userinfo endpoint any token it issued
+        with the 'openid' scope, whichever client it issued it to."""
+        if not self.metadata().get("userinfo_endpoint"):
+            raise DirectoryUnavailableError("the OpenID provider offers no userinfo endpoint to check tokens with")
+        info = self._userinfo(access_token, None)
+        if info is None:
+            return None
+        return SignedIn(self._name_of(info), str(info["sub"]), self._groups_of(info), "", access_token)
 
     def groups_now(self, signed_in: SignedIn) -> tuple[SignedIn, tuple[str, ...] | None]:
         """Whether the provider still accepts this sign-in, and the user's groups as it says now.

@@ -9,12 +9,22 @@ refresh is due. An OpenID-only user's groups are those their last sign-in or ses
 Calls are limited per key (``[web] api_calls_per_minute``, a token bucket), and questions
 being answered per user (`KeyCalls.asking`, ``[web] questions_per_user``). The principal that
 comes out carries the key (id and label) as its identity source, so the audit log says which key
-made each call. Leaves out: HTTP (status codes are only suggested by `CallRefused.status`).
+made each call.
+
+`KeyCalls.act_as_token(token, oidc)` is the other way into the MCP server, with
+``[auth.oidc] mcp_sign_in``: an access token the organization's OpenID provider issued (the MCP
+authorization flow). The provider's userinfo endpoint says whose it is and their groups now
+(`workbench.identity.oidc.OidcClient.token_user`); the user is written as at a web sign-in, and the
+answer is remembered for at most TOKEN_S seconds (a token revoked at the provider stops working
+within that). Such a caller has every scope: it acts with the user's own rights, as the web app
+does. Calls are limited per user then. Leaves out: HTTP (status codes are only suggested by
+`CallRefused.status`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import sys
 from dataclasses import dataclass
 import threading
@@ -32,14 +42,17 @@ class Caller:
     """A checked call: the principal it acts as (the key as its identity source) and the key."""
 
     principal: Principal
-    key: ApiKey
+    key: ApiKey | None  # None: signed in through the OpenID provider (every scope, as in the web app)
 
     def may(self, scope: str) -> None:
         """CallRefused(403) unless the key holds ``scope``."""
-        if scope not in self.key.scopes:
+        if self.key is not None and scope not in self.key.scopes:
             raise CallRefused(403, f"this key may not {scope} (its scopes: {', '.join(self.key.scopes)})")
 
 
+TOKEN_S = 60.0  # how long the provider's word on an access token is trusted before it is asked again
+MAX_TOKENS = 10_000  # access tokens remembered at once
+OIDC_SOURCE = "openid (mcp)"
 MAX_K = 50  # passages one program's search may ask for
 MODES = ("hybrid", "dense", "lexical")
 
@@ -86,6 +99,7 @@ class KeyCalls:
         self.clock = clock
         self._checked: dict[str, float] = {}  # user name -> when their directory groups were last re-read
         self._asking: dict[str, int] = {}  # user name -> questions being answered through keys now
+        self._tokens: dict[str, tuple[float, str, str]] = {}  # sha256(access token) -> (until, name, subject)
         self._lock = threading.Lock()
 
     @contextmanager
@@ -132,6 +146,48 @@ class KeyCalls:
             raise CallRefused(401, why)
         principal = principal_for(user, self.wb.config.web.admin_group)
         return Caller(dataclasses.replace(principal, source=_source(key)), key)
+
+    def act_as_token(self, token: str, oidc) -> Caller:
+        """Who a call with the provider's access ``token`` acts as (``oidc``: the
+        `workbench.identity.oidc.OidcClient`). CallRefused: 401 (the provider does not accept the token,
+        or it names no usable user, or a local account's name), 429 (too many calls by this user),
+        503 (the provider cannot be asked). Blocking: call it from a worker thread in async code."""
+        from workbench.errors import DirectoryUnavailableError, SignInError, WorkbenchError
+
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        now = self.clock()
+        with self._lock:
+            known = self._tokens.get(digest)
+        user = None
+        if known is not None and known[0] > now:
+            user = self.wb.users.get(known[1])
+            if user is not None and user.subject != known[2]:
+                user = None  # removed, or the name now belongs to someone else: ask the provider
+        if user is None:
+            try:
+                signed = oidc.token_user(token)
+            except DirectoryUnavailableError as exc:
+                raise CallRefused(503, f"the OpenID provider could not be asked: {exc}", 30.0) from None
+            except SignInError as exc:
+                raise CallRefused(401, str(exc)) from None
+            if signed is None:
+                raise CallRefused(401, "the OpenID provider does not accept this token: sign in again")
+            try:
+                user = self.wb.accounts.sign_in_oidc(signed.name, signed.subject, signed.groups)
+            except WorkbenchError as exc:
+                raise CallRefused(401, str(exc)) from None
+            self.wb.audit.record(Principal(user.name, user.groups, source=OIDC_SOURCE, subject=user.subject), "login",
+                                 "signed in through the OpenID provider (MCP client)")
+            with self._lock:
+                if len(self._tokens) >= MAX_TOKENS:
+                    for old in [d for d, v in self._tokens.items() if v[0] <= now] or list(self._tokens)[:MAX_TOKENS // 10]:
+                        self._tokens.pop(old, None)
+                self._tokens[digest] = (now + min(TOKEN_S, self.wb.config.auth.refresh_s), user.name, user.subject)
+        wait = self.limit.take(f"oidc:{user.name}")
+        if wait > 0:
+            raise CallRefused(429, f"too many calls by {user.name}: try again in {wait:.0f} s", wait)
+        principal = principal_for(user, self.wb.config.web.admin_group)
+        return Caller(dataclasses.replace(principal, source=OIDC_SOURCE), None)
 
     def _audit_refused(self, key: ApiKey, why: str) -> None:
         """A known key refused (revoked, expired, lacking the scope, its user gone) goes in the audit log."""
