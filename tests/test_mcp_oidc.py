@@ -142,9 +142,16 @@ def test_the_provider_decides_each_tokens_rights_and_its_end(site, provider):
     meta = httpx.get(site["url"] + ".well-known/oauth-protected-resource/mcp", timeout=30).json()
     assert meta["resource"] == url and meta["authorization_servers"] == [provider.issuer]
     assert "openid" in meta["scopes_supported"]
-    for forged in ("not-a-token", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJzdWItZnJhbmsifQ.", "x" * 5000):
-        r = httpx.post(url, json={}, timeout=30, headers={"Authorization": f"Bearer {forged}"})
+    for forged in (b"not-a-token", b"eyJhbGciOiJub25lIn0.eyJzdWIiOiJzdWItZnJhbmsifQ.", b"x" * 5000, "t\u00f6ken-\u00e9t\u00e9".encode()):
+        r = httpx.post(url, json={}, timeout=30, headers={"Authorization": b"Bearer " + forged})
         assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"], forged[:20]
+
+    # someone whose provider account says "frank" (another subject) does not become frank, and cannot tell why
+    provider.set_claims("sub-mallory", {"preferred_username": "frank", "groups": ["Finance-Team"]})
+    with pytest.raises(Exception):  # the SDK's client gives up after the token it got is refused
+        signed_in_calls(site["url"], "sub-mallory", site["chunks"]["finance"])
+    refused = [r for r in audit(site, "refused") if r[0] == "frank"]
+    assert refused and refused[-1][1] == "openid (mcp)"
 
     # frank's groups change at the provider: once the server's word on his token is stale (refresh_s = 1), it asks again
     store = Memory()

@@ -54,7 +54,8 @@ class KeyDoor:
         token = bearer(headers_of(scope))
         try:
             if self.oidc is not None and token and not token.startswith(KEY_PREFIX):
-                caller = await asyncio.to_thread(self.calls.act_as_token, token, self.oidc)
+                client = (scope.get("client") or ("?",))[0]
+                caller = await asyncio.to_thread(self.calls.act_as_token, token, self.oidc, client)
             else:
                 caller = await asyncio.to_thread(self.calls.act_as, token, None)
         except CallRefused as exc:

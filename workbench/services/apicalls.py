@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import sys
 from dataclasses import dataclass
 import threading
@@ -53,6 +54,10 @@ class Caller:
 TOKEN_S = 60.0  # how long the provider's word on an access token is trusted before it is asked again
 MAX_TOKENS = 10_000  # access tokens remembered at once
 OIDC_SOURCE = "openid (mcp)"
+TOKEN_RE = re.compile(r"^[A-Za-z0-9\-._~+/]{8,4096}=*$")  # RFC 6750 token characters, and a sane length
+REFUSED_S = 30.0  # a token the provider refused is refused here without asking again for this long
+PROVIDER_CHECKS = 4  # tokens being checked with the provider at once (each may wait its timeout)
+REFUSED = "the OpenID provider does not accept this token for this server: sign in again"
 MAX_K = 50  # passages one program's search may ask for
 MODES = ("hybrid", "dense", "lexical")
 
@@ -100,6 +105,8 @@ class KeyCalls:
         self._checked: dict[str, float] = {}  # user name -> when their directory groups were last re-read
         self._asking: dict[str, int] = {}  # user name -> questions being answered through keys now
         self._tokens: dict[str, tuple[float, str, str]] = {}  # sha256(access token) -> (until, name, subject)
+        self._refused: dict[str, float] = {}  # sha256(access token) -> until when it is refused without asking
+        self._provider = threading.BoundedSemaphore(PROVIDER_CHECKS)
         self._lock = threading.Lock()
 
     @contextmanager
@@ -147,37 +154,30 @@ class KeyCalls:
         principal = principal_for(user, self.wb.config.web.admin_group)
         return Caller(dataclasses.replace(principal, source=_source(key)), key)
 
-    def act_as_token(self, token: str, oidc) -> Caller:
+    def act_as_token(self, token: str, oidc, client: str = "") -> Caller:
         """Who a call with the provider's access ``token`` acts as (``oidc``: the
-        `workbench.identity.oidc.OidcClient`). CallRefused: 401 (the provider does not accept the token,
-        or it names no usable user, or a local account's name), 429 (too many calls by this user),
-        503 (the provider cannot be asked). Blocking: call it from a worker thread in async code."""
-        from workbench.errors import DirectoryUnavailableError, SignInError, WorkbenchError
-
+        `workbench.identity.oidc.OidcClient`; ``client``: the caller's address, for the audit log).
+        CallRefused: 401 (not a token, the provider does not accept it, or it names no usable user or
+        another account's name: the same sentence for all, the reason goes in the audit log), 429
+        (too many calls by this user), 503 (the provider cannot be asked, or PROVIDER_CHECKS checks
+        are waiting on it). A refused token is refused again without asking for REFUSED_S. Blocking:
+        call it from a worker thread in async code."""
+        if not TOKEN_RE.match(token):
+            raise CallRefused(401, "this is not an access token: sign in again")
         digest = hashlib.sha256(token.encode()).hexdigest()
         now = self.clock()
         with self._lock:
             known = self._tokens.get(digest)
+            refused_until = self._refused.get(digest, 0.0)
+        if refused_until > now:
+            raise CallRefused(401, REFUSED)
         user = None
         if known is not None and known[0] > now:
             user = self.wb.users.get(known[1])
             if user is not None and user.subject != known[2]:
                 user = None  # removed, or the name now belongs to someone else: ask the provider
         if user is None:
-            try:
-                signed = oidc.token_user(token)
-            except DirectoryUnavailableError as exc:
-                raise CallRefused(503, f"the OpenID provider could not be asked: {exc}", 30.0) from None
-            except SignInError as exc:
-                raise CallRefused(401, str(exc)) from None
-            if signed is None:
-                raise CallRefused(401, "the OpenID provider does not accept this token: sign in again")
-            try:
-                user = self.wb.accounts.sign_in_oidc(signed.name, signed.subject, signed.groups)
-            except WorkbenchError as exc:
-                raise CallRefused(401, str(exc)) from None
-            self.wb.audit.record(Principal(user.name, user.groups, source=OIDC_SOURCE, subject=user.subject), "login",
-                                 "signed in through the OpenID provider (MCP client)")
+            user = self._signed_in(token, digest, oidc, client)
             with self._lock:
                 if len(self._tokens) >= MAX_TOKENS:
                     for old in [d for d, v in self._tokens.items() if v[0] <= now] or list(self._tokens)[:MAX_TOKENS // 10]:
@@ -189,13 +189,44 @@ class KeyCalls:
         principal = principal_for(user, self.wb.config.web.admin_group)
         return Caller(dataclasses.replace(principal, source=OIDC_SOURCE), None)
 
+    def _signed_in(self, token: str, digest: str, oidc, client: str):
+        """The user the provider says holds ``token``, written as at a web sign-in (see `act_as_token`)."""
+        from workbench.errors import DirectoryUnavailableError, SignInError, WorkbenchError
+
+        if not self._provider.acquire(timeout=1.0):
+            raise CallRefused(503, "the OpenID provider is being asked about other tokens: try again", 5.0)
+        signed = None
+        try:
+            signed = oidc.token_user(token)
+            if signed is None:
+                raise SignInError("the provider does not accept the token")
+            user = self.wb.accounts.sign_in_oidc(signed.name, signed.subject, signed.groups)
+        except DirectoryUnavailableError as exc:
+            raise CallRefused(503, f"the OpenID provider could not be asked: {exc}", 30.0) from None
+        except WorkbenchError as exc:  # SignInError included: the provider's no, or a name that is not theirs
+            with self._lock:
+                if len(self._refused) >= MAX_TOKENS:
+                    self._refused.clear()
+                self._refused[digest] = self.clock() + REFUSED_S
+            if signed is not None:  # the provider named someone, who may not come in (tokens it refused are not logged)
+                self._audit(Principal(signed.name, source=OIDC_SOURCE, subject=signed.subject), "refused",
+                            f"MCP sign-in refused from {client}: {exc}", outcome="refused")
+            raise CallRefused(401, REFUSED) from None
+        finally:
+            self._provider.release()
+        self._audit(Principal(user.name, user.groups, source=OIDC_SOURCE, subject=user.subject), "login",
+                    f"signed in through the OpenID provider (MCP client) from {client}")
+        return user
+
+    def _audit(self, principal: Principal, action: str, text: str, outcome: str = "") -> None:
+        try:
+            self.wb.audit.record(principal, action, text, outcome=outcome)
+        except Exception as exc:  # noqa: BLE001 - the decision stands whether or not it could be written
+            print(f"workbench: audit log not writable: {exc}", file=sys.stderr)
+
     def _audit_refused(self, key: ApiKey, why: str) -> None:
         """A known key refused (revoked, expired, lacking the scope, its user gone) goes in the audit log."""
-        try:
-            self.wb.audit.record(Principal(key.user, source=_source(key)), "refused", f"api key {key.id}: {why}",
-                                 outcome="refused")
-        except Exception as exc:  # noqa: BLE001 - the refusal stands whether or not it could be written
-            print(f"workbench: audit log not writable: {exc}", file=sys.stderr)
+        self._audit(Principal(key.user, source=_source(key)), "refused", f"api key {key.id}: {why}", outcome="refused")
 
     def _current(self, name: str):
         """The stored user ``name`` now (None when gone): a directory user's groups are re-read first when
