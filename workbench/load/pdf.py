@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 
 from workbench.errors import ParseError
-from workbench.load.pdf_tables import TableReader, clean_text, has_figures, is_candidate, row_line
+from workbench.load.pdf_tables import TableReader, clean_text, has_figures, is_candidate, path_bounds, row_line
 from workbench.records import Block, ParsedDocument
 
 
@@ -69,16 +69,12 @@ def _ocr_page(page, limits):
         bitmap.close()
 
 
-def _table_blocks(tables: TableReader, index: int, headings: tuple[str, ...], ruled: bool, figures: bool,
+def _table_blocks(tables: TableReader, index: int, headings: tuple[str, ...], ruled: list | None, figures: bool,
                   page, textpage) -> list[Block]:
-    """A page with ruled tables as blocks: running text around them, then each table as a heading
+    """A page with tables (``ruled``: its path bounds when they could be a grid) as blocks: running text around them, then each table as a heading
     block (its caption, "Table" when it has none, or its header when it continues the previous
     page's) and one row block per data row under that heading; [] when the page has no table."""
-    if ruled:  # pdfplumber reads the page: rules into cells, and its words for tables of figures
-        found, bands, captions = tables.read(index, True, figures)
-    else:  # only rows of figures: PDFium's character boxes are enough
-        width, height = page.get_size()
-        found, bands, captions = tables.read_figures(index, textpage, width, height)
+    found, bands, captions = tables.read(index, page, textpage, ruled, figures)
     if not found:
         return []
     out, page_no = [], index + 1
@@ -114,7 +110,7 @@ def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
         headings: tuple[str, ...] = ()
         blocks, broken, ocr_pages, ocr_failed, ocr_skipped = [], [], {}, {}, []
         ocr_seconds = 0.0
-        tables = TableReader(data) if limits is None or limits.pdf_tables else None
+        tables = TableReader() if limits is None or limits.pdf_tables else None
         n_tables, table_errors = 0, []
         for i in range(len(pdf)):
             headings = starts.get(i, headings)
@@ -127,7 +123,8 @@ def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
             text = clean_text(textpage.get_text_bounded())
             text = "\n".join(line.rstrip() for line in text.split("\n")).strip()
             table_blocks = None
-            ruled = tables is not None and bool(text) and is_candidate(page)
+            bounds = path_bounds(page) if tables is not None and text else []
+            ruled = bounds if is_candidate(bounds) else None
             figures = tables is not None and has_figures(text)
             if ruled or figures:
                 try:
@@ -157,8 +154,6 @@ def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
         meta = pdf.get_metadata_dict(skip_empty=True)
     finally:
         pdf.close()
-        if tables is not None:
-            tables.close()
     if n_tables:
         meta["tables"] = str(n_tables)
     if table_errors:

@@ -1,13 +1,15 @@
 """Tables of a PDF page as rows that keep their column headers.
 
 Two kinds. **Ruled tables**: a page is a candidate when the bounds of its drawn paths (PDFium) could
-be a grid (`is_candidate`); only candidates are opened with pdfplumber (pdfminer.six), whose lattice
-finder turns the rules into cells, and a found table is kept when half its cells hold text that is
-mostly letters and digits. **Tables of figures without rules** (financial statements): a page whose
-text has 4 or more rows "label, then figures only" (`has_figures`) has its words' positions read
-(PDFium's character boxes, or pdfplumber's words when it has the page open anyway); figures flush
-right in one place on half the rows make a column (`_aligned`), and the line above, or a first line
-of years and words, names the columns.
+be a grid (`is_candidate`); on candidates, the edges of those paths go through pdfplumber's lattice
+algorithm (snap and join the edges, their crossings, the smallest cells, cells into tables:
+`ruled_tables`), and each cell's text is read by PDFium. A found table is kept when half its cells
+hold text that is mostly letters and digits. (pdfplumber's own page parsing, through pdfminer.six,
+cost 0.3-0.7 s a page on financial filings, where nearly every page is a candidate: 29x the page's
+text extraction.) **Tables of figures without rules** (financial statements): a page whose text has
+4 or more rows "label, then figures only" (`has_figures`) has its words' positions read (PDFium's
+character boxes); figures flush right in one place on half the rows make a column (`_aligned`), and
+the line above, or a first line of years and words, names the columns.
 
 A table needs a header row with at least two named cells, or else takes the header of the table
 that ended the previous page when it starts this one with as many columns (a continued table).
@@ -21,7 +23,6 @@ of their first column only.
 
 from __future__ import annotations
 
-import io
 import re
 import statistics
 from dataclasses import dataclass
@@ -40,17 +41,84 @@ class PageTable:
     title: str = ""  # leading rows with a single cell of text above the header ("Table 3: parameters")
 
 
-def is_candidate(page) -> bool:
-    """Whether a PDFium page's drawn paths could be a ruled table (cheap: bounds only, no text):
-    at least 3 horizontal edges (rules, or the tops and bottoms of boxes) whose median spacing is
-    a text row or more (9 pt: music staves, 5 lines a few points apart, are not tables), and at
-    least 3 vertical edges at distinct x (two columns)."""
-    import pypdfium2.raw as pdfium_c
+def path_bounds(page) -> list[tuple[float, float, float, float]]:
+    """(left, bottom, right, top) of each drawn path of a PDFium page, in PDF points, also inside
+    form objects one level down. Read with PDFium's C calls: pypdfium2's object iterator wraps every
+    object of the page, text included (thousands a page in a filing), which cost more than the rest
+    of the table search."""
+    import ctypes
 
+    import pypdfium2.raw as c
+
+    box = [ctypes.c_float() for _ in range(4)]
+    out = []
+
+    def visit(count, get, depth: int) -> None:
+        for i in range(count):
+            obj = get(i)
+            kind = c.FPDFPageObj_GetType(obj)
+            if kind == c.FPDF_PAGEOBJ_PATH:
+                if c.FPDFPageObj_GetBounds(obj, *(ctypes.byref(v) for v in box)):
+                    out.append(tuple(v.value for v in box))
+            elif kind == c.FPDF_PAGEOBJ_FORM and depth < 2:
+                visit(c.FPDFFormObj_CountObjects(obj), lambda j, o=obj: c.FPDFFormObj_GetObject(o, j), depth + 1)
+
+    raw = page.raw
+    visit(c.FPDFPage_CountObjects(raw), lambda i: c.FPDFPage_GetObject(raw, i), 1)
+    return out
+
+
+def _path_edges(bounds, height: float) -> list[dict]:
+    """The edges of a page's drawn paths (``bounds``: `path_bounds`) as pdfplumber describes a
+    rectangle's: each path's four sides (a rule's two long sides snap together later), in points
+    from the page's top-left."""
+    edges = []
+    for left, bottom, right, top in bounds:
+        y0, y1 = height - top, height - bottom
+        for x0, x1, t, b in ((left, right, y0, y0), (left, right, y1, y1), (left, left, y0, y1), (right, right, y0, y1)):
+            h = x0 == x1
+            edges.append({"x0": x0, "x1": x1, "top": t, "bottom": b, "width": x1 - x0, "height": b - t,
+                          "orientation": "v" if h else "h", "object_type": "rect"})
+    return edges
+
+
+def _inside(words: list[dict], cell) -> str:
+    """The words whose centre lies in ``cell`` (x0, top, x1, bottom), line by line, as pdfplumber
+    assigns characters to cells."""
+    x0, top, x1, bottom = cell
+    found = [w for w in words if x0 <= (w["x0"] + w["x1"]) / 2 <= x1 and top <= (w["top"] + w["bottom"]) / 2 <= bottom]
+    return " ".join(w["text"] for line in _lines(found) for w in line)
+
+
+def ruled_tables(bounds, words: list[dict], height: float) -> list[tuple[tuple, list[tuple[str, ...]]]]:
+    """Ruled tables of a page (its `path_bounds`, its `pdfium_words`), top to bottom: (bbox, rows of
+    cell texts) each, found by pdfplumber's lattice algorithm (its default tolerances) on the page's
+    path edges. Rows that are empty are left out."""
+    from pdfplumber import utils
+    from pdfplumber.table import Table, cells_to_tables, edges_to_intersections, intersections_to_cells, merge_edges
+
+    edges = utils.filter_edges(_path_edges(bounds, height), min_length=1)
+    edges = merge_edges(edges, snap_x_tolerance=3, snap_y_tolerance=3, join_x_tolerance=3, join_y_tolerance=3)
+    edges = utils.filter_edges(edges, min_length=3)
+    cells = intersections_to_cells(edges_to_intersections(edges, 3, 3))
+    out = []
+    for group in cells_to_tables(cells):
+        table = Table(None, group)
+        rows = [tuple(_clean(_inside(words, cell)) if cell else "" for cell in row.cells) for row in table.rows]
+        rows = [r for r in rows if any(r)]
+        if rows:
+            out.append((tuple(table.bbox), rows))
+    return sorted(out, key=lambda t: t[0][1])
+
+
+def is_candidate(bounds) -> bool:
+    """Whether a page's drawn paths (``bounds``: `path_bounds`) could be a ruled table (cheap: no
+    text): at least 3 horizontal edges (rules, or the tops and bottoms of boxes) whose median
+    spacing is a text row or more (9 pt: music staves, 5 lines a few points apart, are not tables),
+    and at least 3 vertical edges at distinct x (two columns)."""
     ys: set[int] = set()
     xs: set[int] = set()
-    for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_PATH], max_depth=2):
-        left, bottom, right, top = obj.get_bounds()
+    for left, bottom, right, top in bounds:
         width, height = right - left, top - bottom
         if height <= 2 and width >= 10:
             ys.add(round(bottom))
@@ -172,11 +240,126 @@ def pdfium_words(textpage, height: float) -> list[dict]:
     return words
 
 
-def _aligned(words: list[dict], avoid: list[tuple]) -> list[tuple[tuple, tuple[str, ...], list[tuple[str, ...]]]]:
-    """Tables of figures without rules among a page's ``words``: (bbox, header, rows) each. A run of 4
-    or more lines with 2 or more figures each (a label line or two between them allowed), whose
-    figures stand in 1 or more columns; the line just above names the columns when its words sit
-    over them. Each row is (label, figure per column)."""
+_CURRENCY = {"$", "€", "£", "¥"}
+_CLOSERS = {")", "%", ")%", "%)"}
+
+
+def _joined(line: list[dict]) -> list[dict]:
+    """A line's words with statement typesetting undone: a currency sign standing alone is dropped
+    ('$ 5,472' reads '5,472'), and a ')' or '%' set apart is joined to the figure before it
+    ('(9 )' reads '(9)')."""
+    out: list[dict] = []
+    for w in line:
+        if w["text"] in _CURRENCY:
+            continue
+        if w["text"] in _CLOSERS and out and w["x0"] - out[-1]["x1"] <= 6:
+            out[-1] = {**out[-1], "text": out[-1]["text"] + w["text"], "x1": w["x1"]}
+            continue
+        out.append(w)
+    return out
+
+
+def _phrases(line: list[dict]) -> list[tuple[float, float, str]]:
+    """A line's words grouped into phrases (gaps under 5 pt): (left, right, text) each."""
+    out: list[list] = []
+    for w in line:
+        if out and w["x0"] - out[-1][1] < 5:
+            out[-1][1], out[-1][2] = w["x1"], out[-1][2] + " " + w["text"]
+        else:
+            out.append([w["x0"], w["x1"], w["text"]])
+    return [tuple(p) for p in out]
+
+
+def _period_header(lines: list[list[dict]], first: int, columns, height: float) -> tuple[tuple[str, ...], int]:
+    """The column names stacked in the lines just above line ``first`` ('Three Months Ended' over
+    two columns, 'June 25,' over each, '2022' over each) and the index of its top line; ((), first)
+    when there is none. Only words over the figure columns count (a units line may share the line
+    on its left); every phrase must sit within three quarters of the column spacing of a column,
+    and each column takes the nearest. A label alone just above the rows ('Assets') is passed over."""
+    centers = [(left + right) / 2 for left, right in columns]
+    spacing = statistics.median(b - a for a, b in zip(centers, centers[1:])) if len(centers) > 1 else 60.0
+    reach = 0.75 * spacing
+    parts: list[list[str]] = [[] for _ in columns]
+    top, below = first, lines[first][0]["top"]
+    for i in range(first - 1, max(-1, first - 8), -1):
+        line = lines[i]
+        if below - line[0]["top"] > 2.5 * height:
+            break
+        whole = _phrases(line)
+        if any(p[1] >= columns[0][0] - 30 and p[0] < columns[0][0] - 60 for p in whole):
+            break  # a line running from the labels into the columns: a title or units, not column names
+        over = [w for w in line if w["x1"] >= columns[0][0] - 30]
+        if not over:
+            if top == first and len(line) <= 4:
+                below = line[0]["top"]
+                continue
+            break
+        phrases = _phrases(over)
+        if any(min(abs((p[0] + p[1]) / 2 - c) for c in centers) > reach or p[1] - p[0] > 1.6 * spacing
+               for p in phrases):
+            break  # a centred title, not column names
+        spans = len(phrases) < len(columns)  # 'Three Months Ended' over two columns: each takes the nearest
+        for part, c in zip(parts, centers):
+            best = min(phrases, key=lambda p: abs((p[0] + p[1]) / 2 - c))
+            if abs((best[0] + best[1]) / 2 - c) <= (spacing if spans else reach):
+                part.insert(0, best[2])
+        top, below = i, line[0]["top"]
+    if top == first or not all(parts):
+        return (), first
+    return ("", *(" ".join(p) for p in parts)), top
+
+
+def _statement_title(lines: list[list[dict]], top: int, height: float) -> str:
+    """Up to three short lines just above a table's header (a statement's name and its units:
+    'CONSOLIDATED STATEMENTS OF OPERATIONS (in millions, except per share data)'), in reading order."""
+    out, below = [], lines[top][0]["top"]
+    for i in range(top - 1, max(-1, top - 4), -1):
+        text = " ".join(w["text"] for w in lines[i])
+        if below - lines[i][0]["top"] > 3 * height or len(text) > _CAPTION_CHARS or _figure_row(text.split()):
+            break
+        out.insert(0, text)
+        below = lines[i][0]["top"]
+    return " ".join(out)
+
+
+def _sections(rows: list[tuple[tuple[str, ...], float]]) -> list[tuple[str, ...]]:
+    """Rows with a section's name in their labels: a line with a label and no figures ('Operating
+    expenses:') names the rows indented under it ('Operating expenses: Research and development');
+    one with no rows under it is the first line of the next row's label (a label set on two lines).
+    A row whose label starts with 'Total' closes its section."""
+    out: list[tuple[str, ...]] = []
+    section, indent, pending = "", 0.0, ""
+    for cells, x0 in rows:
+        label, values = cells[0], cells[1:]
+        if label and not any(values):
+            if pending:
+                label = f"{pending} {label}"
+            pending, indent = label, x0
+            section = ""
+            continue
+        if pending:
+            if x0 > indent + 2:
+                section = pending
+            else:
+                label = f"{pending} {label}"
+            pending = ""
+        elif section and x0 <= indent + 2:
+            section = ""
+        if section and label:
+            label, ends = f"{section.rstrip(':')}: {label}", label.lower().startswith("total")
+            if ends:  # 'Total cost of sales' closes its section
+                section = ""
+        out.append((label, *values))
+    return out
+
+
+def _aligned(words: list[dict], avoid: list[tuple]) -> list[tuple[tuple, tuple[str, ...], list[tuple[str, ...]], str]]:
+    """Tables of figures without rules among a page's ``words``: (bbox, header, rows, title) each. A
+    run of 4 or more lines with 2 or more figures each (a label line or two between them allowed),
+    whose figures stand in 1 or more columns. The columns are named by the lines stacked above the
+    run (`_period_header`: 'Three Months Ended June 25, 2022'), else by a first line of years and
+    words, else by the line just above when its words sit over them; the short lines above that
+    are the title. Each row is (label, figure per column), a section's name in its label."""
     def outside(w) -> bool:
         return not any(b[0] - 1 <= w["x0"] and w["x1"] <= b[2] + 1 and b[1] - 1 <= w["top"] and w["bottom"] <= b[3] + 1
                        for b in avoid)
@@ -185,11 +368,12 @@ def _aligned(words: list[dict], avoid: list[tuple]) -> list[tuple[tuple, tuple[s
     if not words:
         return []
     height = statistics.median(w["bottom"] - w["top"] for w in words) or 10
-    lines = _lines(words)
+    lines = [line for line in (_joined(line) for line in _lines(words)) if line]
     figures = [i for i, line in enumerate(lines) if _figure_row([w["text"] for w in line])]
     runs: list[list[int]] = []
     for i in figures:
-        if runs and i - runs[-1][-1] <= 3 and lines[i][0]["top"] - lines[runs[-1][-1]][0]["top"] <= 3.5 * height:
+        last = runs[-1][-1] if runs else -9
+        if i - last <= 3 and lines[i][0]["top"] - lines[last][0]["top"] <= (2.2 * (i - last) + 1) * height:
             runs[-1].append(i)
         else:
             runs.append([i])
@@ -197,11 +381,15 @@ def _aligned(words: list[dict], avoid: list[tuple]) -> list[tuple[tuple, tuple[s
     for run in runs:
         if len(run) < _MIN_FIGURE_LINES:
             continue
-        span = lines[run[0]:run[-1] + 1]
         columns = _columns([lines[i] for i in run])
         if not columns or (len(columns) == 1 and len(run) < 5):
             continue
         first_left = columns[0][0]
+        start = run[0]
+        if start > 0 and lines[start - 1][-1]["text"].endswith(":") and all(w["x1"] < first_left - 2 for w in lines[start - 1]) \
+                and lines[start][0]["top"] - lines[start - 1][0]["top"] <= 2.5 * height:
+            start -= 1  # the section name over the first rows ('Net sales:')
+        span = lines[start:run[-1] + 1]
 
         def cells(line: list[dict]) -> tuple[str, ...]:
             label = " ".join(w["text"] for w in line if w["x1"] < first_left - 2)
@@ -212,23 +400,43 @@ def _aligned(words: list[dict], avoid: list[tuple]) -> list[tuple[tuple, tuple[s
                 values.append(" ".join(inside))
             return (label, *values)
 
-        rows = [cells(line) for line in span]
+        rows = [(cells(line), line[0]["x0"]) for line in span]
         top = span[0][0]["top"]
-        header: tuple[str, ...] = ()
-        if _names_columns(rows[0]):  # '(in millions)  2021  2020  Change': years and words over the figures
-            header, rows = rows[0], rows[1:]
+        header, head_top = _period_header(lines, start, columns, height)
+        title = ""
+        if header:
+            top = lines[head_top][0]["top"]
+            title = _statement_title(lines, head_top, height)
+            rows = [(c, x) for c, x in rows if any(c)]
+        elif _names_columns(rows[0][0]):  # '(in millions)  2021  2020  Change': years and words over the figures
+            header, rows = rows[0][0], rows[1:]
         else:
             above = run[0] - 1
             if above >= 0 and top - lines[above][0]["top"] <= 2.5 * height:
                 candidate = cells(lines[above])
                 if sum(1 for c in candidate[1:] if c) >= max(1, len(columns) // 2) and not candidate[0].endswith("."):
                     header, top = candidate, lines[above][0]["top"]
-        if len(rows) < 3 or sum(1 for r in rows if r[0]) < len(rows) / 2:  # no labels: a listing, not a table
+        if len(rows) < 3 or sum(1 for r, _ in rows if r[0]) < len(rows) / 2:  # no labels: a listing, not a table
             continue
         bbox = (min(w["x0"] for line in span for w in line), top - 1,
                 max(w["x1"] for line in span for w in line), span[-1][0]["bottom"] + 1)
-        out.append((bbox, header, rows))
+        out.append((bbox, header, _sections(rows), title))
     return out
+
+
+def _names_header(rows: list[tuple[str, ...]]) -> bool:
+    """Whether a ruled table's first row after its title rows names columns: 2 or more filled
+    cells, at most one of them a figure."""
+    for row in rows:
+        filled = [c for c in row if c]
+        if len(filled) >= 2:
+            return sum(1 for c in filled if _NUMBER.match(c)) <= 1
+    return False
+
+
+def _overlap(a: tuple, b: tuple) -> bool:
+    """Whether boxes (x0, top, x1, bottom) ``a`` and ``b`` share area."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _clean(cell) -> str:
@@ -236,52 +444,40 @@ def _clean(cell) -> str:
 
 
 class TableReader:
-    """Finds ruled tables page by page in one PDF; pdfplumber opens the file only when a page asks."""
+    """Finds the tables of one PDF page by page (remembering the last one, for tables continued on
+    the next page)."""
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self._pdf = None
+    def __init__(self) -> None:
         self._last: PageTable | None = None  # the table that ended the previous page read
         self._last_page = -1
         self._last_caption = ""  # the caption of the table that ended the previous page
 
-    def read(self, index: int, ruled: bool = True, figures: bool = False) -> tuple[list[PageTable], list[str], list[str]]:
-        """The tables of 0-based page ``index`` top to bottom, the page's text around them (one band
-        per gap: before the first table, between tables, after the last; text beside a table joins
-        the band above it) and each table's caption (the last short line just above it, or "").
+    def read(self, index: int, page, textpage, bounds=None, figures: bool = False
+             ) -> tuple[list[PageTable], list[str], list[str]]:
+        """The tables of 0-based page ``index`` (a PDFium page and its text page) top to bottom: the
+        ruled ones (given its ``bounds``, `path_bounds`) and those of figures (``figures``); the page's text around them (one
+        band per gap: before the first table, between tables, after the last; text beside a table
+        joins the band above it) and each table's caption (the last short line just above it, or "").
         No tables: ([], [], [])."""
-        import pdfplumber
-
-        if self._pdf is None:
-            self._pdf = pdfplumber.open(io.BytesIO(self.data))
-        page = self._pdf.pages[index]
-        try:
-            found = []
-            for table in sorted(page.find_tables(), key=lambda t: t.bbox[1]) if ruled else ():
-                rows = [tuple(_clean(c) for c in row) for row in table.extract()]
-                rows = [r for r in rows if any(r)]
-                if not _looks_like_table(rows):
-                    continue
-                found.append(self._with_header(tuple(table.bbox), rows, index, page.height, not found))
-            if figures:
-                for bbox, header, rows in _aligned(page.extract_words(x_tolerance=1.5, y_tolerance=2),
-                                                   [t.bbox for t in found]):
-                    found.append(PageTable(bbox, header, tuple(rows)) if header else
-                                 self._headerless(bbox, rows, index, page.height, not found))
-                found.sort(key=lambda t: t.bbox[1])
-            bands, captions = _text_outside(page, found) if found else ([], [])
-        finally:
-            page.close()
-        return self._remember(index, found, captions), bands, captions
-
-    def read_figures(self, index: int, textpage, width: float, height: float
-                     ) -> tuple[list[PageTable], list[str], list[str]]:
-        """`read` for a page without drawn rules but with rows of figures: PDFium's character boxes
-        only, no pdfplumber (about 2 ms a page instead of 80)."""
+        width, height = page.get_size()
+        words = pdfium_words(textpage, height)
+        ruled = [(bbox, rows) for bbox, rows in (ruled_tables(bounds, words, height) if bounds else ())
+                 if _looks_like_table(rows)]
+        top = min((bbox[1] for bbox, _ in ruled), default=0.0)
+        named = [bbox for bbox, rows in ruled if _names_header(rows)  # or continues the last page's table
+                 or self._continued_from(bbox, len(rows[0]), index, height, bbox[1] == top) is not None]
+        # rows of figures outside the ruled tables that name their columns; a ruled table whose first
+        # row is figures (a statement's underlines and shading cut into cells) gives way to them
+        figs = _aligned(words, named) if figures else []
+        ruled = [(bbox, rows) for bbox, rows in ruled if bbox in named or not any(_overlap(bbox, f[0]) for f in figs)]
         found = []
-        for bbox, header, rows in _aligned(pdfium_words(textpage, height), []):
-            found.append(PageTable(bbox, header, tuple(rows)) if header else
-                         self._headerless(bbox, rows, index, height, not found))
+        for bbox, item in sorted([(b, r) for b, r in ruled] + [(f[0], f) for f in figs], key=lambda t: t[0][1]):
+            if isinstance(item, list):
+                found.append(self._with_header(bbox, item, index, height, not found))
+            else:
+                _, header, rows, title = item
+                found.append(PageTable(bbox, header, tuple(rows), title=title) if header else
+                             self._headerless(bbox, rows, index, height, not found))
         bands, captions = _bands(lambda l, t, r, b: _pdfium_box(textpage, height, l, t, r, b), width, height,
                                  found) if found else ([], [])
         return self._remember(index, found, captions), bands, captions
@@ -331,12 +527,6 @@ class TableReader:
             return PageTable(bbox, prev.header, tuple(rows), continued=True, title=prev.title)
         return PageTable(bbox, ("",) + tuple(f"column {i + 1}" for i in range(1, width)), tuple(rows))
 
-    def close(self) -> None:
-        if self._pdf is not None:
-            self._pdf.close()
-            self._pdf = None
-
-
 def row_line(header: tuple[str, ...], row: tuple[str, ...]) -> str:
     """'Header: value | Header: value' for a row's non-empty cells; a first cell under no header (or
     under a unit such as '(in millions)') is the row's label and stands alone."""
@@ -357,14 +547,6 @@ def clean_text(text: str) -> str:
 def _pdfium_box(textpage, height: float, left, top, right, bottom) -> str:
     text = textpage.get_text_bounded(left=left, bottom=height - bottom, right=right, top=height - top)
     return clean_text(text).strip()
-
-
-def _text_outside(page, tables: list[PageTable]) -> tuple[list[str], list[str]]:
-    """(bands of text around ``tables`` on a pdfplumber page, captions); see `TableReader.read`."""
-    def box(left, top, right, bottom) -> str:
-        return (page.crop((left, top, right, bottom), strict=False).extract_text() or "").strip()
-
-    return _bands(box, float(page.width), float(page.height), tables)
 
 
 def _bands(read_box, width: float, height: float, tables: list[PageTable]) -> tuple[list[str], list[str]]:
