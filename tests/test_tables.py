@@ -42,6 +42,9 @@ def test_a_table_row_is_found_with_its_headers_on_both_pages(tmp_path, repeat_he
     index = str(tmp_path / "ix")
     out = run_cli("ingest", str(src), "--index", index, "--json")
     assert out.returncode == 0, out.stderr
+    stages = json.loads(out.stdout)["stage_seconds"]  # a local ingest says where its time went
+    assert {"plan", "parse", "chunk", "embed", "write", "publish", "tables"} <= set(stages), stages
+    assert 0 < stages["tables"] <= stages["parse"] and stages["embed"] > 0
     for region, revenue, margin, page in (("Region 3", "1111", "13.3%", 1), ("Region 37", "2369", "12.7%", 2)):
         hits = json.loads(run_cli("search", f"What margin did {region} have?", "--index", index, "-k", "3",
                                   "--json", "--mode", "lexical").stdout)
@@ -117,6 +120,97 @@ def test_a_statement_without_rules_keeps_its_years_on_every_figure(tmp_path):
                                            "-k", "10", "--json", "--mode", "lexical").stdout)
              if "lower marketing costs" in h["text"]]
     assert len(prose) == 1 and "2021:" not in prose[0]["text"]  # the prose is indexed once, as prose
+
+
+def make_filing_pdf(path) -> None:
+    """A statement as quarterly filings set it: a centred title and units line, periods stacked over
+    the columns ('Three Months Ended' over two, then the dates, then the years), '$' set apart from
+    its figure, a closing parenthesis set apart, section names over indented rows, and the
+    statement continued on the next page under the same header."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=9)
+    cols = (110, 135, 160, 185)  # right edges of the figure columns
+
+    def header() -> None:
+        pdf.cell(0, 5, "CONDENSED CONSOLIDATED STATEMENTS OF OPERATIONS (Unaudited)", align="C", new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(0, 5, "(In millions, except per share amounts)", new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(3)
+        y = pdf.get_y()
+        for text, left, right in (("Three Months Ended", cols[0] - 22, cols[1]), ("Nine Months Ended", cols[2] - 22, cols[3])):
+            pdf.set_xy(left, y)
+            pdf.cell(right - left, 5, text, align="C")
+        for line in (("June 25,", "June 26,", "June 25,", "June 26,"), ("2022", "2021", "2022", "2021")):
+            y += 5
+            for right, text in zip(cols, line):
+                pdf.set_xy(right - 22, y)
+                pdf.cell(22, 5, text, align="R")
+        pdf.set_xy(pdf.l_margin, y + 7)
+
+    def row(label: str, figures=(), indent: float = 0, dollar: bool = False) -> None:
+        y = pdf.get_y()
+        pdf.set_x(pdf.l_margin + indent)
+        pdf.cell(60, 5, label)
+        for right, figure in zip(cols, figures):
+            if dollar:
+                pdf.set_xy(right - 22, y)
+                pdf.cell(4, 5, "$")
+            closing = figure.endswith(")")
+            pdf.set_xy(right - 18, y)
+            pdf.cell(18 - (2 if closing else 0), 5, figure[:-1] if closing else figure, align="R")
+            if closing:
+                pdf.set_xy(right - 1.5, y)
+                pdf.cell(2, 5, ")")
+        pdf.set_xy(pdf.l_margin, y + 5)
+
+    pdf.add_page()
+    header()
+    row("Net sales:")
+    row("Products", ("63,355", "63,948", "245,241", "232,309"), 4, dollar=True)
+    row("Services", ("19,604", "17,486", "58,941", "50,148"), 4)
+    row("Total net sales", ("82,959", "81,434", "304,182", "282,457"), 8)
+    row("Operating expenses:")
+    row("Research and development", ("6,797", "5,717", "19,490", "16,142"), 4)
+    row("Selling, general and administrative", ("6,012", "5,412", "18,654", "16,357"), 4)
+    row("Total operating expenses", ("12,809", "11,129", "38,144", "32,499"), 8)
+    row("Other income/(expense), net", ("(10)", "243", "(97)", "796"))
+    pdf.add_page()
+    header()
+    row("Provision for income taxes", ("3,624", "2,625", "15,364", "11,830"))
+    row("Net income", ("19,442", "21,744", "79,082", "74,129"), dollar=True)
+    row("Earnings per share:")
+    row("Basic", ("1.20", "1.31", "4.86", "4.42"), 4, dollar=True)
+    row("Diluted", ("1.20", "1.30", "4.82", "4.38"), 4, dollar=True)
+    pdf.output(str(path))
+
+
+def test_a_filings_statement_reads_as_rows_under_its_periods_on_both_pages():
+    import tempfile
+    from pathlib import Path
+
+    from workbench.load import LoadLimits
+    from workbench.load.pdf import load_pdf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        make_filing_pdf(Path(tmp) / "q3.pdf")
+        doc = load_pdf((Path(tmp) / "q3.pdf").read_bytes(), "q3", LoadLimits(pdf_tables=True))
+    rows = {b.text: b for b in doc.blocks if b.kind == "row"}
+    want = [
+        ("Net sales: Products | Three Months Ended June 25, 2022: 63,355 | Three Months Ended June 26, 2021: 63,948 | "
+         "Nine Months Ended June 25, 2022: 245,241 | Nine Months Ended June 26, 2021: 232,309", 1),
+        ("Operating expenses: Research and development | Three Months Ended June 25, 2022: 6,797", 1),
+        ("Other income/(expense), net | Three Months Ended June 25, 2022: (10) | Three Months Ended June 26, 2021: 243 | "
+         "Nine Months Ended June 25, 2022: (97)", 1),
+        ("Net income | Three Months Ended June 25, 2022: 19,442", 2),
+        ("Earnings per share: Diluted | Three Months Ended June 25, 2022: 1.20 | Three Months Ended June 26, 2021: 1.30", 2),
+    ]
+    for text, page in want:
+        found = [b for t, b in rows.items() if t.startswith(text)]
+        assert found, f"{text!r} not among {list(rows)}"
+        assert found[0].page == page
+        assert "STATEMENTS OF OPERATIONS" in found[0].headings[-1] and "In millions" in found[0].headings[-1]
+    assert not any("Operating expenses: Other income" in t for t in rows)  # a row back at the margin ends the section
 
 
 def test_prose_with_numbers_and_index_pages_are_not_tables(tmp_path):

@@ -288,6 +288,9 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
                         w.add_document(doc, root_s, parsed.text, meta, parsed.ocr_pages)
                         t.ocr_pages += len(parsed.ocr_pages)
                         t.ocr_seconds += parsed.ocr_seconds
+                        for stage, spent in (("tables", parsed.tables_seconds), ("ocr", parsed.ocr_seconds)):
+                            if spent:
+                                t.seconds[stage] = t.seconds.get(stage, 0.0) + spent
                         emb.add(list(chunks), result.vectors)
                 if on_file is not None:
                     on_file(f.path, result.error)

@@ -66,7 +66,8 @@ class OcrPage(_Record):
 @dataclass(frozen=True, slots=True)
 class ParsedDocument(_Record):
     """What a loader returns for one file, or one part of it (an e-mail attachment). ``ocr_pages``
-    are its pages read by OCR (the catalog keeps them), ``ocr_seconds`` the parser time they took."""
+    are its pages read by OCR (the catalog keeps them), ``ocr_seconds`` the parser time they took,
+    ``tables_seconds`` the time spent finding and reading its tables."""
 
     format: str
     title: str
@@ -75,6 +76,7 @@ class ParsedDocument(_Record):
     metadata: dict[str, str] = field(default_factory=dict)
     ocr_pages: tuple[OcrPage, ...] = ()
     ocr_seconds: float = 0.0
+    tables_seconds: float = 0.0
 
     @property
     def text(self) -> str:
@@ -87,7 +89,8 @@ class ParsedDocument(_Record):
         blocks = tuple(Block(**{**b, "headings": tuple(b["headings"])}) for b in d["blocks"])
         return cls(format=d["format"], title=d["title"], blocks=blocks, part=d["part"], metadata=d["metadata"],
                    ocr_pages=tuple(OcrPage(**p) for p in d.get("ocr_pages", ())),  # absent: a worker of the
-                   ocr_seconds=d.get("ocr_seconds", 0.0))  # previous version (a cluster part-way through an upgrade)
+                   ocr_seconds=d.get("ocr_seconds", 0.0),  # previous version
+                   tables_seconds=d.get("tables_seconds", 0.0))  # (absent: (a cluster part-way through an upgrade)
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +363,9 @@ class AccessExplanation(_Record):
         return "\n".join(lines)
 
 
+_STAGES = {k: i for i, k in enumerate(("lock", "plan", "connect", "cluster", "parse", "chunk", "embed", "write", "publish"))}
+
+
 @dataclass(frozen=True, slots=True)
 class IngestReport(_Record):
     """What one ingest/reindex run did. ``ok`` is False when any file failed."""
@@ -384,7 +390,9 @@ class IngestReport(_Record):
     notes: tuple[str, ...] = ()  # things worth knowing that are not failures (e.g. no fast query model)
     cluster: str = ""  # the Ray cluster address that parsed and embedded ("" = this process)
     nodes: tuple[NodeWork, ...] = ()  # per cluster node: files, chunks, seconds
-    stage_seconds: dict[str, float] = field(default_factory=dict)  # plan, parse, embed, write, publish
+    # seconds per stage: lock, plan, parse (waiting for the parsers), chunk, embed, write, publish; and,
+    # inside parse, the parsers' own time on tables and OCR (summed over parser processes)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -411,6 +419,12 @@ class IngestReport(_Record):
         lines += [f"  FAILED {f}" for f in self.failed]
         lines += [f"  skipped {f}" for f in self.skipped]
         lines += [f"  note: {n}" for n in self.notes]
+        if self.stage_seconds:
+            inner = {"tables", "ocr"}
+            parts = [f"{k} {v:.1f}" + (f" (tables {self.stage_seconds.get('tables', 0):.1f}, ocr "
+                                        f"{self.stage_seconds.get('ocr', 0):.1f} in the parsers)" if k == "parse" else "")
+                     for k, v in sorted(self.stage_seconds.items(), key=lambda kv: _STAGES.get(kv[0], 99)) if k not in inner]
+            lines.append("  seconds: " + ", ".join(parts))
         lines += [f"  node {n.node}: {n.files} files, {n.chunks} chunks, {n.embedded} embedded, "
                   f"parse {n.parse_s:.1f}s, embed {n.embed_s:.1f}s" + (" (LOST during the run)" if n.lost else "")
                   for n in self.nodes]

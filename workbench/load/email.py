@@ -62,7 +62,8 @@ def load_email(data: bytes, stem: str, limits) -> list[ParsedDocument]:
                 docs.append(ParsedDocument(format=doc.format, title=doc.title, blocks=doc.blocks,
                                            part=part, metadata={**{k: v for k, v in doc.metadata.items()
                                                                    if k.startswith("ocr_")}, "attached_to": subject},
-                                           ocr_pages=doc.ocr_pages, ocr_seconds=doc.ocr_seconds))
+                                           ocr_pages=doc.ocr_pages, ocr_seconds=doc.ocr_seconds,
+                                           tables_seconds=doc.tables_seconds))
         except ParseError as exc:
             errors[name] = str(exc)
     meta = {k.lower(): _header(msg, k) for k in ("From", "To", "Date", "Subject", "Message-ID") if _header(msg, k)}

@@ -111,7 +111,7 @@ def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
         blocks, broken, ocr_pages, ocr_failed, ocr_skipped = [], [], {}, {}, []
         ocr_seconds = 0.0
         tables = TableReader() if limits is None or limits.pdf_tables else None
-        n_tables, table_errors = 0, []
+        n_tables, table_errors, tables_seconds = 0, [], 0.0
         for i in range(len(pdf)):
             headings = starts.get(i, headings)
             try:
@@ -123,6 +123,7 @@ def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
             text = clean_text(textpage.get_text_bounded())
             text = "\n".join(line.rstrip() for line in text.split("\n")).strip()
             table_blocks = None
+            started = time.perf_counter()
             bounds = path_bounds(page) if tables is not None and text else []
             ruled = bounds if is_candidate(bounds) else None
             figures = tables is not None and has_figures(text)
@@ -131,6 +132,7 @@ def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
                     table_blocks = _table_blocks(tables, i, headings, ruled, figures, page, textpage)
                 except Exception as exc:  # noqa: BLE001 - a table the finder chokes on keeps the page's text
                     table_errors.append(f"{i + 1}: {type(exc).__name__}")
+            tables_seconds += time.perf_counter() - started
             textpage.close()
             if table_blocks:
                 page.close()
@@ -171,4 +173,5 @@ def load_pdf(data: bytes, stem: str, limits=None) -> ParsedDocument:
         raise ParseError(f"no extractable text: a scanned PDF, and OCR failed ({first})")
     title = meta.get("Title", "").strip() or stem
     return ParsedDocument(format="pdf", title=title, blocks=tuple(blocks), metadata=dict(meta),
-                          ocr_pages=typed_ocr_pages(ocr_pages), ocr_seconds=round(ocr_seconds, 2) if ocr_pages else 0.0)
+                          ocr_pages=typed_ocr_pages(ocr_pages), ocr_seconds=round(ocr_seconds, 2) if ocr_pages else 0.0,
+                          tables_seconds=round(tables_seconds, 3))

@@ -161,6 +161,8 @@ def _figure_row(tokens: list[str]) -> bool:
     return (len(figures) >= 2 and all(_NUMBER.match(t) for t in figures)
             and not any(_LEADER.match(t) for t in tokens[:first]))
 _MIN_FIGURE_LINES = 4
+_CURRENCY = {"$", "€", "£", "¥"}  # set apart from its figure in statements
+_CLOSERS = {")", "%", ")%", "%)"}  # ... and these after it
 
 
 def has_figures(text: str) -> bool:
@@ -169,7 +171,15 @@ def has_figures(text: str) -> bool:
     Only such pages (about 5% of the page benchmark's manuals) have their words' positions read."""
     n = 0
     for line in text.split("\n"):
-        if _figure_row(line.split()):
+        tokens: list[str] = []
+        for t in line.split():  # '$ 5,472' and '(9 )' as statements set them
+            if t in _CURRENCY:
+                continue
+            if t in _CLOSERS and tokens:
+                tokens[-1] += t
+            else:
+                tokens.append(t)
+        if _figure_row(tokens):
             n += 1
             if n >= _MIN_FIGURE_LINES:
                 return True
@@ -240,8 +250,6 @@ def pdfium_words(textpage, height: float) -> list[dict]:
     return words
 
 
-_CURRENCY = {"$", "€", "£", "¥"}
-_CLOSERS = {")", "%", ")%", "%)"}
 
 
 def _joined(line: list[dict]) -> list[dict]:
@@ -252,7 +260,7 @@ def _joined(line: list[dict]) -> list[dict]:
     for w in line:
         if w["text"] in _CURRENCY:
             continue
-        if w["text"] in _CLOSERS and out and w["x0"] - out[-1]["x1"] <= 6:
+        if w["text"] in _CLOSERS and out and w["x0"] - out[-1]["x1"] <= 8:
             out[-1] = {**out[-1], "text": out[-1]["text"] + w["text"], "x1": w["x1"]}
             continue
         out.append(w)
