@@ -15,7 +15,8 @@ from workbench.config import LLMSettings
 from workbench.errors import ModelNotFoundError
 from workbench.generate import LLM, TransformersLLM
 from workbench.prompt import build_messages, load_template
-from workbench.records import Refusal
+from workbench.cite import degenerate, unsupported_figures
+from workbench.records import AnswerFlag, Refusal
 
 
 class ScriptedLLM(LLM):
@@ -94,6 +95,38 @@ def test_invented_citations_are_dropped_and_uncited_sentences_flagged(sample_wb)
     prompt = fake.prompts[0]
     assert "ONLY the numbered sources" in prompt[0]["content"]
     assert "[1] " in prompt[1]["content"]
+
+
+def test_figures_not_in_the_cited_sources_are_flagged(sample_wb):
+    fake = ScriptedLLM("Full-time staff accrue 25 days of leave [1]. After five years they accrue 37 days [1].")
+    answer = sample_wb.replace(llm=fake).ask("How many days of annual leave do full-time employees accrue?")
+    assert "25" in answer.citations[0].chunk.text and "37" not in answer.citations[0].chunk.text
+    assert answer.unsupported_figures == ("After five years they accrue 37 days [1].",)
+    assert any(f.kind is AnswerFlag.UNSUPPORTED_FIGURES for f in answer.flags())
+    assert answer.to_dict()["unsupported_figures"] == ["After five years they accrue 37 days [1]."]
+
+
+def test_a_model_in_a_loop_is_stopped_and_shown_as_a_failed_answer(sample_wb):
+    fake = ScriptedLLM("Full-time staff accrue " + "= 2.3% of gross margin " * 200)
+    pieces = list(sample_wb.replace(llm=fake).ask_stream("How many days of annual leave do full-time employees accrue?"))
+    answer = pieces[-1]
+    assert answer.refusal.kind is Refusal.DEGENERATE and answer.refused
+    assert "gross margin" not in answer.text
+    assert len(pieces) - 1 < 60  # stopped within a few repeats, not at the end of the 1,000-word loop
+
+
+def test_figure_check_and_loop_detector_units():
+    passages = {1: "Net sales | Three Months Ended June 25, 2022: 82,959 | 2021: 81,434. Other income/(expense), net (10)",
+                2: "Gross margin percentage 43.3"}
+    ok = "Net sales were $82,959 million [1]. That is $83.0 billion [1]. The margin was 43.3% [2]. Other was -10 [1]."
+    assert unsupported_figures(ok, passages) == (4, [])
+    bad = "Net sales were $5,472 million [1]. In 2022 the margin was 43.3% [2]. Sales reached 82.9 billion [2]."
+    assert unsupported_figures(bad, passages) == (3, ["Net sales were $5,472 million [1].",
+                                                       "Sales reached 82.9 billion [2]."])  # [2] holds no sales
+    assert unsupported_figures("Sales were 82,959 in 2022 with no marker.", passages) == (0, [])
+    assert degenerate("Net income = 2.3% of gross margin" + " = 2.3% of gross margin" * 4)
+    assert not degenerate("Net sales were 82,959 million in Q3 2022 [1], up from 81,434 million a year before [1].")
+    assert not degenerate("Revenue rose, costs rose, margins rose, and staff rose.")
 
 
 def test_check_citations_unit():

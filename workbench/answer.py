@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from workbench.analyze import terms
-from workbench.cite import check_citations
+from workbench.cite import check_citations, degenerate, unsupported_figures
 from workbench.config import AnswerSettings
 from workbench.generate.base import LLM
 from workbench.prompt import build_messages, condense_messages, load_template
@@ -118,19 +118,32 @@ def answer_stream(question: str, *, search: Callable[[str, int], Hits], llm: Cal
     t0 = time.perf_counter()
     first = None
     pieces: list[str] = []
-    for piece in llm.stream(messages, max_new_tokens):
-        if first is None:
-            first = time.perf_counter() - t0
-        pieces.append(piece)
-        yield piece
+    tail, looped = "", False
+    stream = llm.stream(messages, max_new_tokens)
+    try:
+        for piece in stream:
+            if first is None:
+                first = time.perf_counter() - t0
+            pieces.append(piece)
+            yield piece
+            tail = (tail + piece)[-1500:]
+            if degenerate(tail):  # a loop: stop the model now rather than at the token limit
+                looped = True
+                break
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
     elapsed = time.perf_counter() - t0
     raw = "".join(pieces).strip()
     completion = max(1, llm.count_tokens([*messages, {"role": "assistant", "content": raw}]) - prompt_tokens)
     text, cited, invented, uncited = check_citations(raw, len(used), template.refusal)
     refused = template.refusal.rstrip(".") in text and not cited
+    refusal = Refusal.DEGENERATE.says() if looped else Refusal.NO_ANSWER_IN_SOURCES.says() if refused else None
+    unsupported = [] if refusal else unsupported_figures(text, {n: h.chunk.text for n, h in enumerate(used, 1)})[1]
     yield Answer(
-        question=question, text=text or template.refusal, citations=_citations(used), hits=tuple(used),
-        refusal=Refusal.NO_ANSWER_IN_SOURCES.says() if refused else None,
+        question=question, text=template.refusal if looped else text or template.refusal, citations=_citations(used),
+        hits=tuple(used), refusal=refusal, unsupported_figures=tuple(unsupported),
         standalone_question=standalone, invented_citations=tuple(invented), uncited_sentences=tuple(uncited),
         generation=generation, model=llm.name, cited_numbers=tuple(cited),
         weakness=weak_evidence(standalone, used, ocr_below),

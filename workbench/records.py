@@ -618,6 +618,8 @@ class Refusal(_Outcome):
                               "answer.min_term_overlap)")
     NO_NUMBER = "no_number", WeakEvidence.NO_NUMBER.text
     NO_ANSWER_IN_SOURCES = "no_answer_in_sources", "the model found no answer in the sources"
+    DEGENERATE = "degenerate", ("the model repeated itself instead of answering and was stopped: ask again, "
+                                "perhaps in other words")
 
 
 class AnswerFlag(_Outcome):
@@ -626,6 +628,7 @@ class AnswerFlag(_Outcome):
     REFUSED = "refused", "refused: {reason}"
     INVENTED_CITATIONS = "invented_citations", "dropped citations to sources that do not exist: {numbers}"
     UNCITED = "uncited", "{n} sentence(s) without a citation"
+    UNSUPPORTED_FIGURES = "unsupported_figures", "{n} sentence(s) with figures not found in the sources they cite"
     WEAK_EVIDENCE = "weak_evidence", "weak evidence: {reason}"
 
 
@@ -649,7 +652,8 @@ class Answer(_Record):
     model may not have been called); ``weakness`` (of kind `WeakEvidence`) why the evidence may not
     support the answer. ``cited_numbers`` are the valid markers the text uses (checked by
     `workbench.cite`); ``invented_citations`` were dropped from ``text``; ``uncited_sentences`` carry
-    no citation.
+    no citation; ``unsupported_figures`` are cited sentences with a figure none of their cited
+    passages holds (`workbench.cite.unsupported_figures`).
     """
 
     question: str
@@ -665,6 +669,7 @@ class Answer(_Record):
     timings: Timings = Timings()
     cited_numbers: tuple[int, ...] = ()
     weakness: Reason | None = None  # why the evidence may not support an answer (None: nothing known against it)
+    unsupported_figures: tuple[str, ...] = ()
 
     @property
     def refused(self) -> bool:
@@ -714,6 +719,8 @@ class Answer(_Record):
             out.append(AnswerFlag.INVENTED_CITATIONS.says(numbers=list(self.invented_citations)))
         if self.uncited_sentences:
             out.append(AnswerFlag.UNCITED.says(n=len(self.uncited_sentences)))
+        if self.unsupported_figures:
+            out.append(AnswerFlag.UNSUPPORTED_FIGURES.says(n=len(self.unsupported_figures)))
         if self.weakness is not None:
             out.append(AnswerFlag.WEAK_EVIDENCE.says(reason=self.weakness))
         return out

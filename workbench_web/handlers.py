@@ -55,13 +55,18 @@ class Conversation:
 
 
 def answer_shown(answer: Answer) -> str:
-    """An answer as the chat shows it: cited Markdown, then why it was refused or its evidence is weak."""
+    """An answer as the chat shows it: cited Markdown, then why it was refused or its evidence is weak,
+    and the sentences whose figures are not in their cited sources."""
     shown = render.answer_markdown(answer.text, () if answer.refused else answer.citations)
     if answer.refused:
         shown += "\n\n*" + render.escape_markdown(
             f"No answer: {answer.refusal_reason}. Try other words, or another collection.") + "*"
     elif answer.weak_evidence:
         shown += "\n\n*" + render.escape_markdown(f"Weak evidence: {answer.weak_evidence}.") + "*"
+    if answer.unsupported_figures and not answer.refused:
+        quoted = "; ".join(f"“{s[:200]}”" for s in answer.unsupported_figures[:5])
+        shown += "\n\n*" + render.escape_markdown(
+            f"Check these figures: they are not in the sources the sentence cites: {quoted}") + "*"
     return shown
 
 

@@ -30,7 +30,8 @@ _ANSWER = {"type": "object", "description": "the answer (text with [n] markers) 
     "cited_numbers": {"type": "array", "items": {"type": "integer"}}, "hits": {"type": "array", "items": _HIT},
     "refused": {"type": "boolean"}, "refusal_reason": {"type": "string"}, "weak_evidence": {"type": "string"},
     "flags": {"type": "array", "items": {"type": "string"}},
-    "uncited_sentences": {"type": "array", "items": {"type": "string"}}, "generation": {"type": "integer"},
+    "uncited_sentences": {"type": "array", "items": {"type": "string"}},
+    "unsupported_figures": {"type": "array", "items": {"type": "string"}}, "generation": {"type": "integer"},
     "model": {"type": "string"}}}
 _CHUNK_ID = [{"name": "chunk_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0},
               "description": "a passage's id, from a search hit or a citation"}]
