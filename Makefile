@@ -10,7 +10,7 @@ PIP    := $(VENV)/bin/pip
 PIP_EXTRA := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 
 
-.PHONY: setup setup-llamacpp setup-browser setup-ocr setup-directory serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold bench-cluster bench-ocr bench-pages bench-smb bench-spanish bench-api clean
+.PHONY: setup setup-llamacpp setup-browser setup-ocr setup-directory serve lab kernel demo test bench-web-load bench-ingest bench-embed bench-retrieval bench-latency bench-pdf bench-cold bench-cluster bench-ocr bench-pages bench-smb bench-spanish bench-api bench-filings clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -132,6 +132,11 @@ bench-api: setup
 
 bench-pages: setup
 	$(PY) benchmarks/page_retrieval.py $(ARGS)
+
+# 20 real 10-Q filings (../shared/eval/sec-10q): page hit@1/5/10 and MRR per mode and kind, multi-report
+# recall, parse pages/s with tables off and on, ingest against LangChain; ARGS="--answers 10" adds answers
+bench-filings: setup
+	$(PY) benchmarks/filings.py $(ARGS)
 
 # held-out Spanish questions: the default pipeline vs plain BM25 with the Spanish stemmer
 bench-spanish: setup

@@ -76,3 +76,20 @@ def test_a_sentence_longer_than_the_budget_is_split_into_windows():
     chunks = chunk_document(d, "d", "h", words, max_tokens=50, overlap_tokens=0)
     assert all(len(c.text.split()) <= 50 for c in chunks)
     assert " ".join(c.text for c in chunks).split() == d.text.split()
+
+
+def test_a_filings_identity_names_its_company_and_period():
+    from workbench.chunk import document_identity
+    from workbench.records import Block, ParsedDocument
+
+    cover = ("UNITED STATES\nSECURITIES AND EXCHANGE COMMISSION\nFORM 10-Q\nFor the Quarterly Period Ended September 30, 2022\n"
+             "Commission File Number 001-37845\nMICROSOFT CORPORATION\nWASHINGTON 91-1144442\n")
+    doc = ParsedDocument(format="pdf", title="Form 10-Q filed 10/24/2022", blocks=(Block(text=cover, page=1),))
+    assert document_identity(doc, "/filings/msft-q1.pdf") == ("Form 10-Q filed 10/24/2022 · msft q1 · MICROSOFT CORPORATION · "
+                                                             "Quarterly Period Ended September 30, 2022")
+    other = ParsedDocument(format="pdf", title="0000320193-23-000077", blocks=(Block(
+        text="FORM 10-Q\nFor the quarterly period ended July 1, 2023\nApple Inc.\n(Exact name of Registrant as specified "
+             "in its charter)\n", page=1),))
+    assert "Apple Inc. · quarterly period ended July 1, 2023" in document_identity(other, "2023 Q3 AAPL.pdf")
+    plain = ParsedDocument(format="pdf", title="Annual report 2021", blocks=(Block(text="For the year ended June 30, 2021", page=1),))
+    assert document_identity(plain, "report.pdf") == "Annual report 2021"  # not a filing: as before (its year is there)

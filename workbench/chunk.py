@@ -62,6 +62,10 @@ _PERIOD_ENDED = re.compile(
     r"nine\s+months)\s+ended\s+(?:[A-Z][a-z]{2,8}\.?\s+\d{1,2},?\s+|\d{1,2}\s+[A-Z][a-z]{2,8}\s+)(?:19|20)\d{2})",
     re.IGNORECASE)
 _IDENTITY_TEXT = 3000  # characters of a document's start searched for its period
+# an SEC filing's cover: the registrant's name on the line above '(Exact name of registrant ...)', or
+# on the line after 'Commission File Number ...'
+_REGISTRANT = re.compile(r"(?:^|\n)[ \t]*([^\n]{2,80}?)[ \t]*\n[ \t]*\(Exact name of registrant"
+                         r"|Commission File Number[^\n]*\n[ \t]*([^\n]{2,80}?)[ \t]*\n", re.IGNORECASE)
 
 
 def document_identity(parsed: ParsedDocument, path: str) -> str:
@@ -69,8 +73,11 @@ def document_identity(parsed: ParsedDocument, path: str) -> str:
     their BM25 heading terms):
     its title, its file (or attachment) name where that says something the title does not, and the
     period it covers when neither names a year ('year ended December 31, 2021', found in the first
-    3,000 characters). Financial statements rarely repeat the company or year on each page; this
-    lets a question that names them find those pages. Leaves out: company names inside the text."""
+    3,000 characters); for an SEC filing, the registrant's name from its cover page and the period
+    its cover names ('Apple Inc. · quarterly period ended July 1, 2023'). Financial statements rarely
+    repeat the company or period on each page; this lets a question that names them find those
+    pages. Leaves out: company names elsewhere in the text, and fiscal quarter numbers (a cover names
+    the date the quarter ended, not which quarter of the company's fiscal year it is)."""
     from pathlib import PurePath
 
     title = " ".join(parsed.title.split())
@@ -79,9 +86,14 @@ def document_identity(parsed: ParsedDocument, path: str) -> str:
     parts = [title] if title else []
     if name and name.lower() not in " ".join(title.replace("_", " ").replace("-", " ").lower().split()):
         parts.append(name)
+    start = parsed.text[:_IDENTITY_TEXT]
+    registrant = _REGISTRANT.search(start)
+    company = " ".join((registrant.group(1) or registrant.group(2)).split()) if registrant else ""
+    if company and company.lower() not in " ".join(parts).lower():
+        parts.append(company)
     line = " · ".join(parts)
-    if not _YEAR.search(line):
-        m = _PERIOD_ENDED.search(parsed.text[:_IDENTITY_TEXT])
+    if not _YEAR.search(line) or company:
+        m = _PERIOD_ENDED.search(start)
         if m:
             line = f"{line} · {' '.join(m.group(1).split())}" if line else " ".join(m.group(1).split())
     return line[:300]

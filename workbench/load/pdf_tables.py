@@ -53,18 +53,27 @@ def path_bounds(page) -> list[tuple[float, float, float, float]]:
     box = [ctypes.c_float() for _ in range(4)]
     out = []
 
-    def visit(count, get, depth: int) -> None:
-        for i in range(count):
-            obj = get(i)
-            kind = c.FPDFPageObj_GetType(obj)
-            if kind == c.FPDF_PAGEOBJ_PATH:
-                if c.FPDFPageObj_GetBounds(obj, *(ctypes.byref(v) for v in box)):
-                    out.append(tuple(v.value for v in box))
-            elif kind == c.FPDF_PAGEOBJ_FORM and depth < 2:
-                visit(c.FPDFFormObj_CountObjects(obj), lambda j, o=obj: c.FPDFFormObj_GetObject(o, j), depth + 1)
+    refs = [ctypes.byref(v) for v in box]
+    path_kind, form_kind, get_type, get_bounds = c.FPDF_PAGEOBJ_PATH, c.FPDF_PAGEOBJ_FORM, c.FPDFPageObj_GetType, c.FPDFPageObj_GetBounds
+
+    def add(obj) -> None:
+        if get_bounds(obj, *refs):
+            out.append((box[0].value, box[1].value, box[2].value, box[3].value))
+
+    def visit(objects) -> None:
+        for obj in objects:
+            kind = get_type(obj)
+            if kind == path_kind:
+                add(obj)
+            elif kind == form_kind:
+                inner = [c.FPDFFormObj_GetObject(obj, j) for j in range(c.FPDFFormObj_CountObjects(obj))]
+                for o in inner:  # one level down only
+                    if get_type(o) == path_kind:
+                        add(o)
 
     raw = page.raw
-    visit(c.FPDFPage_CountObjects(raw), lambda i: c.FPDFPage_GetObject(raw, i), 1)
+    get = c.FPDFPage_GetObject
+    visit(get(raw, i) for i in range(c.FPDFPage_CountObjects(raw)))
     return out
 
 
@@ -104,7 +113,8 @@ def ruled_tables(bounds, words: list[dict], height: float) -> list[tuple[tuple, 
     out = []
     for group in cells_to_tables(cells):
         table = Table(None, group)
-        rows = [tuple(_clean(_inside(words, cell)) if cell else "" for cell in row.cells) for row in table.rows]
+        mine = [w for w in words if table.bbox[1] - 1 <= (w["top"] + w["bottom"]) / 2 <= table.bbox[3] + 1]
+        rows = [tuple(_clean(_inside(mine, cell)) if cell else "" for cell in row.cells) for row in table.rows]
         rows = [r for r in rows if any(r)]
         if rows:
             out.append((tuple(table.bbox), rows))
@@ -212,6 +222,7 @@ def _columns(run: list[list[dict]]) -> list[tuple[float, float]]:
 
 
 _YEAR = re.compile(r"^(?:FY ?)?(?:19|20)\d{2}$")
+_PERIOD = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")  # a year inside a column name ('June 25, 2022')
 
 
 def _names_columns(cells: tuple[str, ...]) -> bool:
@@ -442,6 +453,13 @@ def _names_header(rows: list[tuple[str, ...]]) -> bool:
     return False
 
 
+def _within(path: tuple, box: tuple, height: float) -> bool:
+    """Whether a path's bounds (left, bottom, right, top in PDF points) lie inside ``box`` (x0, top, x1,
+    bottom from the page's top-left), within 3 pt."""
+    left, bottom, right, top = path
+    return box[0] - 3 <= left and right <= box[2] + 3 and box[1] - 3 <= height - top and height - bottom <= box[3] + 3
+
+
 def _overlap(a: tuple, b: tuple) -> bool:
     """Whether boxes (x0, top, x1, bottom) ``a`` and ``b`` share area."""
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
@@ -469,6 +487,10 @@ class TableReader:
         No tables: ([], [], [])."""
         width, height = page.get_size()
         words = pdfium_words(textpage, height)
+        if bounds and figures:  # a statement's shading and underlines inside its rows of figures are not a grid:
+            # leaving them out spares the lattice search most of its work. A statement: columns named by periods
+            boxes = [f[0] for f in _aligned(words, []) if sum(1 for h in f[1][1:] if _PERIOD.search(h)) * 2 >= len(f[1]) - 1 > 0]
+            bounds = [p for p in bounds if not any(_within(p, b, height) for b in boxes)]
         ruled = [(bbox, rows) for bbox, rows in (ruled_tables(bounds, words, height) if bounds else ())
                  if _looks_like_table(rows)]
         top = min((bbox[1] for bbox, _ in ruled), default=0.0)
