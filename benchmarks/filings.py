@@ -217,8 +217,9 @@ def ingest_speed() -> None:
                   f"{report.chunks_added} chunks  [{stages}]")
             embed = report.stage_seconds.get("embed", 0.0)
             if tables:
-                share = report.stage_seconds.get("tables", 0.0) / max(1e-9, report.stage_seconds.get("parse", 0.0) + embed)
-                print(f"  tables / (parse + embed) = {share:.3f}; embedding bound {pages / max(embed, 1e-9):.1f} pages/s, "
+                tables_s = report.stage_seconds.get("tables", 0.0)
+                share = tables_s / max(1e-9, report.stage_seconds.get("parse", 0.0) - tables_s + embed)
+                print(f"  tables / (text extraction + embed) = {share:.3f} (target 0.2); embedding bound {pages / max(embed, 1e-9):.1f} pages/s, "
                       f"whole ingest at {embed / report.seconds:.0%} of it")
     lc_s, lc_chunks, lc_pages, lc_failed = langchain_ingest(files, resolve_model_path("all-MiniLM-L6-v2"))
     print(f"langchain: {lc_s:6.1f} s  {lc_pages / lc_s:6.1f} pages/s  {lc_chunks} chunks  "
