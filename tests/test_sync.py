@@ -168,3 +168,25 @@ def test_a_missing_source_folder_deletes_nothing(tmp_path, make_wb):
     assert not report.ok
     assert "source is missing" in report.failed[0].reason
     assert wb.status().documents == 10
+
+
+def test_an_index_parsed_by_an_earlier_version_is_parsed_again_once(tmp_path, embedder):
+    """An index whose files were parsed by an earlier version (before statements became rows) is
+    parsed again by the next ingest, which says so; unchanged passages come from the cache."""
+    from workbench.config import Config
+    from workbench.pipeline import Workbench
+
+    src = tmp_path / "docs"
+    src.mkdir()
+    (src / "notes.md").write_text("# Notes\n\nThe forklift is charged overnight.\n")
+    wb = Workbench(Config().with_index_dir(tmp_path / "index"), embedder=embedder)
+    assert wb.ingest(src, progress=False).notes == ()  # a new index: nothing to say
+    import sqlite3
+
+    with sqlite3.connect(next((tmp_path / "index").rglob("catalog.sqlite"))) as db:
+        db.execute("DELETE FROM meta WHERE key='parsing'")  # as an index of the previous version is
+    upgraded = wb.ingest(src, progress=False)
+    assert upgraded.published and upgraded.changed == (str(src / "notes.md"),)
+    assert upgraded.chunks_from_cache == 1 and any("parsed again" in n for n in upgraded.notes)
+    settled = wb.ingest(src, progress=False)
+    assert not settled.published and settled.unchanged == 1 and settled.notes == ()

@@ -33,6 +33,8 @@ from workbench.sync import SyncPlan, ToParse, plan_sync
 # How a passage's vector is made, recorded in the catalog: an index whose vectors were made another
 # way is parsed and embedded again by the next ingest.
 EMBEDDING_INPUT = "headings+text, mixed with the document identity's vector"
+# how files become passages; an index made by another version is parsed again once (what a user upgrades for)
+PARSING = "2: PDF statements as rows under their periods; a filing's registrant and period in its identity"
 
 EMBED_BATCH = 512  # chunks per encode call (sentence-transformers sorts each call by length)
 
@@ -219,12 +221,18 @@ def run_ingest(config: Config, embedder: Embedder, sources: list[tuple[Path, str
             w.catalog.upsert_source(str(root), collection)
         weight = config.chunking.identity_weight
         embedding_input = f"{EMBEDDING_INPUT}; identity weight {weight:g}" if weight > 0 else "plain"
-        reparse = w.base is not None and w.catalog.meta().get("embedding_input", "plain") != embedding_input
-        if reparse:
+        meta = w.catalog.meta() if w.base is not None else {}
+        embedded_otherwise = w.base is not None and meta.get("embedding_input", "plain") != embedding_input
+        parsed_otherwise = w.base is not None and meta.get("parsing", "1") != PARSING
+        reparse = embedded_otherwise or parsed_otherwise
+        if embedded_otherwise:
             t.notes.append("every file is parsed and embedded again: how passages are embedded changed "
                            "([chunking] identity_weight)")
-            t.dirty = True
-        w.catalog.set_meta(embedding_input=embedding_input, identity_weight=f"{weight:g}")
+        elif parsed_otherwise:
+            t.notes.append("every file is parsed again: this version makes passages differently (PDF statements "
+                           "as rows, a filing's company and period); unchanged passages keep their vectors")
+        t.dirty |= reparse
+        w.catalog.set_meta(embedding_input=embedding_input, identity_weight=f"{weight:g}", parsing=PARSING)
         roots: dict[str, list[Path]] = {}
         for s in w.catalog.sources():  # all of a collection's sources, so that nested ones agree on groups
             if not is_share_url(s["root"]):
