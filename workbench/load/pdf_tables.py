@@ -181,14 +181,7 @@ def has_figures(text: str) -> bool:
     Only such pages (about 5% of the page benchmark's manuals) have their words' positions read."""
     n = 0
     for line in text.split("\n"):
-        tokens: list[str] = []
-        for t in line.split():  # '$ 5,472' and '(9 )' as statements set them
-            if t in _CURRENCY:
-                continue
-            if t in _CLOSERS and tokens:
-                tokens[-1] += t
-            else:
-                tokens.append(t)
+        tokens = [w["text"] for w in _joined([{"text": t} for t in line.split()])]  # '$ 5,472', '(9 )'
         if _figure_row(tokens):
             n += 1
             if n >= _MIN_FIGURE_LINES:
@@ -265,14 +258,14 @@ def pdfium_words(textpage, height: float) -> list[dict]:
 
 def _joined(line: list[dict]) -> list[dict]:
     """A line's words with statement typesetting undone: a currency sign standing alone is dropped
-    ('$ 5,472' reads '5,472'), and a ')' or '%' set apart is joined to the figure before it
-    ('(9 )' reads '(9)')."""
+    ('$ 5,472' reads '5,472'), and a ')' or '%' set apart (by 8 pt or less, when the words have
+    boxes) is joined to the figure before it ('(9 )' reads '(9)')."""
     out: list[dict] = []
     for w in line:
         if w["text"] in _CURRENCY:
             continue
-        if w["text"] in _CLOSERS and out and w["x0"] - out[-1]["x1"] <= 8:
-            out[-1] = {**out[-1], "text": out[-1]["text"] + w["text"], "x1": w["x1"]}
+        if w["text"] in _CLOSERS and out and ("x0" not in w or w["x0"] - out[-1]["x1"] <= 8):
+            out[-1] = {**out[-1], "text": out[-1]["text"] + w["text"], **({"x1": w["x1"]} if "x1" in w else {})}
             continue
         out.append(w)
     return out
@@ -487,9 +480,11 @@ class TableReader:
         No tables: ([], [], [])."""
         width, height = page.get_size()
         words = pdfium_words(textpage, height)
+        first = None  # the rows of figures found before the ruled tables, when they were looked for
         if bounds and figures:  # a statement's shading and underlines inside its rows of figures are not a grid:
             # leaving them out spares the lattice search most of its work. A statement: columns named by periods
-            boxes = [f[0] for f in _aligned(words, []) if sum(1 for h in f[1][1:] if _PERIOD.search(h)) * 2 >= len(f[1]) - 1 > 0]
+            first = _aligned(words, [])
+            boxes = [f[0] for f in first if sum(1 for h in f[1][1:] if _PERIOD.search(h)) * 2 >= len(f[1]) - 1 > 0]
             bounds = [p for p in bounds if not any(_within(p, b, height) for b in boxes)]
         ruled = [(bbox, rows) for bbox, rows in (ruled_tables(bounds, words, height) if bounds else ())
                  if _looks_like_table(rows)]
@@ -498,7 +493,7 @@ class TableReader:
                  or self._continued_from(bbox, len(rows[0]), index, height, bbox[1] == top) is not None]
         # rows of figures outside the ruled tables that name their columns; a ruled table whose first
         # row is figures (a statement's underlines and shading cut into cells) gives way to them
-        figs = _aligned(words, named) if figures else []
+        figs = (first if first is not None and not named else _aligned(words, named)) if figures else []
         ruled = [(bbox, rows) for bbox, rows in ruled if bbox in named or not any(_overlap(bbox, f[0]) for f in figs)]
         found = []
         for bbox, item in sorted([(b, r) for b, r in ruled] + [(f[0], f) for f in figs], key=lambda t: t[0][1]):

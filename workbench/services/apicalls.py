@@ -33,7 +33,7 @@ from contextlib import contextmanager
 import time
 
 from workbench.access import principal_for
-from workbench.errors import CallRefused
+from workbench.errors import CallRefused, DirectoryUnavailableError, SignInError, WorkbenchError
 from workbench.records import Principal
 from workbench.stores.keys import ApiKey
 
@@ -191,8 +191,6 @@ class KeyCalls:
 
     def _signed_in(self, token: str, digest: str, oidc, client: str):
         """The user the provider says holds ``token``, written as at a web sign-in (see `act_as_token`)."""
-        from workbench.errors import DirectoryUnavailableError, SignInError, WorkbenchError
-
         if not self._provider.acquire(timeout=1.0):
             raise CallRefused(503, "the OpenID provider is being asked about other tokens: try again", 5.0)
         signed = None
